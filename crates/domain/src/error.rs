@@ -1,0 +1,91 @@
+use thiserror::Error;
+
+/// What went wrong in a domain operation. Driver errors are kept only as a `source`, never in
+/// the message, so nothing from the database reaches a client.
+#[derive(Debug, Error)]
+pub enum DomainError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A uniqueness rule would be broken (userName per tenant, tenant name).
+    #[error("{0}")]
+    Conflict(String),
+    /// `If-Match` named a version that is no longer current.
+    #[error("resource has changed: version {current} does not match If-Match")]
+    PreconditionFailed { current: i64 },
+    /// `If-None-Match` matched the current version of a read.
+    #[error("not modified")]
+    NotModified,
+    /// The request is well-formed SCIM but breaks a rule (bad PATCH, unknown member ids).
+    #[error(transparent)]
+    Invalid(#[from] proto::Error),
+    #[error("invalid tenant name: {0}")]
+    InvalidTenantName(String),
+    /// The database cannot be reached or refused to work (pool timeout, connection lost).
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("internal store error: {0}")]
+    Internal(String, #[source] Option<Box<dyn std::error::Error + Send + Sync>>),
+}
+
+impl DomainError {
+    pub(crate) fn internal(what: impl Into<String>) -> Self {
+        Self::Internal(what.into(), None)
+    }
+}
+
+impl From<sqlx::Error> for DomainError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(e),
+            // PostgreSQL text and jsonb cannot hold U+0000 (SQLSTATE 22021 in a text value, 22P05
+            // as `\u0000` in jsonb): the client sent a value no row can have.
+            sqlx::Error::Database(ref db) if matches!(db.code().as_deref(), Some("22021" | "22P05")) => {
+                Self::Invalid(proto::Error::InvalidValue("text cannot contain the character U+0000".into()))
+            }
+            sqlx::Error::Database(ref db) if is_transient(db.code().as_deref()) => Self::Unavailable(e),
+            other => Self::Internal("database error".into(), Some(Box::new(other))),
+        }
+    }
+}
+
+/// Database errors that say "not now" rather than "never": a client retrying later succeeds, so
+/// they are a 503, not a 500. PostgreSQL SQLSTATEs: class 08 (connection lost), 53 (out of
+/// resources), 57P01-57P03 (the server is shutting down or starting), 40001/40P01 (serialization
+/// failure, deadlock). SQLite: 5 and 6 (`SQLITE_BUSY`, `SQLITE_LOCKED`, after the busy timeout),
+/// with their extended codes.
+fn is_transient(code: Option<&str>) -> bool {
+    let Some(code) = code else { return false };
+    if code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+    {
+        return true;
+    }
+    // SQLite reports its (extended) result code as a number; the primary code is the low byte.
+    code.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
+}
+
+/// True when the error is a unique-constraint violation, on either backend.
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_transient;
+
+    #[test]
+    fn outages_are_transient_and_mistakes_are_not() {
+        for code in ["08006", "08003", "57P01", "57P03", "53300", "40001", "40P01", "5", "517", "6"] {
+            assert!(is_transient(Some(code)), "{code}");
+        }
+        for code in ["23505", "42P01", "22P02", "19", "2067", "1"] {
+            assert!(!is_transient(Some(code)), "{code}");
+        }
+        assert!(!is_transient(None));
+    }
+}

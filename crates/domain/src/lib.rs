@@ -1,0 +1,34 @@
+//! The scimgate domain: tenants, users, groups, the organizations groups map to and the
+//! memberships derived from them, the events every change appends, and the [`Store`] that keeps
+//! them, with one SQL implementation for PostgreSQL and SQLite.
+#![forbid(unsafe_code)]
+
+mod error;
+mod event;
+mod org;
+mod readiness;
+mod resource;
+pub mod sql;
+mod store;
+mod tenant;
+mod time_util;
+mod webhook;
+
+pub use error::DomainError;
+pub use event::{Event, EventType};
+pub use org::{
+    Deprovision, GroupMapping, GroupMatcher, Membership, MembershipState, Organization, OrganizationName,
+    ReadinessFacts, Role,
+};
+pub use readiness::{Finding, Severity};
+pub use resource::{EntityTags, GroupRef, Member, Page, Precondition, Query, Resource};
+pub use sql::{DatabaseUrl, SqlStore};
+pub use store::{
+    EventStore, NewToken, OrganizationStore, ResourceStore, Store, StoredToken, TenantStore, TokenInfo, TokenOwner,
+    TokenStore,
+};
+pub use tenant::{Tenant, TenantId, TenantName, TenantSettings, TenantUpdate};
+pub use time_util::{format_rfc3339, now_micros};
+pub use webhook::{DeadLetter, DeliveryBatch, DeliveryResult, WebhookEndpoint, WebhookSecret, WebhookUrl};
+#[cfg(feature = "testing")]
+pub mod testing;

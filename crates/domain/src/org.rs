@@ -1,0 +1,238 @@
+//! Organizations in the vendor's product, the rules that map IdP groups to them, and the
+//! memberships derived from a user's groups.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::tenant::slug_error;
+use crate::DomainError;
+
+/// An organization's name: a slug, like a tenant's (`acme-eng`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrganizationName(String);
+
+impl OrganizationName {
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        match slug_error(s) {
+            Some(why) => Err(DomainError::Invalid(proto::Error::InvalidValue(format!("organization name {why}")))),
+            None => Ok(Self(s.to_owned())),
+        }
+    }
+
+    /// The organization an autoprovisioned group gets: its display name lower-cased, with every
+    /// run of other characters turned into one '-' (`Design Team (EU)` → `design-team-eu`).
+    /// `None` when nothing usable is left.
+    pub fn from_group_name(display_name: &str) -> Option<Self> {
+        let mut slug = String::new();
+        for c in display_name.chars().flat_map(char::to_lowercase) {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                slug.push(c);
+            } else if !slug.is_empty() && !slug.ends_with('-') {
+                slug.push('-');
+            }
+        }
+        slug.truncate(63);
+        let slug = slug.trim_end_matches('-');
+        Self::parse(slug).ok()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrganizationName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    pub id: String,
+    pub name: OrganizationName,
+    /// Created because a group matched nothing, with autoprovisioning on.
+    pub autoprovisioned: bool,
+    pub created_at: i64,
+}
+
+/// A member's role in an organization. Ordered: when a user's groups give several roles in one
+/// organization, the highest wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    #[default]
+    Member,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Member, Role::Admin, Role::Owner];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL.into_iter().find(|r| r.as_str().eq_ignore_ascii_case(s)).ok_or_else(|| {
+            DomainError::Invalid(proto::Error::InvalidValue(format!(
+                "unknown role `{s}`; roles are member, admin and owner"
+            )))
+        })
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What deprovisioning a user (`active: false`) does to their memberships.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Deprovision {
+    /// Keep them, marked suspended, and restore them when the user is reactivated (Entra and
+    /// Okta disable users rather than delete them, and do not re-send groups on reactivation).
+    #[default]
+    Suspend,
+    /// Remove them; a reactivated user gets them back from the groups they are still in.
+    Remove,
+}
+
+impl Deprovision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Deprovision::Suspend => "suspend",
+            Deprovision::Remove => "remove",
+        }
+    }
+}
+
+impl FromStr for Deprovision {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Deprovision::Suspend, Deprovision::Remove]
+            .into_iter()
+            .find(|d| d.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| DomainError::Invalid(proto::Error::InvalidValue(format!("`{s}` is not suspend or remove"))))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MembershipState {
+    Active,
+    /// The user is inactive; the membership comes back when they are reactivated.
+    Suspended,
+}
+
+impl MembershipState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MembershipState::Active => "active",
+            MembershipState::Suspended => "suspended",
+        }
+    }
+}
+
+/// Which groups a mapping applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupMatcher {
+    /// Groups with this display name, compared case-insensitively (what admins see in the IdP).
+    DisplayName(String),
+    /// The group with this SCIM id (stable across renames).
+    Id(String),
+}
+
+impl GroupMatcher {
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            GroupMatcher::DisplayName(_) => "displayName",
+            GroupMatcher::Id(_) => "id",
+        }
+    }
+
+    /// The value as stored and compared: display names lower-cased.
+    pub(crate) fn key(&self) -> String {
+        match self {
+            GroupMatcher::DisplayName(name) => name.to_lowercase(),
+            GroupMatcher::Id(id) => id.clone(),
+        }
+    }
+}
+
+/// A rule: groups matching `matcher` give their users `role` in `organization`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMapping {
+    pub id: String,
+    pub matcher: GroupMatcher,
+    pub organization: OrganizationName,
+    pub role: Role,
+    pub created_at: i64,
+}
+
+/// A user's derived membership in one organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub organization: OrganizationName,
+    pub user_id: String,
+    pub user_name: String,
+    pub role: Role,
+    pub state: MembershipState,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What the readiness check knows about a tenant's configuration and traffic so far.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReadinessFacts {
+    pub users: u64,
+    pub groups: u64,
+    /// Groups that give no organization (no mapping, no same-named organization, no
+    /// autoprovisioning), with a few of their names.
+    pub unlinked_groups: u64,
+    pub unlinked_group_names: Vec<String>,
+    /// Mappings that match no group yet.
+    pub idle_mappings: Vec<GroupMapping>,
+    pub organizations: u64,
+    pub live_tokens: u64,
+    /// Live tokens that expire within a week.
+    pub tokens_expiring_soon: u64,
+    pub webhooks: u64,
+    pub failing_webhooks: u64,
+    pub dead_letters: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_names_become_organization_slugs() {
+        let slug = |s: &str| OrganizationName::from_group_name(s).map(|n| n.to_string());
+        assert_eq!(slug("Designers").as_deref(), Some("designers"));
+        assert_eq!(slug("Design Team (EU)").as_deref(), Some("design-team-eu"));
+        assert_eq!(slug("  R&D / Platform  ").as_deref(), Some("r-d-platform"));
+        assert_eq!(slug("Équipe").as_deref(), Some("quipe"));
+        assert_eq!(slug("!!!"), None);
+        assert_eq!(slug(&"x".repeat(100)).map(|s| s.len()), Some(63));
+    }
+
+    #[test]
+    fn roles_are_ordered_and_parsed() {
+        assert!(Role::Owner > Role::Admin && Role::Admin > Role::Member);
+        assert_eq!("Admin".parse::<Role>().unwrap(), Role::Admin);
+        assert!("root".parse::<Role>().is_err());
+    }
+}

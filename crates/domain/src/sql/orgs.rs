@@ -1,0 +1,318 @@
+//! Organizations, group mappings, memberships and the readiness facts.
+
+use async_trait::async_trait;
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::filter::Arg;
+use super::{bound, text, SqlStore};
+use crate::event::EventType;
+use crate::org::{
+    GroupMapping, GroupMatcher, Membership, MembershipState, Organization, OrganizationName, ReadinessFacts, Role,
+};
+use crate::store::OrganizationStore;
+use crate::time_util::now_micros;
+use crate::{DomainError, TenantName};
+
+fn organization_from_row(row: &AnyRow) -> Result<Organization, DomainError> {
+    let name: String = row.try_get("name")?;
+    Ok(Organization {
+        id: row.try_get("id")?,
+        name: OrganizationName::parse(&name)?,
+        autoprovisioned: row.try_get::<i64, _>("autoprovisioned")? != 0,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+const ORGANIZATION_COLUMNS: &str =
+    "o.id AS id, o.name AS name, CASE WHEN o.autoprovisioned THEN 1 ELSE 0 END AS autoprovisioned, o.created_at AS created_at";
+
+fn mapping_from_row(row: &AnyRow) -> Result<GroupMapping, DomainError> {
+    let match_by: String = row.try_get("match_by")?;
+    let value: String = row.try_get("match_value")?;
+    let matcher = match match_by.as_str() {
+        "id" => GroupMatcher::Id(value),
+        _ => GroupMatcher::DisplayName(value),
+    };
+    let organization: String = row.try_get("organization")?;
+    let role: String = row.try_get("role")?;
+    Ok(GroupMapping {
+        id: row.try_get("id")?,
+        matcher,
+        organization: OrganizationName::parse(&organization)?,
+        role: role.parse()?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn membership_from_row(row: &AnyRow) -> Result<Membership, DomainError> {
+    let organization: String = row.try_get("organization")?;
+    let role: String = row.try_get("role")?;
+    let state: String = row.try_get("state")?;
+    Ok(Membership {
+        organization: OrganizationName::parse(&organization)?,
+        user_id: row.try_get("user_id")?,
+        user_name: row.try_get("user_name")?,
+        role: role.parse()?,
+        state: if state == "suspended" { MembershipState::Suspended } else { MembershipState::Active },
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+const MEMBERSHIP_QUERY: &str = "SELECT o.name AS organization, m.user_id AS user_id, u.user_name AS user_name, \
+     m.role AS role, m.state AS state, m.created_at AS created_at, m.updated_at AS updated_at \
+     FROM memberships m JOIN organizations o ON o.tenant_id = m.tenant_id AND o.id = m.organization_id \
+     JOIN users u ON u.tenant_id = m.tenant_id AND u.id = m.user_id";
+
+/// The `n` of a `SELECT COUNT(*) AS n ...`.
+async fn count_of(conn: &mut sqlx::AnyConnection, sql: &str, args: Vec<Arg>) -> Result<u64, DomainError> {
+    let n: i64 = bound(sql, args).fetch_one(&mut *conn).await?.try_get("n")?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+impl SqlStore {
+    async fn organization_id(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        tenant: &str,
+        name: &OrganizationName,
+    ) -> Result<String, DomainError> {
+        bound(
+            "SELECT id FROM organizations WHERE tenant_id = $1 AND name = $2",
+            vec![text(tenant), text(name.as_str())],
+        )
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(DomainError::NotFound("organization"))?
+        .try_get("id")
+        .map_err(DomainError::from)
+    }
+}
+
+#[async_trait]
+impl OrganizationStore for SqlStore {
+    async fn create_organization(
+        &self,
+        tenant: &TenantName,
+        name: &OrganizationName,
+    ) -> Result<Organization, DomainError> {
+        let mut w = self.begin_tenant_write_by_name(tenant).await?;
+        let id = self.insert_organization(&mut w, name, None).await?;
+        // Groups named like it now give it.
+        self.relink_and_reconcile_changed(&mut w).await?;
+        let sql = format!("SELECT {ORGANIZATION_COLUMNS} FROM organizations o WHERE o.tenant_id = $1 AND o.id = $2");
+        let row = bound(&sql, vec![text(w.tenant.as_str()), text(&id)]).fetch_one(&mut *w.tx).await?;
+        let organization = organization_from_row(&row)?;
+        w.commit().await?;
+        Ok(organization)
+    }
+
+    async fn list_organizations(&self, tenant: &TenantName) -> Result<Vec<Organization>, DomainError> {
+        let mut conn = self.pool.acquire().await?;
+        let tenant = self.tenant_id(&mut conn, tenant).await?;
+        let sql = format!("SELECT {ORGANIZATION_COLUMNS} FROM organizations o WHERE o.tenant_id = $1 ORDER BY o.name");
+        let rows = bound(&sql, vec![text(tenant.as_str())]).fetch_all(&mut *conn).await?;
+        rows.iter().map(organization_from_row).collect()
+    }
+
+    async fn delete_organization(&self, tenant: &TenantName, name: &OrganizationName) -> Result<(), DomainError> {
+        let mut w = self.begin_tenant_write_by_name(tenant).await?;
+        let tenant_id = w.tenant.as_str().to_owned();
+        let id = self.organization_id(&mut w.tx, &tenant_id, name).await?;
+        let linked = bound(
+            "SELECT g.display_name AS name FROM group_links l JOIN groups g ON g.tenant_id = l.tenant_id AND g.id = l.group_id \
+             WHERE l.tenant_id = $1 AND l.organization_id = $2 ORDER BY g.display_name LIMIT 5",
+            vec![text(&tenant_id), text(&id)],
+        )
+        .fetch_all(&mut *w.tx)
+        .await?;
+        if !linked.is_empty() {
+            let names: Vec<String> = linked.iter().filter_map(|r| r.try_get("name").ok()).collect();
+            return Err(DomainError::Conflict(format!(
+                "organization `{name}` is still given by groups ({}): remove their mappings, or the groups, first",
+                names.join(", ")
+            )));
+        }
+        // No group gives it, so it has no memberships left to remove.
+        bound("DELETE FROM organizations WHERE tenant_id = $1 AND id = $2", vec![text(&tenant_id), text(&id)])
+            .execute(&mut *w.tx)
+            .await?;
+        w.emit(EventType::OrganizationDeleted, json!({"organization": {"id": id, "name": name.as_str()}}));
+        w.commit().await
+    }
+
+    async fn add_mapping(
+        &self,
+        tenant: &TenantName,
+        matcher: GroupMatcher,
+        organization: &OrganizationName,
+        role: Role,
+    ) -> Result<GroupMapping, DomainError> {
+        let mut w = self.begin_tenant_write_by_name(tenant).await?;
+        let tenant_id = w.tenant.as_str().to_owned();
+        let organization_id = self.organization_id(&mut w.tx, &tenant_id, organization).await?;
+        let (value, key) = match &matcher {
+            GroupMatcher::DisplayName(name) | GroupMatcher::Id(name) => (name.clone(), matcher.key()),
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        let created_at = now_micros();
+        bound(
+            "INSERT INTO group_mappings (tenant_id, id, match_by, match_key, match_value, organization_id, role, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            vec![
+                text(&tenant_id),
+                text(&id),
+                text(matcher.kind()),
+                text(&key),
+                text(&value),
+                text(&organization_id),
+                text(role.as_str()),
+                Arg::Int(created_at),
+            ],
+        )
+        .execute(&mut *w.tx)
+        .await
+        .map_err(|e| {
+            if crate::error::is_unique_violation(&e) {
+                DomainError::Conflict(format!("a mapping of that group to `{organization}` already exists"))
+            } else {
+                e.into()
+            }
+        })?;
+        self.relink_and_reconcile_changed(&mut w).await?;
+        w.commit().await?;
+        Ok(GroupMapping { id, matcher, organization: organization.clone(), role, created_at })
+    }
+
+    async fn list_mappings(&self, tenant: &TenantName) -> Result<Vec<GroupMapping>, DomainError> {
+        let mut conn = self.pool.acquire().await?;
+        let tenant = self.tenant_id(&mut conn, tenant).await?;
+        let rows = bound(
+            "SELECT m.id AS id, m.match_by AS match_by, m.match_value AS match_value, o.name AS organization, \
+             m.role AS role, m.created_at AS created_at FROM group_mappings m \
+             JOIN organizations o ON o.tenant_id = m.tenant_id AND o.id = m.organization_id \
+             WHERE m.tenant_id = $1 ORDER BY m.created_at, m.id",
+            vec![text(tenant.as_str())],
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter().map(mapping_from_row).collect()
+    }
+
+    async fn remove_mapping(&self, tenant: &TenantName, id: &str) -> Result<(), DomainError> {
+        let mut w = self.begin_tenant_write_by_name(tenant).await?;
+        let removed = bound(
+            "DELETE FROM group_mappings WHERE tenant_id = $1 AND id = $2",
+            vec![text(w.tenant.as_str()), text(id)],
+        )
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
+        if removed == 0 {
+            return Err(DomainError::NotFound("mapping"));
+        }
+        self.relink_and_reconcile_changed(&mut w).await?;
+        w.commit().await
+    }
+
+    async fn user_memberships(&self, tenant: &TenantName, user_id: &str) -> Result<Vec<Membership>, DomainError> {
+        let mut conn = self.pool.acquire().await?;
+        let tenant = self.tenant_id(&mut conn, tenant).await?;
+        let exists = bound(
+            "SELECT 1 AS one FROM users WHERE tenant_id = $1 AND id = $2",
+            vec![text(tenant.as_str()), text(user_id)],
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+        if exists.is_none() {
+            return Err(DomainError::NotFound("User"));
+        }
+        let sql = format!("{MEMBERSHIP_QUERY} WHERE m.tenant_id = $1 AND m.user_id = $2 ORDER BY o.name");
+        let rows = bound(&sql, vec![text(tenant.as_str()), text(user_id)]).fetch_all(&mut *conn).await?;
+        rows.iter().map(membership_from_row).collect()
+    }
+
+    async fn organization_members(
+        &self,
+        tenant: &TenantName,
+        organization: &OrganizationName,
+    ) -> Result<Vec<Membership>, DomainError> {
+        let mut conn = self.pool.acquire().await?;
+        let tenant = self.tenant_id(&mut conn, tenant).await?;
+        let organization = self.organization_id(&mut conn, tenant.as_str(), organization).await?;
+        let sql =
+            format!("{MEMBERSHIP_QUERY} WHERE m.tenant_id = $1 AND m.organization_id = $2 ORDER BY u.user_name_lower");
+        let rows = bound(&sql, vec![text(tenant.as_str()), text(&organization)]).fetch_all(&mut *conn).await?;
+        rows.iter().map(membership_from_row).collect()
+    }
+
+    async fn readiness(&self, tenant: &TenantName) -> Result<ReadinessFacts, DomainError> {
+        let mut conn = self.pool.acquire().await?;
+        let id = self.tenant_id(&mut conn, tenant).await?;
+        let t = || vec![text(id.as_str())];
+        let unlinked = "FROM groups g WHERE g.tenant_id = $1 AND NOT EXISTS \
+                        (SELECT 1 FROM group_links l WHERE l.tenant_id = g.tenant_id AND l.group_id = g.id)";
+        let mut facts = ReadinessFacts {
+            users: count_of(&mut conn, "SELECT COUNT(*) AS n FROM users WHERE tenant_id = $1", t()).await?,
+            groups: count_of(&mut conn, "SELECT COUNT(*) AS n FROM groups WHERE tenant_id = $1", t()).await?,
+            organizations: count_of(&mut conn, "SELECT COUNT(*) AS n FROM organizations WHERE tenant_id = $1", t())
+                .await?,
+            webhooks: count_of(&mut conn, "SELECT COUNT(*) AS n FROM webhooks WHERE tenant_id = $1", t()).await?,
+            failing_webhooks: count_of(
+                &mut conn,
+                "SELECT COUNT(*) AS n FROM webhooks WHERE tenant_id = $1 AND enabled = TRUE AND attempts > 0",
+                t(),
+            )
+            .await?,
+            dead_letters: count_of(
+                &mut conn,
+                "SELECT COUNT(*) AS n FROM webhook_dead_letters WHERE tenant_id = $1",
+                t(),
+            )
+            .await?,
+            unlinked_groups: count_of(&mut conn, &format!("SELECT COUNT(*) AS n {unlinked}"), t()).await?,
+            ..ReadinessFacts::default()
+        };
+        facts.unlinked_group_names =
+            bound(&format!("SELECT g.display_name AS name {unlinked} ORDER BY g.display_name LIMIT 5"), t())
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|r| r.try_get("name"))
+                .collect::<Result<_, _>>()?;
+
+        let now = now_micros();
+        let week = now + 7 * 24 * 3600 * 1_000_000;
+        let live = "SELECT COUNT(*) AS n FROM tokens WHERE kind = 'tenant' AND tenant_id = $1 \
+                    AND (revoked_at IS NULL OR revoked_at > $2) AND (expires_at IS NULL OR expires_at > $2)";
+        facts.live_tokens = count_of(&mut conn, live, vec![text(id.as_str()), Arg::Int(now)]).await?;
+        let expiring = format!("{live} AND expires_at IS NOT NULL AND expires_at <= $3");
+        facts.tokens_expiring_soon =
+            count_of(&mut conn, &expiring, vec![text(id.as_str()), Arg::Int(now), Arg::Int(week)]).await?;
+
+        // Mappings that no provisioned group matches, compared as link_group compares.
+        drop(conn);
+        let mappings = self.list_mappings(tenant).await?;
+        if !mappings.is_empty() {
+            let mut conn = self.pool.acquire().await?;
+            let groups =
+                bound("SELECT id, display_name FROM groups WHERE tenant_id = $1", t()).fetch_all(&mut *conn).await?;
+            let groups: Vec<(String, String)> = groups
+                .iter()
+                .map(|r| Ok((r.try_get::<String, _>("id")?, r.try_get::<String, _>("display_name")?.to_lowercase())))
+                .collect::<Result<_, DomainError>>()?;
+            facts.idle_mappings = mappings
+                .into_iter()
+                .filter(|m| {
+                    !groups.iter().any(|(id, name)| match &m.matcher {
+                        GroupMatcher::Id(wanted) => id == wanted,
+                        GroupMatcher::DisplayName(_) => *name == m.matcher.key(),
+                    })
+                })
+                .collect();
+        }
+        Ok(facts)
+    }
+}

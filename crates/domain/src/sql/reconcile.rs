@@ -1,0 +1,412 @@
+//! Groups to organizations, and users' groups to memberships.
+//!
+//! A group *links* to organizations: those of the mappings that match it (by display name or
+//! id); failing any, the organization autoprovisioned for it earlier, or the organization named
+//! like it, or, with autoprovisioning on, a new organization named after it. Links are stored
+//! (`group_links`) and recomputed whenever a group or a rule changes.
+//!
+//! A user's memberships are derived from the links of all the groups they are a direct member
+//! of, the highest role winning, suspended while the user is inactive (or removed, as the tenant
+//! says). Reconciliation compares that with the stored memberships of the users a write affected,
+//! writes only the difference, set-based, and emits one event per change: replaying the same IdP
+//! traffic changes nothing and emits nothing.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde_json::{json, Value};
+use sqlx::Row;
+
+use super::filter::Arg;
+use super::write::TenantWrite;
+use super::{bound, json_ids, text, SqlStore};
+use crate::event::EventType;
+use crate::org::{Deprovision, MembershipState, OrganizationName, Role};
+use crate::time_util::now_micros;
+use crate::DomainError;
+
+/// Which users a reconciliation looks at.
+pub(super) enum Users {
+    These(Vec<String>),
+    All,
+}
+
+impl Users {
+    /// `AND <column> IN (...)` for these users (parameter `$n`), or nothing for all.
+    fn condition(&self, dialect: super::Dialect, column: &str, n: usize) -> String {
+        match self {
+            Users::These(_) => format!(" AND {column} IN {}", dialect.json_array_param(n)),
+            Users::All => String::new(),
+        }
+    }
+
+    fn args(&self, mut args: Vec<Arg>) -> Vec<Arg> {
+        if let Users::These(ids) = self {
+            args.push(json_ids(ids));
+        }
+        args
+    }
+}
+
+/// The organization's part of a membership event.
+fn organization_subject(id: &str, name: &str) -> Value {
+    json!({"id": id, "name": name})
+}
+
+impl SqlStore {
+    /// Recompute the organizations group `group_id` (named `display_name`) links to; whether
+    /// they changed.
+    pub(super) async fn link_group(
+        &self,
+        w: &mut TenantWrite,
+        group_id: &str,
+        display_name: &str,
+    ) -> Result<bool, DomainError> {
+        let tenant = w.tenant.as_str().to_owned();
+        let default_role = w.settings.default_role;
+        let mut wanted: BTreeMap<String, Role> = BTreeMap::new();
+        let mapped = bound(
+            "SELECT organization_id, role FROM group_mappings WHERE tenant_id = $1 \
+             AND ((match_by = 'displayName' AND match_key = $2) OR (match_by = 'id' AND match_key = $3))",
+            vec![text(&tenant), Arg::Text(display_name.to_lowercase()), text(group_id)],
+        )
+        .fetch_all(&mut *w.tx)
+        .await?;
+        for row in &mapped {
+            let role: String = row.try_get("role")?;
+            let role: Role = role.parse()?;
+            let entry = wanted.entry(row.try_get("organization_id")?).or_insert(role);
+            *entry = (*entry).max(role);
+        }
+        if wanted.is_empty() {
+            if let Some(organization) = self.unmapped_group_organization(w, group_id, display_name).await? {
+                wanted.insert(organization, default_role);
+            }
+        }
+        let rows = bound(
+            "SELECT organization_id, role FROM group_links WHERE tenant_id = $1 AND group_id = $2",
+            vec![text(&tenant), text(group_id)],
+        )
+        .fetch_all(&mut *w.tx)
+        .await?;
+        let mut current = BTreeMap::new();
+        for row in &rows {
+            let role: String = row.try_get("role")?;
+            current.insert(row.try_get::<String, _>("organization_id")?, role.parse::<Role>()?);
+        }
+        if current == wanted {
+            return Ok(false);
+        }
+        bound("DELETE FROM group_links WHERE tenant_id = $1 AND group_id = $2", vec![text(&tenant), text(group_id)])
+            .execute(&mut *w.tx)
+            .await?;
+        for (organization, role) in &wanted {
+            bound(
+                "INSERT INTO group_links (tenant_id, group_id, organization_id, role) VALUES ($1, $2, $3, $4)",
+                vec![text(&tenant), text(group_id), text(organization), text(role.as_str())],
+            )
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        Ok(true)
+    }
+
+    /// The organization a group that no mapping matches belongs to: the one autoprovisioned for
+    /// it (whatever it is called now), else the one named like it, else with autoprovisioning a
+    /// new one.
+    async fn unmapped_group_organization(
+        &self,
+        w: &mut TenantWrite,
+        group_id: &str,
+        display_name: &str,
+    ) -> Result<Option<String>, DomainError> {
+        let tenant = w.tenant.as_str().to_owned();
+        let own = bound(
+            "SELECT id FROM organizations WHERE tenant_id = $1 AND source_group_id = $2 ORDER BY created_at LIMIT 1",
+            vec![text(&tenant), text(group_id)],
+        )
+        .fetch_optional(&mut *w.tx)
+        .await?;
+        if let Some(row) = own {
+            return Ok(Some(row.try_get("id")?));
+        }
+        let Some(name) = OrganizationName::from_group_name(display_name) else { return Ok(None) };
+        let named = bound(
+            "SELECT id FROM organizations WHERE tenant_id = $1 AND name = $2",
+            vec![text(&tenant), text(name.as_str())],
+        )
+        .fetch_optional(&mut *w.tx)
+        .await?;
+        if let Some(row) = named {
+            return Ok(Some(row.try_get("id")?));
+        }
+        if !w.settings.autoprovision {
+            return Ok(None);
+        }
+        let organization = self.insert_organization(w, &name, Some(group_id)).await?;
+        Ok(Some(organization))
+    }
+
+    /// Create an organization and say so; its id.
+    pub(super) async fn insert_organization(
+        &self,
+        w: &mut TenantWrite,
+        name: &OrganizationName,
+        source_group: Option<&str>,
+    ) -> Result<String, DomainError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        bound(
+            "INSERT INTO organizations (tenant_id, id, name, autoprovisioned, source_group_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            vec![
+                text(w.tenant.as_str()),
+                text(&id),
+                text(name.as_str()),
+                Arg::Bool(source_group.is_some()),
+                source_group.map_or(Arg::NullText, text),
+                Arg::Int(now_micros()),
+            ],
+        )
+        .execute(&mut *w.tx)
+        .await
+        .map_err(|e| {
+            if crate::error::is_unique_violation(&e) {
+                DomainError::Conflict(format!("organization `{name}` already exists"))
+            } else {
+                e.into()
+            }
+        })?;
+        let mut subject = organization_subject(&id, name.as_str());
+        subject["autoprovisioned"] = Value::Bool(source_group.is_some());
+        let mut data = json!({ "organization": subject });
+        if let Some(group) = source_group {
+            data["group"] = json!({ "id": group });
+        }
+        w.emit(EventType::OrganizationCreated, data);
+        Ok(id)
+    }
+
+    /// Whether a group gives any organization (if not, its members' memberships do not depend
+    /// on it).
+    pub(super) async fn group_is_linked(&self, w: &mut TenantWrite, group_id: &str) -> Result<bool, DomainError> {
+        Ok(bound(
+            "SELECT 1 AS one FROM group_links WHERE tenant_id = $1 AND group_id = $2 LIMIT 1",
+            vec![text(w.tenant.as_str()), text(group_id)],
+        )
+        .fetch_optional(&mut *w.tx)
+        .await?
+        .is_some())
+    }
+
+    /// The users directly in these groups.
+    pub(super) async fn user_members(
+        &self,
+        w: &mut TenantWrite,
+        groups: &[String],
+    ) -> Result<BTreeSet<String>, DomainError> {
+        if groups.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        let sql = format!(
+            "SELECT DISTINCT member_id FROM group_members WHERE tenant_id = $1 AND member_type = 'User' AND group_id IN {}",
+            self.dialect.json_array_param(2)
+        );
+        let rows = bound(&sql, vec![text(w.tenant.as_str()), json_ids(groups)]).fetch_all(&mut *w.tx).await?;
+        rows.iter().map(|r| Ok(r.try_get("member_id")?)).collect()
+    }
+
+    /// Relink every group; the ids of those whose links changed.
+    async fn relink_all(&self, w: &mut TenantWrite) -> Result<Vec<String>, DomainError> {
+        let groups = bound(
+            "SELECT id, display_name FROM groups WHERE tenant_id = $1 ORDER BY id",
+            vec![text(w.tenant.as_str())],
+        )
+        .fetch_all(&mut *w.tx)
+        .await?;
+        let mut changed = Vec::new();
+        for row in &groups {
+            let (id, name): (String, String) = (row.try_get("id")?, row.try_get("display_name")?);
+            if self.link_group(w, &id, &name).await? {
+                changed.push(id);
+            }
+        }
+        Ok(changed)
+    }
+
+    /// After a rule changed: relink every group and reconcile the users of the groups whose
+    /// links changed.
+    pub(super) async fn relink_and_reconcile_changed(&self, w: &mut TenantWrite) -> Result<(), DomainError> {
+        let changed = self.relink_all(w).await?;
+        let users = self.user_members(w, &changed).await?;
+        self.reconcile(w, Users::These(users.into_iter().collect())).await
+    }
+
+    /// After a setting changed (autoprovisioning, default role, deprovisioning): everything.
+    pub(super) async fn relink_and_reconcile_all(&self, w: &mut TenantWrite) -> Result<(), DomainError> {
+        self.relink_all(w).await?;
+        self.reconcile(w, Users::All).await
+    }
+
+    /// Bring the stored memberships of `users` in line with their groups, emitting an event per
+    /// change.
+    pub(super) async fn reconcile(&self, w: &mut TenantWrite, users: Users) -> Result<(), DomainError> {
+        if matches!(&users, Users::These(ids) if ids.is_empty()) {
+            return Ok(());
+        }
+        let tenant = w.tenant.as_str().to_owned();
+        let d = self.dialect;
+        let n = match &users {
+            Users::These(ids) => ids.len(),
+            Users::All => usize::MAX,
+        };
+        self.prefer_hash_joins(&mut w.tx, n).await?;
+
+        // Who the users are now (a deleted user is simply absent).
+        let sql = format!(
+            "SELECT id, user_name, CASE WHEN active THEN 1 ELSE 0 END AS active FROM users WHERE tenant_id = $1{}",
+            users.condition(d, "id", 2)
+        );
+        let mut people: HashMap<String, (String, bool)> = HashMap::new();
+        for row in bound(&sql, users.args(vec![text(&tenant)])).fetch_all(&mut *w.tx).await? {
+            let active: i64 = row.try_get("active")?;
+            people.insert(row.try_get("id")?, (row.try_get("user_name")?, active != 0));
+        }
+
+        // What their groups give: the highest role per organization.
+        let sql = format!(
+            "SELECT gm.member_id AS user_id, gl.organization_id AS organization_id, gl.role AS role \
+             FROM group_members gm JOIN group_links gl ON gl.tenant_id = gm.tenant_id AND gl.group_id = gm.group_id \
+             WHERE gm.tenant_id = $1 AND gm.member_type = 'User'{}",
+            users.condition(d, "gm.member_id", 2)
+        );
+        let mut wanted: BTreeMap<(String, String), (Role, MembershipState)> = BTreeMap::new();
+        for row in bound(&sql, users.args(vec![text(&tenant)])).fetch_all(&mut *w.tx).await? {
+            let user: String = row.try_get("user_id")?;
+            let Some((_, active)) = people.get(&user) else { continue };
+            let state = match (active, w.settings.deprovision) {
+                (true, _) => MembershipState::Active,
+                (false, Deprovision::Suspend) => MembershipState::Suspended,
+                (false, Deprovision::Remove) => continue,
+            };
+            let role: String = row.try_get("role")?;
+            let role: Role = role.parse()?;
+            let entry = wanted.entry((row.try_get("organization_id")?, user)).or_insert((role, state));
+            entry.0 = entry.0.max(role);
+        }
+
+        // What is stored.
+        let sql = format!(
+            "SELECT organization_id, user_id, role, state FROM memberships WHERE tenant_id = $1{}",
+            users.condition(d, "user_id", 2)
+        );
+        let mut stored: BTreeMap<(String, String), (Role, MembershipState)> = BTreeMap::new();
+        for row in bound(&sql, users.args(vec![text(&tenant)])).fetch_all(&mut *w.tx).await? {
+            let role: String = row.try_get("role")?;
+            let state: String = row.try_get("state")?;
+            let state = if state == "suspended" { MembershipState::Suspended } else { MembershipState::Active };
+            stored.insert((row.try_get("organization_id")?, row.try_get("user_id")?), (role.parse()?, state));
+        }
+        if wanted == stored {
+            return Ok(());
+        }
+
+        let organizations: HashMap<String, String> =
+            bound("SELECT id, name FROM organizations WHERE tenant_id = $1", vec![text(&tenant)])
+                .fetch_all(&mut *w.tx)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get("id")?, r.try_get("name")?)))
+                .collect::<Result<_, DomainError>>()?;
+        let subject = |organization: &str, user: &str, role: Role, state: MembershipState| {
+            let user_name = people.get(user).map(|(name, _)| name.as_str());
+            let mut user_subject = json!({ "id": user });
+            if let Some(name) = user_name {
+                user_subject["userName"] = Value::String(name.to_owned());
+            }
+            json!({
+                "organization": organization_subject(organization, organizations.get(organization).map_or("", String::as_str)),
+                "user": user_subject,
+                "role": role.as_str(),
+                "state": state.as_str(),
+            })
+        };
+
+        // The difference, grouped so each kind of change is one statement per organization.
+        let mut removed: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut added: BTreeMap<(&str, Role, MembershipState), Vec<&str>> = BTreeMap::new();
+        let mut changed: BTreeMap<(&str, Role, MembershipState), Vec<&str>> = BTreeMap::new();
+        let mut events = Vec::new();
+        for ((organization, user), (role, state)) in &stored {
+            if !wanted.contains_key(&(organization.clone(), user.clone())) {
+                removed.entry(organization).or_default().push(user);
+                events.push((EventType::MembershipRemoved, subject(organization, user, *role, *state)));
+            }
+        }
+        for ((organization, user), (role, state)) in &wanted {
+            match stored.get(&(organization.clone(), user.clone())) {
+                None => {
+                    added.entry((organization, *role, *state)).or_default().push(user);
+                    events.push((EventType::MembershipAdded, subject(organization, user, *role, *state)));
+                }
+                Some((old_role, old_state)) => {
+                    if (old_role, old_state) != (role, state) {
+                        changed.entry((organization, *role, *state)).or_default().push(user);
+                    }
+                    if old_role != role {
+                        let mut data = subject(organization, user, *role, *state);
+                        data["previous_role"] = Value::String(old_role.as_str().into());
+                        events.push((EventType::MembershipRoleChanged, data));
+                    }
+                    if old_state != state {
+                        let kind = match state {
+                            MembershipState::Suspended => EventType::MembershipSuspended,
+                            MembershipState::Active => EventType::MembershipRestored,
+                        };
+                        events.push((kind, subject(organization, user, *role, *state)));
+                    }
+                }
+            }
+        }
+
+        let now = now_micros();
+        let ids = d.json_array_param(3);
+        for (organization, users) in &removed {
+            let sql =
+                format!("DELETE FROM memberships WHERE tenant_id = $1 AND organization_id = $2 AND user_id IN {ids}");
+            bound(&sql, vec![text(&tenant), text(organization), json_ids(users)]).execute(&mut *w.tx).await?;
+        }
+        for ((organization, role, state), users) in &added {
+            let sql = format!(
+                "INSERT INTO memberships (tenant_id, organization_id, user_id, role, state, created_at, updated_at) \
+                 SELECT $1, $2, j.value, $4, $5, $6, $6 FROM {ids} AS j"
+            );
+            let args = vec![
+                text(&tenant),
+                text(organization),
+                json_ids(users),
+                text(role.as_str()),
+                text(state.as_str()),
+                Arg::Int(now),
+            ];
+            bound(&sql, args).execute(&mut *w.tx).await?;
+        }
+        for ((organization, role, state), users) in &changed {
+            let sql = format!(
+                "UPDATE memberships SET role = $4, state = $5, updated_at = $6 \
+                 WHERE tenant_id = $1 AND organization_id = $2 AND user_id IN {ids}"
+            );
+            let args = vec![
+                text(&tenant),
+                text(organization),
+                json_ids(users),
+                text(role.as_str()),
+                text(state.as_str()),
+                Arg::Int(now),
+            ];
+            bound(&sql, args).execute(&mut *w.tx).await?;
+        }
+        for (kind, data) in events {
+            w.emit(kind, data);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,876 @@
+//! Users and Groups: create, read, replace, patch, delete, search; group members as rows.
+
+use std::collections::{BTreeSet, HashMap};
+
+use async_trait::async_trait;
+use proto::patch::MemberOp;
+use proto::{PatchOperation, ResourceKind};
+use serde_json::{json, Value};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::filter::{Arg, Sql, Translator};
+use super::reconcile::Users;
+use super::write::TenantWrite;
+use super::{bound, json_ids, opt_text, text, Dialect, SqlStore};
+use crate::error::is_unique_violation;
+use crate::event::EventType;
+use crate::resource::{GroupRef, Member, Page, Precondition, Query, Resource};
+use crate::store::ResourceStore;
+use crate::time_util::now_micros;
+use crate::{DomainError, TenantId};
+
+fn table(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::User => "users",
+        ResourceKind::Group => "groups",
+    }
+}
+
+fn not_found(kind: ResourceKind) -> DomainError {
+    DomainError::NotFound(match kind {
+        ResourceKind::User => "User",
+        ResourceKind::Group => "Group",
+    })
+}
+
+fn invalid_value(detail: String) -> DomainError {
+    DomainError::Invalid(proto::Error::InvalidValue(detail))
+}
+
+/// The indexed columns derived from a canonical resource body.
+struct Columns {
+    user_name: Option<String>,
+    external_id: Option<String>,
+    display_name: Option<String>,
+    active: bool,
+}
+
+impl Columns {
+    fn of(kind: ResourceKind, data: &Value) -> Result<Self, DomainError> {
+        let s = |key: &str| data.get(key).and_then(Value::as_str).map(str::to_owned);
+        let columns = Self {
+            user_name: s("userName"),
+            external_id: s("externalId"),
+            display_name: s("displayName"),
+            active: data.get("active").and_then(Value::as_bool).unwrap_or(true),
+        };
+        // normalize() guarantees these; the check keeps a bug from storing an unusable row.
+        match kind {
+            ResourceKind::User if columns.user_name.is_none() => Err(invalid_value("userName is required".into())),
+            ResourceKind::Group if columns.display_name.is_none() => {
+                Err(invalid_value("displayName is required".into()))
+            }
+            _ => Ok(columns),
+        }
+    }
+}
+
+const RESOURCE_COLUMNS: &str = "r.id, r.version, r.created_at, r.updated_at";
+
+fn resource_from_row(kind: ResourceKind, row: &AnyRow) -> Result<Resource, DomainError> {
+    let data: String = row.try_get("data")?;
+    let data: Value = serde_json::from_str(&data)
+        .map_err(|e| DomainError::Internal("stored resource is not JSON".into(), Some(Box::new(e))))?;
+    Ok(Resource {
+        kind,
+        id: row.try_get("id")?,
+        data,
+        version: row.try_get("version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        members: None,
+        groups: None,
+    })
+}
+
+fn select_resource(dialect: Dialect, kind: ResourceKind) -> String {
+    format!("SELECT {RESOURCE_COLUMNS}, {} AS data FROM {} r", dialect.data_column("r"), table(kind))
+}
+
+/// A member as sent: its id and the `display` the IdP gave, if any.
+#[derive(Debug, Clone, serde::Serialize)]
+struct NewMember {
+    value: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display: Option<String>,
+}
+
+/// Split a canonical Group body into its JSON and its members (kept in `group_members`).
+fn take_members(data: &mut Value) -> Vec<NewMember> {
+    let Some(Value::Array(members)) = data.as_object_mut().and_then(|o| o.remove("members")) else {
+        return Vec::new();
+    };
+    new_members(&members)
+}
+
+/// Members from `{"value", "display"?}` objects, one per id (the last one sent wins).
+fn new_members(members: &[Value]) -> Vec<NewMember> {
+    let mut by_id = std::collections::BTreeMap::new();
+    for m in members {
+        if let Some(id) = m.get("value").and_then(Value::as_str) {
+            let display = m.get("display").and_then(Value::as_str).map(str::to_owned);
+            by_id.insert(id.to_owned(), display);
+        }
+    }
+    by_id.into_iter().map(|(value, display)| NewMember { value, display }).collect()
+}
+
+fn ids_of(members: &[NewMember]) -> Vec<&str> {
+    members.iter().map(|m| m.value.as_str()).collect()
+}
+
+fn json_members(members: &[NewMember]) -> Arg {
+    Arg::Text(serde_json::to_string(members).unwrap_or_else(|_| "[]".into()))
+}
+
+impl SqlStore {
+    async fn load_row(
+        &self,
+        conn: &mut AnyConnection,
+        tenant: &TenantId,
+        kind: ResourceKind,
+        id: &str,
+        lock: bool,
+    ) -> Result<Resource, DomainError> {
+        let sql = format!(
+            "{} WHERE r.tenant_id = $1 AND r.id = $2{}",
+            select_resource(self.dialect, kind),
+            if lock { self.dialect.for_update() } else { "" }
+        );
+        let row = bound(&sql, vec![text(tenant.as_str()), text(id)])
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| not_found(kind))?;
+        resource_from_row(kind, &row)
+    }
+
+    /// Fill in `members` (groups) or `groups` (users) for a page of resources, in one query.
+    async fn load_relations(
+        &self,
+        conn: &mut AnyConnection,
+        tenant: &TenantId,
+        resources: &mut [Resource],
+    ) -> Result<(), DomainError> {
+        let Some(first) = resources.first() else { return Ok(()) };
+        let kind = first.kind;
+        let ids: Vec<&str> = resources.iter().map(|r| r.id.as_str()).collect();
+        let d = self.dialect;
+        match kind {
+            ResourceKind::Group => {
+                let sql = format!(
+                    "SELECT m.group_id AS owner, m.member_id AS id, m.member_type AS kind, \
+                     m.display AS display FROM group_members m WHERE m.tenant_id = $1 AND m.group_id IN {} ORDER BY m.group_id, m.member_id",
+                    d.json_array_param(2)
+                );
+                let rows = bound(&sql, vec![text(tenant.as_str()), json_ids(&ids)]).fetch_all(&mut *conn).await?;
+                let mut by_group: HashMap<String, Vec<Member>> = HashMap::new();
+                for row in rows {
+                    let kind: String = row.try_get("kind")?;
+                    by_group.entry(row.try_get("owner")?).or_default().push(Member {
+                        id: row.try_get("id")?,
+                        kind: if kind == "Group" { ResourceKind::Group } else { ResourceKind::User },
+                        display: row.try_get("display")?,
+                    });
+                }
+                for r in resources.iter_mut() {
+                    r.members = Some(by_group.remove(&r.id).unwrap_or_default());
+                }
+            }
+            ResourceKind::User => {
+                let sql = format!(
+                    "SELECT m.member_id AS owner, m.group_id AS id, g.display_name AS display \
+                     FROM group_members m JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id \
+                     WHERE m.tenant_id = $1 AND m.member_id IN {} ORDER BY m.member_id, g.display_name, g.id",
+                    d.json_array_param(2)
+                );
+                let rows = bound(&sql, vec![text(tenant.as_str()), json_ids(&ids)]).fetch_all(&mut *conn).await?;
+                let mut by_user: HashMap<String, Vec<GroupRef>> = HashMap::new();
+                for row in rows {
+                    by_user
+                        .entry(row.try_get("owner")?)
+                        .or_default()
+                        .push(GroupRef { id: row.try_get("id")?, display: row.try_get("display")? });
+                }
+                for r in resources.iter_mut() {
+                    r.groups = Some(by_user.remove(&r.id).unwrap_or_default());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_one(
+        &self,
+        conn: &mut AnyConnection,
+        tenant: &TenantId,
+        kind: ResourceKind,
+        id: &str,
+        with_relations: bool,
+    ) -> Result<Resource, DomainError> {
+        let mut resource = self.load_row(conn, tenant, kind, id, false).await?;
+        if with_relations {
+            self.load_relations(conn, tenant, std::slice::from_mut(&mut resource)).await?;
+        }
+        Ok(resource)
+    }
+
+    /// Refuse member ids that are neither a user nor a group of this tenant, or the group itself.
+    async fn check_members(
+        &self,
+        conn: &mut AnyConnection,
+        tenant: &TenantId,
+        group_id: &str,
+        ids: &[&str],
+    ) -> Result<(), DomainError> {
+        if ids.contains(&group_id) {
+            return Err(invalid_value("a group cannot be a member of itself".into()));
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.prefer_hash_joins(conn, ids.len()).await?;
+        let sql = format!(
+            "SELECT j.value AS id FROM {} AS j \
+             WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = $1 AND u.id = j.value) \
+             AND NOT EXISTS (SELECT 1 FROM groups g WHERE g.tenant_id = $1 AND g.id = j.value) LIMIT 5",
+            self.dialect.json_array_param(2)
+        );
+        let unknown = bound(&sql, vec![text(tenant.as_str()), json_ids(ids)]).fetch_all(&mut *conn).await?;
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let unknown: Vec<String> = unknown.iter().filter_map(|r| r.try_get::<String, _>("id").ok()).collect();
+        Err(invalid_value(format!("members refer to unknown resources: {}", unknown.join(", "))))
+    }
+
+    /// Add members (set-based: one statement whatever their number). A member already present
+    /// keeps its row; only a changed `display` is written. Returns rows added or changed.
+    async fn add_members(
+        &self,
+        conn: &mut AnyConnection,
+        tenant: &TenantId,
+        group_id: &str,
+        members: &[NewMember],
+    ) -> Result<u64, DomainError> {
+        self.check_members(conn, tenant, group_id, &ids_of(members)).await?;
+        if members.is_empty() {
+            return Ok(0);
+        }
+        // Only members that are new or whose `display` changed reach the insert: re-sending a
+        // large group (Okta's "Push Now") then writes nothing. Members that are no user are groups
+        // (check_members has refused everything else). The conflict clause still guards against a
+        // concurrent insert. `WHERE` keeps SQLite from parsing ON CONFLICT as part of the SELECT.
+        let sql = format!(
+            "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) \
+             SELECT $1, $2, j.id, CASE WHEN u.id IS NULL THEN 'Group' ELSE 'User' END, j.display \
+             FROM {} AS j \
+             LEFT JOIN users u ON u.tenant_id = $1 AND u.id = j.id \
+             LEFT JOIN group_members gm ON gm.tenant_id = $1 AND gm.group_id = $2 AND gm.member_id = j.id \
+             WHERE gm.member_id IS NULL OR {} \
+             ON CONFLICT (tenant_id, group_id, member_id) DO UPDATE SET display = excluded.display WHERE {}",
+            self.dialect.json_members_param(3),
+            self.dialect.is_distinct("gm.display", "j.display"),
+            self.dialect.is_distinct("group_members.display", "excluded.display"),
+        );
+        Ok(bound(&sql, vec![text(tenant.as_str()), text(group_id), json_members(members)])
+            .execute(&mut *conn)
+            .await?
+            .rows_affected())
+    }
+
+    async fn remove_members(
+        &self,
+        conn: &mut AnyConnection,
+        tenant: &TenantId,
+        group_id: &str,
+        ids: &[String],
+    ) -> Result<u64, DomainError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.prefer_hash_joins(conn, ids.len()).await?;
+        let sql = format!(
+            "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND member_id IN {}",
+            self.dialect.json_array_param(3)
+        );
+        Ok(bound(&sql, vec![text(tenant.as_str()), text(group_id), json_ids(ids)])
+            .execute(&mut *conn)
+            .await?
+            .rows_affected())
+    }
+
+    /// Make the member set exactly `members`: delete the others, insert the missing.
+    async fn replace_members(
+        &self,
+        conn: &mut AnyConnection,
+        tenant: &TenantId,
+        group_id: &str,
+        members: &[NewMember],
+    ) -> Result<u64, DomainError> {
+        self.check_members(conn, tenant, group_id, &ids_of(members)).await?;
+        let sql = format!(
+            "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND member_id NOT IN {}",
+            self.dialect.json_array_param(3)
+        );
+        let removed = bound(&sql, vec![text(tenant.as_str()), text(group_id), json_ids(&ids_of(members))])
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        Ok(removed + self.add_members(conn, tenant, group_id, members).await?)
+    }
+
+    async fn apply_member_ops(
+        &self,
+        conn: &mut AnyConnection,
+        tenant: &TenantId,
+        group_id: &str,
+        ops: &[MemberOp],
+    ) -> Result<u64, DomainError> {
+        let mut changed = 0;
+        for op in ops {
+            changed += match op {
+                MemberOp::Add(values) => self.add_members(conn, tenant, group_id, &new_members(values)).await?,
+                MemberOp::Remove(ids) => self.remove_members(conn, tenant, group_id, ids).await?,
+                MemberOp::Replace(values) => self.replace_members(conn, tenant, group_id, &new_members(values)).await?,
+                MemberOp::RemoveAll => bound(
+                    "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2",
+                    vec![text(tenant.as_str()), text(group_id)],
+                )
+                .execute(&mut *conn)
+                .await?
+                .rows_affected(),
+                MemberOp::RemoveWhere(filter) => {
+                    let mut sql = Sql { args: vec![text(tenant.as_str()), text(group_id)] };
+                    let predicate =
+                        Translator::new(self.dialect, ResourceKind::Group, &mut sql, false).member_predicate(filter)?;
+                    let statement = format!(
+                        "DELETE FROM group_members AS m WHERE m.tenant_id = $1 AND m.group_id = $2 AND ({predicate})"
+                    );
+                    bound(&statement, sql.args).execute(&mut *conn).await?.rows_affected()
+                }
+            };
+        }
+        Ok(changed)
+    }
+
+    /// Write a resource's new JSON and columns, bumping its version.
+    async fn write_row(
+        &self,
+        conn: &mut AnyConnection,
+        tenant: &TenantId,
+        kind: ResourceKind,
+        id: &str,
+        data: &Value,
+    ) -> Result<(), DomainError> {
+        let columns = Columns::of(kind, data)?;
+        let now = now_micros();
+        let json = Arg::Text(data.to_string());
+        let result = match kind {
+            ResourceKind::User => {
+                let sql = format!(
+                    "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, display_name = $6, active = $7, \
+                     data = {}, version = version + 1, updated_at = $9 WHERE tenant_id = $1 AND id = $2",
+                    self.dialect.json_param(8)
+                );
+                let user_name = columns.user_name.unwrap_or_default();
+                bound(
+                    &sql,
+                    vec![
+                        text(tenant.as_str()),
+                        text(id),
+                        text(&user_name),
+                        Arg::Text(user_name.to_lowercase()),
+                        opt_text(columns.external_id.as_deref()),
+                        opt_text(columns.display_name.as_deref()),
+                        Arg::Bool(columns.active),
+                        json,
+                        Arg::Int(now),
+                    ],
+                )
+                .execute(&mut *conn)
+                .await
+            }
+            ResourceKind::Group => {
+                let sql = format!(
+                    "UPDATE groups SET display_name = $3, external_id = $4, data = {}, version = version + 1, updated_at = $6 \
+                     WHERE tenant_id = $1 AND id = $2",
+                    self.dialect.json_param(5)
+                );
+                bound(
+                    &sql,
+                    vec![
+                        text(tenant.as_str()),
+                        text(id),
+                        text(&columns.display_name.unwrap_or_default()),
+                        opt_text(columns.external_id.as_deref()),
+                        json,
+                        Arg::Int(now),
+                    ],
+                )
+                .execute(&mut *conn)
+                .await
+            }
+        };
+        result.map_err(|e| conflict_or(e, data))?;
+        Ok(())
+    }
+
+    /// Bump the version of groups whose member set changed as a side effect.
+    async fn touch_groups_with_member(
+        &self,
+        conn: &mut AnyConnection,
+        tenant: &TenantId,
+        member_id: &str,
+    ) -> Result<(), DomainError> {
+        bound(
+            "UPDATE groups SET version = version + 1, updated_at = $3 WHERE tenant_id = $1 AND id IN \
+             (SELECT group_id FROM group_members WHERE tenant_id = $1 AND member_id = $2)",
+            vec![text(tenant.as_str()), text(member_id), Arg::Int(now_micros())],
+        )
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    fn check_precondition(precondition: &Precondition, resource: &Resource) -> Result<(), DomainError> {
+        match precondition {
+            Precondition::IfMatch(tags) if !tags.matches(resource.version) => {
+                Err(DomainError::PreconditionFailed { current: resource.version })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn search_kind(
+        &self,
+        conn: &mut AnyConnection,
+        tenant: &TenantId,
+        kind: ResourceKind,
+        query: &Query,
+        lenient: bool,
+        window: Window,
+    ) -> Result<(u64, Vec<Resource>), DomainError> {
+        let Window { offset, limit } = window;
+        let mut sql = Sql { args: vec![text(tenant.as_str())] };
+        let mut translator = Translator::new(self.dialect, kind, &mut sql, lenient);
+        let predicate = match &query.filter {
+            Some(f) => translator.predicate(f)?,
+            None => "(1 = 1)".into(),
+        };
+        let order = match &query.sort_by {
+            Some(path) => {
+                let key = translator.sort_key(path)?;
+                let dir = if query.descending { "DESC" } else { "ASC" };
+                format!("{key} {dir} NULLS LAST, r.id")
+            }
+            // Ids are UUIDv7, so id order is creation order and pages are stable.
+            None => "r.id".into(),
+        };
+        let from = format!("FROM {} r WHERE r.tenant_id = $1 AND {predicate}", table(kind));
+        let count_sql = format!("SELECT COUNT(*) AS n {from}");
+        let total: i64 = bound(&count_sql, sql.args.clone()).fetch_one(&mut *conn).await?.try_get("n")?;
+        let total = u64::try_from(total).unwrap_or(0);
+        if limit == 0 || offset >= total {
+            return Ok((total, Vec::new()));
+        }
+        let limit_p = sql.bind(Arg::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+        let offset_p = sql.bind(Arg::Int(i64::try_from(offset).unwrap_or(i64::MAX)));
+        let page_sql = format!(
+            "SELECT {RESOURCE_COLUMNS}, {} AS data {from} ORDER BY {order} LIMIT {limit_p} OFFSET {offset_p}",
+            self.dialect.data_column("r")
+        );
+        let rows = bound(&page_sql, sql.args).fetch_all(&mut *conn).await?;
+        let mut resources = rows.iter().map(|row| resource_from_row(kind, row)).collect::<Result<Vec<_>, _>>()?;
+        if query.with_members {
+            self.load_relations(conn, tenant, &mut resources).await?;
+        }
+        Ok((total, resources))
+    }
+}
+
+/// Which rows of a result a page takes.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    offset: u64,
+    limit: u64,
+}
+
+/// A unique violation on a resource write is a userName clash; anything else stays an error.
+fn conflict_or(e: sqlx::Error, data: &Value) -> DomainError {
+    if is_unique_violation(&e) {
+        let name = data.get("userName").and_then(Value::as_str).unwrap_or_default();
+        DomainError::Conflict(format!("userName `{name}` is already taken in this tenant"))
+    } else {
+        e.into()
+    }
+}
+
+/// The ids among `ops` when every operation names its members; `None` when one works by filter or
+/// on the whole set, so the change is only known by comparing the set before and after.
+fn explicit_member_ids(ops: &[MemberOp]) -> Option<Vec<String>> {
+    let mut ids = Vec::new();
+    for op in ops {
+        match op {
+            MemberOp::Add(values) => ids.extend(new_members(values).into_iter().map(|m| m.value)),
+            MemberOp::Remove(removed) => ids.extend(removed.iter().cloned()),
+            MemberOp::Replace(_) | MemberOp::RemoveAll | MemberOp::RemoveWhere(_) => return None,
+        }
+    }
+    Some(ids)
+}
+
+/// The event subject of a user: what a product needs to find its own record.
+fn user_subject(id: &str, data: &Value) -> Value {
+    let mut subject = json!({ "id": id });
+    for key in ["userName", "externalId", "displayName", "active"] {
+        if let Some(value) = data.get(key) {
+            subject[key] = value.clone();
+        }
+    }
+    if subject.get("active").is_none() {
+        subject["active"] = Value::Bool(true);
+    }
+    subject
+}
+
+fn group_subject(id: &str, data: &Value) -> Value {
+    let mut subject = json!({ "id": id });
+    for key in ["displayName", "externalId"] {
+        if let Some(value) = data.get(key) {
+            subject[key] = value.clone();
+        }
+    }
+    subject
+}
+
+/// The top-level attributes whose values differ, in a stable order.
+fn changed_attributes(before: &Value, after: &Value) -> Vec<String> {
+    let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<BTreeSet<String>>()).unwrap_or_default();
+    keys(before).union(&keys(after)).filter(|k| before.get(k.as_str()) != after.get(k.as_str())).cloned().collect()
+}
+
+fn is_active(data: &Value) -> bool {
+    data.get("active").and_then(Value::as_bool).unwrap_or(true)
+}
+
+/// How a write changed a user or a group, for its events.
+struct Change<'a> {
+    id: &'a str,
+    before: &'a Value,
+    after: &'a Value,
+    members_changed: bool,
+}
+
+impl SqlStore {
+    /// Events and reconciliation after a user's JSON changed.
+    async fn user_changed(&self, w: &mut TenantWrite, change: Change<'_>) -> Result<(), DomainError> {
+        let mut changed = changed_attributes(change.before, change.after);
+        let (was_active, now_active) = (is_active(change.before), is_active(change.after));
+        changed.retain(|k| k != "active");
+        if !changed.is_empty() {
+            w.emit(EventType::UserUpdated, json!({"user": user_subject(change.id, change.after), "changed": changed}));
+        }
+        if was_active != now_active {
+            let kind = if now_active { EventType::UserReactivated } else { EventType::UserDeactivated };
+            w.emit(kind, json!({"user": user_subject(change.id, change.after)}));
+            self.reconcile(w, Users::These(vec![change.id.to_owned()])).await?;
+        }
+        Ok(())
+    }
+
+    /// Events after a group's JSON or members changed (reconciliation is the caller's).
+    fn group_changed(w: &mut TenantWrite, change: Change<'_>) {
+        let mut changed = changed_attributes(change.before, change.after);
+        if change.members_changed {
+            changed.push("members".into());
+        }
+        if !changed.is_empty() {
+            w.emit(
+                EventType::GroupUpdated,
+                json!({"group": group_subject(change.id, change.after), "changed": changed}),
+            );
+        }
+    }
+
+    /// Before a group's members or name change: who was in it, when reconciliation will need
+    /// to compare and the operations alone cannot tell.
+    async fn group_before_change(
+        &self,
+        w: &mut TenantWrite,
+        id: &str,
+        explicit: &Option<Vec<String>>,
+    ) -> Result<GroupBefore, DomainError> {
+        let linked = self.group_is_linked(w, id).await?;
+        let users =
+            if linked && explicit.is_none() { Some(self.user_members(w, &[id.to_owned()]).await?) } else { None };
+        Ok(GroupBefore { linked, users })
+    }
+
+    /// After a group's members (and perhaps its name) changed: relink it if it was renamed; the
+    /// users whose memberships the change can affect, to reconcile.
+    async fn group_after_change(
+        &self,
+        w: &mut TenantWrite,
+        id: &str,
+        renamed_to: Option<&str>,
+        before: GroupBefore,
+        members_changed: bool,
+        explicit: Option<Vec<String>>,
+    ) -> Result<Vec<String>, DomainError> {
+        let relinked = match renamed_to {
+            Some(name) => self.link_group(w, id, name).await?,
+            None => false,
+        };
+        let affected: Vec<String> = if relinked {
+            // Everyone in it now, and everyone who left it in this write.
+            let after = self.user_members(w, &[id.to_owned()]).await?;
+            let left = before.users.into_iter().flatten().chain(explicit.into_iter().flatten());
+            after.into_iter().chain(left).collect::<BTreeSet<_>>().into_iter().collect()
+        } else if !before.linked || !members_changed {
+            Vec::new()
+        } else if let Some(users) = before.users {
+            let after = self.user_members(w, &[id.to_owned()]).await?;
+            users.symmetric_difference(&after).cloned().collect()
+        } else {
+            explicit.unwrap_or_default()
+        };
+        Ok(affected)
+    }
+}
+
+impl SqlStore {
+    /// The end of a PUT or PATCH: store the new JSON if anything changed (a member-only change
+    /// still gets a new version: the group's representation changed), say what changed, then
+    /// reconcile the memberships it affects (after the change that caused them, in the event
+    /// order too), and commit.
+    async fn finish_change(
+        &self,
+        mut w: TenantWrite,
+        tenant: &TenantId,
+        kind: ResourceKind,
+        change: Change<'_>,
+        affected: Vec<String>,
+        with_members: bool,
+    ) -> Result<Resource, DomainError> {
+        let id = change.id;
+        if change.before != change.after || change.members_changed {
+            self.write_row(&mut w.tx, tenant, kind, id, change.after).await?;
+        }
+        match kind {
+            ResourceKind::User => self.user_changed(&mut w, change).await?,
+            ResourceKind::Group => Self::group_changed(&mut w, change),
+        }
+        self.reconcile(&mut w, Users::These(affected)).await?;
+        let resource = self.load_one(&mut w.tx, tenant, kind, id, with_members).await?;
+        w.commit().await?;
+        Ok(resource)
+    }
+}
+
+/// What a group was before a change, as far as reconciliation needs it.
+struct GroupBefore {
+    linked: bool,
+    users: Option<BTreeSet<String>>,
+}
+
+#[async_trait]
+impl ResourceStore for SqlStore {
+    async fn create(&self, tenant: &TenantId, kind: ResourceKind, mut body: Value) -> Result<Resource, DomainError> {
+        let members = if kind == ResourceKind::Group { take_members(&mut body) } else { Vec::new() };
+        let columns = Columns::of(kind, &body)?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = now_micros();
+        let mut w = self.begin_tenant_write(tenant).await?;
+        let result = match kind {
+            ResourceKind::User => {
+                let user_name = columns.user_name.clone().unwrap_or_default();
+                let sql = format!(
+                    "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, display_name, active, data, version, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, {}, 1, $9, $9)",
+                    self.dialect.json_param(8)
+                );
+                bound(
+                    &sql,
+                    vec![
+                        text(tenant.as_str()),
+                        text(&id),
+                        text(&user_name),
+                        Arg::Text(user_name.to_lowercase()),
+                        opt_text(columns.external_id.as_deref()),
+                        opt_text(columns.display_name.as_deref()),
+                        Arg::Bool(columns.active),
+                        Arg::Text(body.to_string()),
+                        Arg::Int(now),
+                    ],
+                )
+                .execute(&mut *w.tx)
+                .await
+            }
+            ResourceKind::Group => {
+                let sql = format!(
+                    "INSERT INTO groups (tenant_id, id, display_name, external_id, data, version, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, {}, 1, $6, $6)",
+                    self.dialect.json_param(5)
+                );
+                bound(
+                    &sql,
+                    vec![
+                        text(tenant.as_str()),
+                        text(&id),
+                        text(&columns.display_name.clone().unwrap_or_default()),
+                        opt_text(columns.external_id.as_deref()),
+                        Arg::Text(body.to_string()),
+                        Arg::Int(now),
+                    ],
+                )
+                .execute(&mut *w.tx)
+                .await
+            }
+        };
+        result.map_err(|e| conflict_or(e, &body))?;
+        match kind {
+            ResourceKind::User => w.emit(EventType::UserCreated, json!({"user": user_subject(&id, &body)})),
+            ResourceKind::Group => {
+                w.emit(EventType::GroupCreated, json!({"group": group_subject(&id, &body)}));
+                if !members.is_empty() {
+                    self.add_members(&mut w.tx, tenant, &id, &members).await?;
+                }
+                let display_name = columns.display_name.clone().unwrap_or_default();
+                if self.link_group(&mut w, &id, &display_name).await? {
+                    let users = self.user_members(&mut w, std::slice::from_ref(&id)).await?;
+                    self.reconcile(&mut w, Users::These(users.into_iter().collect())).await?;
+                }
+            }
+        }
+        let resource = self.load_one(&mut w.tx, tenant, kind, &id, true).await?;
+        w.commit().await?;
+        Ok(resource)
+    }
+
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        kind: ResourceKind,
+        id: &str,
+        with_members: bool,
+        precondition: &Precondition,
+    ) -> Result<Resource, DomainError> {
+        let mut conn = self.pool.acquire().await?;
+        let resource = self.load_one(&mut conn, tenant, kind, id, with_members).await?;
+        match precondition {
+            Precondition::IfNoneMatch(tags) if tags.matches(resource.version) => Err(DomainError::NotModified),
+            other => Self::check_precondition(other, &resource).map(|()| resource),
+        }
+    }
+
+    async fn replace(
+        &self,
+        tenant: &TenantId,
+        kind: ResourceKind,
+        id: &str,
+        mut body: Value,
+        precondition: &Precondition,
+    ) -> Result<Resource, DomainError> {
+        let mut w = self.begin_tenant_write(tenant).await?;
+        let current = self.load_row(&mut w.tx, tenant, kind, id, true).await?;
+        Self::check_precondition(precondition, &current)?;
+        let (members_changed, affected) = match kind {
+            ResourceKind::User => (false, Vec::new()),
+            ResourceKind::Group => {
+                let members = take_members(&mut body);
+                let before = self.group_before_change(&mut w, id, &None).await?;
+                let changed = self.replace_members(&mut w.tx, tenant, id, &members).await? > 0;
+                let renamed_to = body.get("displayName").and_then(Value::as_str).filter(|_| body != current.data);
+                (changed, self.group_after_change(&mut w, id, renamed_to, before, changed, None).await?)
+            }
+        };
+        let change = Change { id, before: &current.data, after: &body, members_changed };
+        self.finish_change(w, tenant, kind, change, affected, true).await
+    }
+
+    async fn patch(
+        &self,
+        tenant: &TenantId,
+        kind: ResourceKind,
+        id: &str,
+        ops: &[PatchOperation],
+        precondition: &Precondition,
+        with_members: bool,
+    ) -> Result<Resource, DomainError> {
+        let mut w = self.begin_tenant_write(tenant).await?;
+        let current = self.load_row(&mut w.tx, tenant, kind, id, true).await?;
+        Self::check_precondition(precondition, &current)?;
+        let mut data = current.data.clone();
+        let outcome = proto::patch::apply(kind, &mut data, ops)?;
+        let data_changed = data != current.data;
+        let (members_changed, affected) =
+            if kind == ResourceKind::Group && (!outcome.member_ops.is_empty() || data_changed) {
+                let explicit = explicit_member_ids(&outcome.member_ops);
+                let before = self.group_before_change(&mut w, id, &explicit).await?;
+                let changed = self.apply_member_ops(&mut w.tx, tenant, id, &outcome.member_ops).await? > 0;
+                let renamed_to = data.get("displayName").and_then(Value::as_str).filter(|_| data_changed);
+                (changed, self.group_after_change(&mut w, id, renamed_to, before, changed, explicit).await?)
+            } else {
+                (false, Vec::new())
+            };
+        let change = Change { id, before: &current.data, after: &data, members_changed };
+        self.finish_change(w, tenant, kind, change, affected, with_members).await
+    }
+
+    async fn delete(
+        &self,
+        tenant: &TenantId,
+        kind: ResourceKind,
+        id: &str,
+        precondition: &Precondition,
+    ) -> Result<(), DomainError> {
+        let mut w = self.begin_tenant_write(tenant).await?;
+        let current = self.load_row(&mut w.tx, tenant, kind, id, true).await?;
+        Self::check_precondition(precondition, &current)?;
+        // Whose memberships the deletion can change: the user, or a linked group's users.
+        let affected: Vec<String> = match kind {
+            ResourceKind::User => vec![id.to_owned()],
+            ResourceKind::Group if self.group_is_linked(&mut w, id).await? => {
+                self.user_members(&mut w, &[id.to_owned()]).await?.into_iter().collect()
+            }
+            ResourceKind::Group => Vec::new(),
+        };
+        self.touch_groups_with_member(&mut w.tx, tenant, id).await?;
+        bound(
+            "DELETE FROM group_members WHERE tenant_id = $1 AND member_id = $2",
+            vec![text(tenant.as_str()), text(id)],
+        )
+        .execute(&mut *w.tx)
+        .await?;
+        let sql = format!("DELETE FROM {} WHERE tenant_id = $1 AND id = $2", table(kind));
+        bound(&sql, vec![text(tenant.as_str()), text(id)]).execute(&mut *w.tx).await?;
+        self.reconcile(&mut w, Users::These(affected)).await?;
+        match kind {
+            ResourceKind::User => w.emit(EventType::UserDeleted, json!({"user": user_subject(id, &current.data)})),
+            ResourceKind::Group => w.emit(EventType::GroupDeleted, json!({"group": group_subject(id, &current.data)})),
+        }
+        w.commit().await
+    }
+
+    async fn search(&self, tenant: &TenantId, kind: ResourceKind, query: &Query) -> Result<Page, DomainError> {
+        let mut conn = self.pool.acquire().await?;
+        let window = Window { offset: query.start_index.saturating_sub(1), limit: query.count };
+        let (total, resources) = self.search_kind(&mut conn, tenant, kind, query, false, window).await?;
+        Ok(Page { total, resources })
+    }
+
+    async fn search_all(&self, tenant: &TenantId, query: &Query) -> Result<Page, DomainError> {
+        let mut conn = self.pool.acquire().await?;
+        let offset = query.start_index.saturating_sub(1);
+        let users = Window { offset, limit: query.count };
+        let (users_total, mut resources) =
+            self.search_kind(&mut conn, tenant, ResourceKind::User, query, true, users).await?;
+        let taken = u64::try_from(resources.len()).unwrap_or(u64::MAX);
+        let groups = Window { offset: offset.saturating_sub(users_total), limit: query.count.saturating_sub(taken) };
+        let (groups_total, groups) =
+            self.search_kind(&mut conn, tenant, ResourceKind::Group, query, true, groups).await?;
+        resources.extend(groups);
+        Ok(Page { total: users_total + groups_total, resources })
+    }
+}

@@ -1,0 +1,127 @@
+use std::fmt;
+
+use proto::IdpProfile;
+use token::limit::Quota;
+
+use crate::org::{Deprovision, Role};
+use crate::DomainError;
+
+/// An organization's name as it appears in its SCIM base URL (`/scim/v2/<name>`): a lowercase
+/// DNS-label-like slug. `_` is refused because Okta rejects base URLs containing it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantName(String);
+
+/// Why `s` is not a slug (1 to 63 lowercase letters, digits and '-', starting and ending with a
+/// letter or digit), or `None` when it is one.
+pub(crate) fn slug_error(s: &str) -> Option<String> {
+    let explain = |why: &str| {
+        Some(format!(
+            "`{s}` {why}; use 1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit"
+        ))
+    };
+    if s.is_empty() || s.len() > TenantName::MAX_LEN {
+        return explain("has the wrong length");
+    }
+    if let Some(bad) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        return explain(&format!("contains `{bad}`"));
+    }
+    if s.starts_with('-') || s.ends_with('-') {
+        return explain("starts or ends with '-'");
+    }
+    None
+}
+
+impl TenantName {
+    pub const MAX_LEN: usize = 63;
+
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        match slug_error(s) {
+            Some(why) => Err(DomainError::InvalidTenantName(why)),
+            None => Ok(Self(s.to_owned())),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TenantName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The internal, immutable id of a tenant (a UUID). URLs name tenants; rows reference ids, so a
+/// tenant could be renamed without rewriting its data.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TenantId(pub(crate) String);
+
+impl TenantId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: TenantName,
+    pub created_at: i64,
+    /// This tenant's own rate limit; `None` means the gateway's default.
+    pub rate_limit: Option<Quota>,
+    pub settings: TenantSettings,
+}
+
+/// How a tenant's IdP traffic becomes organization memberships: the per-organization IdP
+/// configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TenantSettings {
+    /// The IdP it provisions from, for the few answers that differ per IdP.
+    pub idp_profile: IdpProfile,
+    /// Create an organization for a group that matches no mapping and no organization.
+    pub autoprovision: bool,
+    /// The role a group gives when no mapping names one (autoprovisioned and same-named orgs).
+    pub default_role: Role,
+    /// What happens to the memberships of a user who becomes inactive.
+    pub deprovision: Deprovision,
+}
+
+/// A change to a tenant's settings. A field left `None` keeps its value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantUpdate {
+    /// `Some(None)` returns the tenant to the default limit.
+    pub rate_limit: Option<Option<Quota>>,
+    pub idp_profile: Option<IdpProfile>,
+    pub autoprovision: Option<bool>,
+    pub default_role: Option<Role>,
+    pub deprovision: Option<Deprovision>,
+}
+
+impl TenantUpdate {
+    /// Whether the change can alter derived memberships (and so needs a reconciliation).
+    pub(crate) fn affects_memberships(&self) -> bool {
+        self.autoprovision.is_some() || self.default_role.is_some() || self.deprovision.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_accepted() {
+        for ok in ["acme", "a", "acme-eng", "x1", "0rg", &"a".repeat(63)] {
+            assert_eq!(TenantName::parse(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn anything_else_is_refused_with_the_reason() {
+        for bad in ["", "acme_eng", "Acme", "-acme", "acme-", "ac me", "acmé", "a/b", &"a".repeat(64)] {
+            let err = TenantName::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("lowercase letters"), "{bad}: {err}");
+        }
+        assert!(TenantName::parse("acme_eng").unwrap_err().to_string().contains("contains `_`"));
+    }
+}

@@ -1,0 +1,114 @@
+//! Throwaway databases for tests: a SQLite file in a fresh directory, or a fresh PostgreSQL
+//! database on the server named by `SCIMGATE_TEST_POSTGRES_URL`
+//! (default `postgres://postgres@127.0.0.1:5432/test`), dropped when the guard goes.
+//!
+//! When PostgreSQL is unreachable, [`TestDb::new`] returns `None` after saying so on stderr, so
+//! PostgreSQL tests skip on a bare machine; with `CI=true` it panics instead, so CI cannot pass
+//! without having run them.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::path::PathBuf;
+
+use sqlx::Connection;
+
+use crate::sql::PoolSettings;
+use crate::{DatabaseUrl, SqlStore};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("SCIMGATE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A database that exists for the life of this value.
+pub struct TestDb {
+    pub url: DatabaseUrl,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Directory(PathBuf),
+    Database { admin: String, name: String },
+}
+
+impl TestDb {
+    /// A fresh, empty database; `None` when the backend is unavailable outside CI.
+    pub async fn new(backend: Backend) -> Option<Self> {
+        let unique = uuid::Uuid::new_v4().simple().to_string();
+        match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("scimgate-test-{unique}"));
+                std::fs::create_dir_all(&dir).expect("create temp dir");
+                let url = format!("sqlite://{}", dir.join("scimgate.db").display()).parse().expect("sqlite url");
+                Some(Self { url, cleanup: Cleanup::Directory(dir) })
+            }
+            Backend::Postgres => {
+                sqlx::any::install_default_drivers();
+                let admin = postgres_admin_url();
+                let mut conn = match sqlx::AnyConnection::connect(&admin).await {
+                    Ok(conn) => conn,
+                    Err(e) if !in_ci() => {
+                        eprintln!("SKIPPED: PostgreSQL not reachable at {admin} ({e}); set SCIMGATE_TEST_POSTGRES_URL or start PostgreSQL");
+                        return None;
+                    }
+                    Err(e) => panic!("PostgreSQL is required when CI=true but {admin} is unreachable: {e}"),
+                };
+                let name = format!("scimgate_test_{unique}");
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+                let _ = conn.close().await;
+                let url: DatabaseUrl = admin.parse().expect("postgres url");
+                Some(Self { url: url.with_database(&name), cleanup: Cleanup::Database { admin, name } })
+            }
+        }
+    }
+
+    /// A migrated store on this database.
+    pub async fn store(&self) -> SqlStore {
+        let store = SqlStore::connect(&self.url, &PoolSettings::default()).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::Directory(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Database { admin, name } => {
+                let (admin, name) = (admin.clone(), name.clone());
+                // Drop runs inside the test's runtime, which cannot be blocked on: use a thread
+                // with a runtime of its own.
+                let handle = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                    runtime.block_on(async {
+                        if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
+                            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut conn)
+                                .await;
+                        }
+                    });
+                });
+                let _ = handle.join();
+            }
+        }
+    }
+}

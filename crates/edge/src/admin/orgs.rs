@@ -1,0 +1,256 @@
+//! Organizations, group mappings, memberships and readiness of one tenant.
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use domain::{
+    format_rfc3339, GroupMapping, GroupMatcher, Membership, Organization, OrganizationName, ReadinessFacts, Role,
+    TenantName,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{json_body, tenant_name, AdminError, Operator};
+use crate::state::AppState;
+
+fn organization_name(name: &str) -> Result<OrganizationName, AdminError> {
+    OrganizationName::parse(name).map_err(|_| AdminError::NotFound(format!("organization `{name}` not found")))
+}
+
+#[derive(Debug, Serialize)]
+struct OrganizationView {
+    id: String,
+    name: String,
+    autoprovisioned: bool,
+    created: String,
+}
+
+fn organization_view(o: &Organization) -> OrganizationView {
+    OrganizationView {
+        id: o.id.clone(),
+        name: o.name.to_string(),
+        autoprovisioned: o.autoprovisioned,
+        created: format_rfc3339(o.created_at),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct MembershipView {
+    organization: String,
+    user: serde_json::Value,
+    role: Role,
+    state: &'static str,
+    since: String,
+    updated: String,
+}
+
+fn membership_view(m: &Membership) -> MembershipView {
+    MembershipView {
+        organization: m.organization.to_string(),
+        user: json!({"id": m.user_id, "userName": m.user_name}),
+        role: m.role,
+        state: m.state.as_str(),
+        since: format_rfc3339(m.created_at),
+        updated: format_rfc3339(m.updated_at),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct MappingView {
+    id: String,
+    /// The group's display name (matched case-insensitively), or
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<String>,
+    /// the group's SCIM id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_id: Option<String>,
+    organization: String,
+    role: Role,
+    created: String,
+}
+
+fn mapping_view(m: &GroupMapping) -> MappingView {
+    let (group, group_id) = match &m.matcher {
+        GroupMatcher::DisplayName(name) => (Some(name.clone()), None),
+        GroupMatcher::Id(id) => (None, Some(id.clone())),
+    };
+    MappingView {
+        id: m.id.clone(),
+        group,
+        group_id,
+        organization: m.organization.to_string(),
+        role: m.role,
+        created: format_rfc3339(m.created_at),
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrganization {
+    name: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMapping {
+    /// Match groups by display name...
+    group: Option<String>,
+    /// ...or by SCIM id.
+    group_id: Option<String>,
+    organization: String,
+    #[serde(default)]
+    role: Role,
+}
+
+pub async fn list_organizations(
+    _: Operator,
+    state: web::Data<AppState>,
+    org: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let organizations = state.store.list_organizations(&tenant_name(&org)?).await?;
+    let views: Vec<_> = organizations.iter().map(organization_view).collect();
+    Ok(HttpResponse::Ok().json(json!({ "organizations": views })))
+}
+
+pub async fn create_organization(
+    _: Operator,
+    state: web::Data<AppState>,
+    org: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, AdminError> {
+    let tenant = tenant_name(&org)?;
+    let body: CreateOrganization = json_body(body).await?;
+    let name = OrganizationName::parse(&body.name).map_err(|e| AdminError::BadRequest(e.to_string()))?;
+    let organization = state.store.create_organization(&tenant, &name).await?;
+    state.deliveries.notify_one();
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/admin/v1/tenants/{tenant}/organizations/{name}")))
+        .json(organization_view(&organization)))
+}
+
+pub async fn get_organization(
+    _: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AdminError> {
+    let (tenant, name) = (tenant_name(&path.0)?, organization_name(&path.1)?);
+    let organization = state
+        .store
+        .list_organizations(&tenant)
+        .await?
+        .into_iter()
+        .find(|o| o.name == name)
+        .ok_or_else(|| AdminError::NotFound(format!("organization `{name}` not found")))?;
+    Ok(HttpResponse::Ok().json(organization_view(&organization)))
+}
+
+pub async fn delete_organization(
+    _: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AdminError> {
+    state.store.delete_organization(&tenant_name(&path.0)?, &organization_name(&path.1)?).await?;
+    state.deliveries.notify_one();
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn organization_members(
+    _: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AdminError> {
+    let members = state.store.organization_members(&tenant_name(&path.0)?, &organization_name(&path.1)?).await?;
+    let views: Vec<_> = members.iter().map(membership_view).collect();
+    Ok(HttpResponse::Ok().json(json!({ "members": views })))
+}
+
+pub async fn list_mappings(
+    _: Operator,
+    state: web::Data<AppState>,
+    org: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let mappings = state.store.list_mappings(&tenant_name(&org)?).await?;
+    let views: Vec<_> = mappings.iter().map(mapping_view).collect();
+    Ok(HttpResponse::Ok().json(json!({ "mappings": views })))
+}
+
+pub async fn create_mapping(
+    _: Operator,
+    state: web::Data<AppState>,
+    org: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, AdminError> {
+    let tenant = tenant_name(&org)?;
+    let body: CreateMapping = json_body(body).await?;
+    let matcher = match (body.group, body.group_id) {
+        (Some(name), None) if !name.trim().is_empty() => GroupMatcher::DisplayName(name),
+        (None, Some(id)) if !id.trim().is_empty() => GroupMatcher::Id(id),
+        _ => return Err(AdminError::BadRequest("give exactly one of `group` (a display name) and `group_id`".into())),
+    };
+    let organization =
+        OrganizationName::parse(&body.organization).map_err(|e| AdminError::BadRequest(e.to_string()))?;
+    let mapping = state.store.add_mapping(&tenant, matcher, &organization, body.role).await?;
+    state.deliveries.notify_one();
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/admin/v1/tenants/{tenant}/mappings/{}", mapping.id)))
+        .json(mapping_view(&mapping)))
+}
+
+pub async fn delete_mapping(
+    _: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AdminError> {
+    state.store.remove_mapping(&tenant_name(&path.0)?, &path.1).await?;
+    state.deliveries.notify_one();
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn user_memberships(
+    _: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AdminError> {
+    let memberships = state.store.user_memberships(&tenant_name(&path.0)?, &path.1).await?;
+    let views: Vec<_> = memberships.iter().map(membership_view).collect();
+    Ok(HttpResponse::Ok().json(json!({ "memberships": views })))
+}
+
+pub async fn readiness(
+    _: Operator,
+    state: web::Data<AppState>,
+    org: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    Ok(HttpResponse::Ok().json(readiness_report(&state, &tenant_name(&org)?).await?))
+}
+
+/// The readiness report of a tenant, for operators and for the tenant's own IT admin.
+pub async fn readiness_report(state: &AppState, tenant: &TenantName) -> Result<serde_json::Value, domain::DomainError> {
+    let settings = state.store.tenant(tenant).await?.settings;
+    let facts: ReadinessFacts = state.store.readiness(tenant).await?;
+    let findings = facts.findings(&settings);
+    let ready = !findings.iter().any(|f| f.severity == domain::Severity::Warning);
+    let findings: Vec<_> = findings
+        .iter()
+        .map(|f| json!({"severity": f.severity.as_str(), "code": f.code, "message": f.message}))
+        .collect();
+    Ok(json!({
+        "tenant": tenant.as_str(),
+        "ready": ready,
+        "settings": {
+            "idp_profile": settings.idp_profile,
+            "autoprovision": settings.autoprovision,
+            "default_role": settings.default_role,
+            "deprovision": settings.deprovision,
+        },
+        "counts": {
+            "users": facts.users,
+            "groups": facts.groups,
+            "groups_without_organization": facts.unlinked_groups,
+            "organizations": facts.organizations,
+            "live_tokens": facts.live_tokens,
+            "webhooks": facts.webhooks,
+            "dead_letters": facts.dead_letters,
+        },
+        "findings": findings,
+    }))
+}

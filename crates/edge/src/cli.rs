@@ -1,0 +1,542 @@
+//! The `scimgate` command line.
+
+mod webhooks;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use domain::{
+    format_rfc3339, now_micros, Deprovision, GroupMatcher, Membership, OrganizationName, OrganizationStore, Role,
+    Tenant, TenantName, TenantStore, TenantUpdate, TokenInfo, TokenOwner, TokenStore,
+};
+use proto::IdpProfile;
+use token::limit::Quota;
+use token::{IssuedToken, TokenId};
+
+use crate::config::{LogFormat, Overrides, Settings};
+use crate::issuing::{self, parse_duration, IssueError, TokenRequest};
+use crate::startup::{connect_store, Application};
+pub use webhooks::{EventsArgs, WebhookCommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "scimgate", version, about = "Multi-tenant SCIM 2.0 provisioning gateway")]
+pub struct Cli {
+    /// TOML configuration file (also SCIMGATE_CONFIG).
+    #[arg(long, global = true, env = "SCIMGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Database URL: sqlite://FILE or postgres://... (also SCIMGATE_DATABASE_URL).
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// Address to listen on (also SCIMGATE_LISTEN).
+    #[arg(long, global = true)]
+    pub listen: Option<SocketAddr>,
+    /// External base URL, e.g. https://scim.example.com (also SCIMGATE_PUBLIC_URL).
+    #[arg(long, global = true)]
+    pub public_url: Option<String>,
+    /// Log format (also SCIMGATE_LOG_FORMAT).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (migrates the database first).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage tenants (customer organizations).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage a tenant's SCIM bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage operator tokens for the admin API (/admin/v1).
+    #[command(subcommand)]
+    AdminToken(AdminTokenCommand),
+    /// Manage a tenant's organizations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Manage the rules that map a tenant's groups to organizations.
+    #[command(subcommand)]
+    Mapping(MappingCommand),
+    /// Show a user's organization memberships.
+    Memberships { tenant: String, user_id: String },
+    /// What will go wrong with a tenant's provisioning.
+    Readiness { tenant: String },
+    /// Manage a tenant's webhook endpoints and their dead letters.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+    /// Print a tenant's events, one JSON object per line, in sequence order.
+    Events(EventsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization (groups named like it then give it).
+    Create {
+        tenant: String,
+        name: String,
+    },
+    List {
+        tenant: String,
+    },
+    /// List an organization's members with their roles.
+    Members {
+        tenant: String,
+        name: String,
+    },
+    /// Delete an organization no group gives any more.
+    Delete {
+        tenant: String,
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MappingCommand {
+    /// Map groups to an organization: by display name (--group) or SCIM id (--group-id).
+    Add {
+        tenant: String,
+        #[arg(long, required_unless_present = "group_id", conflicts_with = "group_id")]
+        group: Option<String>,
+        #[arg(long)]
+        group_id: Option<String>,
+        /// The organization the group's users join.
+        #[arg(long)]
+        org: String,
+        /// member, admin or owner.
+        #[arg(long, default_value = "member")]
+        role: Role,
+    },
+    List {
+        tenant: String,
+    },
+    Remove {
+        tenant: String,
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant; its SCIM base URL is /scim/v2/<NAME>.
+    Create {
+        name: String,
+    },
+    List,
+    /// Show a tenant's settings.
+    Show {
+        name: String,
+    },
+    /// Change a tenant's settings.
+    Set {
+        name: String,
+        /// Requests per second this tenant may make (with --rate-limit-burst).
+        #[arg(long, requires = "rate_limit_burst", conflicts_with = "default_rate_limit")]
+        rate_limit_per_second: Option<u32>,
+        /// Requests this tenant may make at once above its rate.
+        #[arg(long, requires = "rate_limit_per_second")]
+        rate_limit_burst: Option<u32>,
+        /// Return to the gateway's default rate limit.
+        #[arg(long)]
+        default_rate_limit: bool,
+        /// The IdP it provisions from: generic, entra, okta, onelogin, jumpcloud, ping.
+        #[arg(long)]
+        idp_profile: Option<IdpProfile>,
+        /// Create an organization for a group that matches no mapping and no organization.
+        #[arg(long)]
+        autoprovision: Option<bool>,
+        /// The role a group gives without a mapping: member, admin or owner.
+        #[arg(long)]
+        default_role: Option<Role>,
+        /// What deactivating a user does to their memberships: suspend or remove.
+        #[arg(long)]
+        deprovision: Option<Deprovision>,
+    },
+    /// Delete a tenant and all its users, groups and tokens.
+    Delete {
+        name: String,
+    },
+}
+
+/// What a new token may do and how long it lives.
+#[derive(Debug, clap::Args)]
+pub struct TokenOptions {
+    /// Space- or comma-separated scopes (users:read users:write groups:read groups:write; default all).
+    #[arg(long)]
+    scopes: Option<String>,
+    /// A label shown in listings, e.g. "Entra production".
+    #[arg(long)]
+    name: Option<String>,
+    /// Expire after this long, e.g. 90d or 12h (default: never).
+    #[arg(long, conflicts_with = "expires_at")]
+    expires_in: Option<String>,
+    /// Expire at this RFC 3339 time, e.g. 2027-01-31T00:00:00Z.
+    #[arg(long)]
+    expires_at: Option<String>,
+}
+
+impl TokenOptions {
+    fn request(&self) -> Result<TokenRequest, IssueError> {
+        TokenRequest::parse(
+            self.scopes.as_deref(),
+            self.name.as_deref(),
+            self.expires_in.as_deref(),
+            self.expires_at.as_deref(),
+        )
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a new token; printed once, alone on the last line.
+    Create {
+        tenant: String,
+        #[command(flatten)]
+        options: TokenOptions,
+    },
+    /// Issue a new token and revoke every earlier one (after --grace); printed once, alone on the
+    /// last line.
+    Regenerate {
+        tenant: String,
+        /// How long earlier tokens keep working, e.g. 1h (default: they stop at once).
+        #[arg(long)]
+        grace: Option<String>,
+        #[command(flatten)]
+        options: TokenOptions,
+    },
+    /// List the tenant's tokens (ids, names, dates; never secrets).
+    List { tenant: String },
+    /// Revoke one token by id, at once.
+    Revoke { tenant: String, id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminTokenCommand {
+    /// Issue an operator token; printed once, alone on the last line.
+    Create {
+        /// A label shown in listings, e.g. "deploy pipeline".
+        #[arg(long)]
+        name: Option<String>,
+        /// Expire after this long, e.g. 30d (default: never).
+        #[arg(long, conflicts_with = "expires_at")]
+        expires_in: Option<String>,
+        /// Expire at this RFC 3339 time.
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+    /// List operator tokens (never secrets).
+    List,
+    /// Revoke an operator token by id, at once.
+    Revoke { id: String },
+}
+
+impl Cli {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            database_url: self.database_url.clone(),
+            listen: self.listen,
+            public_url: self.public_url.clone(),
+            log_format: self.log_format,
+        }
+    }
+}
+
+/// Run a command; the error text is what the operator sees.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_ref(), &cli.overrides())?;
+    let _telemetry = crate::telemetry::init(settings.log_format);
+    match cli.command {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => {
+            connect_store(&settings).await?;
+            println!("migrations applied to {}", settings.database_url()?);
+            Ok(())
+        }
+        Command::Tenant(command) => tenant(command, &settings).await,
+        Command::Token(command) => token(command, &settings).await,
+        Command::AdminToken(command) => admin_token(command, &settings).await,
+        Command::Org(command) => organization(command, &settings).await,
+        Command::Mapping(command) => mapping(command, &settings).await,
+        Command::Memberships { tenant, user_id } => {
+            let store = connect_store(&settings).await?;
+            print_memberships(&store.user_memberships(&TenantName::parse(&tenant)?, &user_id).await?);
+            Ok(())
+        }
+        Command::Readiness { tenant } => {
+            let store = connect_store(&settings).await?;
+            let tenant = TenantName::parse(&tenant)?;
+            let settings = store.tenant(&tenant).await?.settings;
+            let findings = store.readiness(&tenant).await?.findings(&settings);
+            if findings.is_empty() {
+                println!("ready: nothing to report");
+            }
+            for finding in findings {
+                println!("{}: {}", finding.severity.as_str(), finding.message);
+            }
+            Ok(())
+        }
+        Command::Webhook(command) => webhooks::webhook(command, &settings).await,
+        Command::Events(args) => webhooks::events(args, &settings).await,
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let base = settings.public_base();
+    let database = settings.database_url()?;
+    let app = Application::build(settings).await?;
+    tracing::info!(port = app.port(), %database, "scimgate listening");
+    let exe = command_name();
+    eprintln!(
+        "scimgate is serving SCIM at {base}/scim/v2/<org> (database {database}).\n\
+         Create a tenant and its token in another terminal:\n  \
+         {exe} tenant create acme\n  {exe} token create acme\n\
+         then give your IdP the Tenant URL {base}/scim/v2/acme and the token."
+    );
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+/// How to invoke this binary from the current directory, for the start-up hint.
+fn command_name() -> String {
+    let exe = std::env::current_exe().ok();
+    let cwd = std::env::current_dir().ok();
+    match (exe, cwd) {
+        (Some(exe), Some(cwd)) => match exe.strip_prefix(&cwd) {
+            Ok(relative) => format!("./{}", relative.display()),
+            Err(_) => exe.display().to_string(),
+        },
+        _ => "scimgate".into(),
+    }
+}
+
+async fn tenant(command: TenantCommand, settings: &Settings) -> anyhow::Result<()> {
+    let store = connect_store(settings).await?;
+    match command {
+        TenantCommand::Create { name } => {
+            let name = TenantName::parse(&name)?;
+            store.create_tenant(&name).await?;
+            println!("created tenant {name}");
+            println!("Tenant URL: {}/scim/v2/{name}", settings.public_base());
+            println!("next: scimgate token create {name}");
+        }
+        TenantCommand::List => {
+            for tenant in store.list_tenants().await? {
+                println!("{}\t{}", tenant.name, format_rfc3339(tenant.created_at));
+            }
+        }
+        TenantCommand::Show { name } => show_tenant(&store.tenant(&TenantName::parse(&name)?).await?, settings),
+        TenantCommand::Set {
+            name,
+            rate_limit_per_second,
+            rate_limit_burst,
+            default_rate_limit,
+            idp_profile,
+            autoprovision,
+            default_role,
+            deprovision,
+        } => {
+            let name = TenantName::parse(&name)?;
+            let rate_limit = match (rate_limit_per_second, rate_limit_burst, default_rate_limit) {
+                (Some(per_second), Some(burst), _) => Some(Some(
+                    Quota::new(per_second, burst)
+                        .ok_or_else(|| anyhow::anyhow!("the rate limit and burst must be positive"))?,
+                )),
+                (_, _, true) => Some(None),
+                _ => None,
+            };
+            let update = TenantUpdate { rate_limit, idp_profile, autoprovision, default_role, deprovision };
+            let tenant = store.update_tenant(&name, &update).await?;
+            show_tenant(&tenant, settings);
+        }
+        TenantCommand::Delete { name } => {
+            let name = TenantName::parse(&name)?;
+            store.delete_tenant(&name).await?;
+            println!("deleted tenant {name}");
+        }
+    }
+    Ok(())
+}
+
+fn show_tenant(tenant: &Tenant, settings: &Settings) {
+    println!("name:        {}", tenant.name);
+    println!("Tenant URL:  {}/scim/v2/{}", settings.public_base(), tenant.name);
+    println!("created:     {}", format_rfc3339(tenant.created_at));
+    match (tenant.rate_limit, settings.default_quota()) {
+        (Some(q), _) => println!("rate limit:  {}/s, burst {} (this tenant's own)", q.per_second, q.burst),
+        (None, Some(q)) => println!("rate limit:  {}/s, burst {} (the default)", q.per_second, q.burst),
+        (None, None) => println!("rate limit:  none"),
+    }
+    let settings = &tenant.settings;
+    println!("IdP profile: {}", settings.idp_profile);
+    println!("autoprovision: {}", if settings.autoprovision { "on" } else { "off" });
+    println!("default role: {}", settings.default_role);
+    println!("deprovision: {}", settings.deprovision.as_str());
+}
+
+async fn token(command: TokenCommand, settings: &Settings) -> anyhow::Result<()> {
+    let store = connect_store(settings).await?;
+    match command {
+        TokenCommand::Create { tenant, options } => {
+            let tenant = TenantName::parse(&tenant)?;
+            let request = options.request()?;
+            store.tenant(&tenant).await?;
+            let issued = issuing::issue(&store, TokenOwner::Tenant(&tenant), &request).await?;
+            print_issued(&issued, &request, Some((settings, &tenant)));
+        }
+        TokenCommand::Regenerate { tenant, grace, options } => {
+            let tenant = TenantName::parse(&tenant)?;
+            let request = options.request()?;
+            let grace = grace.as_deref().map(|g| parse_duration(g, "grace period")).transpose()?.unwrap_or_default();
+            let issued = issuing::regenerate(&store, &tenant, &request, grace).await?;
+            if grace.is_zero() {
+                println!("revoked every earlier token of {tenant}");
+            } else {
+                println!("earlier tokens of {tenant} stop working in {}", humantime::format_duration(grace));
+            }
+            print_issued(&issued, &request, Some((settings, &tenant)));
+        }
+        TokenCommand::List { tenant } => {
+            let tenant = TenantName::parse(&tenant)?;
+            print_tokens(&store.list_tokens(TokenOwner::Tenant(&tenant)).await?);
+        }
+        TokenCommand::Revoke { tenant, id } => {
+            let tenant = TenantName::parse(&tenant)?;
+            let id = parse_token_id(&id)?;
+            store.revoke_token(TokenOwner::Tenant(&tenant), &id).await?;
+            println!("revoked token {id} of {tenant}");
+        }
+    }
+    Ok(())
+}
+
+async fn admin_token(command: AdminTokenCommand, settings: &Settings) -> anyhow::Result<()> {
+    let store = connect_store(settings).await?;
+    match command {
+        AdminTokenCommand::Create { name, expires_in, expires_at } => {
+            let request = TokenRequest::parse(None, name.as_deref(), expires_in.as_deref(), expires_at.as_deref())?;
+            let issued = issuing::issue(&store, TokenOwner::Operator, &request).await?;
+            print_issued(&issued, &request, None);
+        }
+        AdminTokenCommand::List => print_tokens(&store.list_tokens(TokenOwner::Operator).await?),
+        AdminTokenCommand::Revoke { id } => {
+            let id = parse_token_id(&id)?;
+            store.revoke_token(TokenOwner::Operator, &id).await?;
+            println!("revoked operator token {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn organization(command: OrgCommand, settings: &Settings) -> anyhow::Result<()> {
+    let store = connect_store(settings).await?;
+    match command {
+        OrgCommand::Create { tenant, name } => {
+            let organization =
+                store.create_organization(&TenantName::parse(&tenant)?, &OrganizationName::parse(&name)?).await?;
+            println!("created organization {} ({})", organization.name, organization.id);
+        }
+        OrgCommand::List { tenant } => {
+            println!("NAME\tID\tAUTOPROVISIONED\tCREATED");
+            for o in store.list_organizations(&TenantName::parse(&tenant)?).await? {
+                println!("{}\t{}\t{}\t{}", o.name, o.id, o.autoprovisioned, format_rfc3339(o.created_at));
+            }
+        }
+        OrgCommand::Members { tenant, name } => {
+            let members =
+                store.organization_members(&TenantName::parse(&tenant)?, &OrganizationName::parse(&name)?).await?;
+            print_memberships(&members);
+        }
+        OrgCommand::Delete { tenant, name } => {
+            store.delete_organization(&TenantName::parse(&tenant)?, &OrganizationName::parse(&name)?).await?;
+            println!("deleted organization {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn mapping(command: MappingCommand, settings: &Settings) -> anyhow::Result<()> {
+    let store = connect_store(settings).await?;
+    match command {
+        MappingCommand::Add { tenant, group, group_id, org, role } => {
+            let matcher = match (group, group_id) {
+                (Some(name), _) => GroupMatcher::DisplayName(name),
+                (None, Some(id)) => GroupMatcher::Id(id),
+                (None, None) => anyhow::bail!("give --group or --group-id"),
+            };
+            let mapping =
+                store.add_mapping(&TenantName::parse(&tenant)?, matcher, &OrganizationName::parse(&org)?, role).await?;
+            println!("mapping {} added", mapping.id);
+        }
+        MappingCommand::List { tenant } => {
+            println!("ID\tGROUP\tORGANIZATION\tROLE");
+            for m in store.list_mappings(&TenantName::parse(&tenant)?).await? {
+                let group = match &m.matcher {
+                    GroupMatcher::DisplayName(name) => format!("name:{name}"),
+                    GroupMatcher::Id(id) => format!("id:{id}"),
+                };
+                println!("{}\t{group}\t{}\t{}", m.id, m.organization, m.role);
+            }
+        }
+        MappingCommand::Remove { tenant, id } => {
+            store.remove_mapping(&TenantName::parse(&tenant)?, &id).await?;
+            println!("mapping {id} removed");
+        }
+    }
+    Ok(())
+}
+
+fn print_memberships(memberships: &[Membership]) {
+    println!("ORGANIZATION\tUSER\tUSERNAME\tROLE\tSTATE\tSINCE");
+    for m in memberships {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            m.organization,
+            m.user_id,
+            m.user_name,
+            m.role,
+            m.state.as_str(),
+            format_rfc3339(m.created_at)
+        );
+    }
+}
+
+fn parse_token_id(id: &str) -> anyhow::Result<TokenId> {
+    TokenId::parse(id).map_err(|_| anyhow::anyhow!("`{id}` is not a token id (16 letters and digits, as `list` shows)"))
+}
+
+/// The plaintext goes alone on the last line of stdout, where scripts capture it.
+fn print_issued(issued: &IssuedToken, request: &TokenRequest, tenant: Option<(&Settings, &TenantName)>) {
+    println!("token id: {} (scopes: {})", issued.id, request.scopes);
+    if let Some(expires_at) = request.expires_at {
+        println!("expires: {}", format_rfc3339(expires_at));
+    }
+    if let Some((settings, tenant)) = tenant {
+        println!("Tenant URL: {}/scim/v2/{tenant}", settings.public_base());
+        println!("Secret Token (shown once, store it now):");
+    } else {
+        println!("Operator token for /admin/v1 (shown once, store it now):");
+    }
+    println!("{}", issued.plaintext);
+}
+
+fn print_tokens(tokens: &[TokenInfo]) {
+    let now = now_micros();
+    println!("ID\tNAME\tSCOPES\tSTATE\tCREATED\tEXPIRES\tREVOKED\tLAST USED");
+    for t in tokens {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            t.id,
+            t.name.as_deref().unwrap_or("-"),
+            t.scopes.to_string().replace(' ', ","),
+            issuing::state(t, now),
+            format_rfc3339(t.created_at),
+            issuing::date(t.validity.expires_at),
+            issuing::date(t.validity.revoked_at),
+            issuing::date(t.last_used_at),
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! `scimgate webhook …` and `scimgate events`: a tenant's webhook endpoints and its event feed.
+
+use std::io::Write;
+
+use clap::Subcommand;
+use domain::{format_rfc3339, EventStore, TenantName};
+
+use crate::config::Settings;
+use crate::startup::connect_store;
+use crate::webhooks::{event_json, generate_secret, parse_url};
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Add an endpoint that receives the tenant's events from now on (or all of them with
+    /// --from-start); its signing secret is printed once, alone on the last line.
+    Add {
+        tenant: String,
+        url: String,
+        /// Deliver every event the tenant already has, too.
+        #[arg(long)]
+        from_start: bool,
+    },
+    /// List the tenant's endpoints and where their delivery stands (never secrets).
+    List { tenant: String },
+    /// Resume delivery to an endpoint (at once, even if it was backing off).
+    Enable { tenant: String, id: String },
+    /// Pause delivery to an endpoint; events wait for it.
+    Disable { tenant: String, id: String },
+    /// Remove an endpoint and its dead letters.
+    Remove { tenant: String, id: String },
+    /// List the events that failed every retry to an endpoint.
+    DeadLetters { tenant: String, id: String },
+    /// Send dead-lettered events again: the one with sequence SEQ, or all of them.
+    Redeliver { tenant: String, id: String, seq: Option<i64> },
+}
+
+/// `scimgate events`: one JSON event per line, in sequence order.
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    tenant: String,
+    /// Print events after this sequence number (0: from the first).
+    #[arg(long, default_value_t = 0)]
+    after: i64,
+    /// Print at most this many events (default: all).
+    #[arg(long)]
+    limit: Option<u64>,
+}
+
+/// Events read from the store per query.
+const PAGE: u32 = 1000;
+
+pub async fn webhook(command: WebhookCommand, settings: &Settings) -> anyhow::Result<()> {
+    let store = connect_store(settings).await?;
+    match command {
+        WebhookCommand::Add { tenant, url, from_start } => {
+            let tenant = TenantName::parse(&tenant)?;
+            let url = parse_url(&url).map_err(anyhow::Error::msg)?;
+            let secret = generate_secret();
+            let endpoint = store.add_webhook(&tenant, &url, &secret, from_start).await?;
+            println!("webhook id: {}", endpoint.id);
+            println!("url: {}", endpoint.url);
+            println!("delivers events after sequence {}", endpoint.cursor);
+            println!("Signing secret (shown once, store it now):");
+            println!("{}", secret.expose());
+        }
+        WebhookCommand::List { tenant } => {
+            let tenant = TenantName::parse(&tenant)?;
+            println!("ID\tURL\tSTATE\tCURSOR\tATTEMPTS\tNEXT ATTEMPT\tDEAD LETTERS\tLAST ERROR");
+            for w in store.list_webhooks(&tenant).await? {
+                let dead = store.dead_letters(&tenant, &w.id).await?.len();
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    w.id,
+                    w.url,
+                    if w.enabled { "enabled" } else { "disabled" },
+                    w.cursor,
+                    w.attempts,
+                    w.next_attempt_at.map_or_else(|| "-".into(), format_rfc3339),
+                    dead,
+                    w.last_error.as_deref().unwrap_or("-"),
+                );
+            }
+        }
+        WebhookCommand::Enable { tenant, id } => set_enabled(&store, &tenant, &id, true).await?,
+        WebhookCommand::Disable { tenant, id } => set_enabled(&store, &tenant, &id, false).await?,
+        WebhookCommand::Remove { tenant, id } => {
+            let tenant = TenantName::parse(&tenant)?;
+            store.delete_webhook(&tenant, &id).await?;
+            println!("removed webhook {id} of {tenant}");
+        }
+        WebhookCommand::DeadLetters { tenant, id } => {
+            let tenant = TenantName::parse(&tenant)?;
+            println!("SEQ\tTYPE\tATTEMPTS\tFAILED\tREDELIVERY REQUESTED\tLAST ERROR");
+            for d in store.dead_letters(&tenant, &id).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    d.seq,
+                    d.event_type,
+                    d.attempts,
+                    format_rfc3339(d.failed_at),
+                    d.redeliver_requested_at.map_or_else(|| "-".into(), format_rfc3339),
+                    d.last_error,
+                );
+            }
+        }
+        WebhookCommand::Redeliver { tenant, id, seq } => {
+            let tenant = TenantName::parse(&tenant)?;
+            let requested = store.request_redelivery(&tenant, &id, seq).await?;
+            println!(
+                "requested redelivery of {requested} event(s) to webhook {id}; a running gateway sends them shortly"
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn set_enabled(store: &impl EventStore, tenant: &str, id: &str, enabled: bool) -> anyhow::Result<()> {
+    let tenant = TenantName::parse(tenant)?;
+    store.set_webhook_enabled(&tenant, id, enabled).await?;
+    println!("{} webhook {id} of {tenant}", if enabled { "enabled" } else { "disabled" });
+    Ok(())
+}
+
+pub async fn events(args: EventsArgs, settings: &Settings) -> anyhow::Result<()> {
+    let store = connect_store(settings).await?;
+    let tenant = TenantName::parse(&args.tenant)?;
+    anyhow::ensure!(args.after >= 0, "--after must be 0 or a sequence number");
+    let (mut after, mut left) = (args.after, args.limit.unwrap_or(u64::MAX));
+    let mut out = std::io::stdout().lock();
+    while left > 0 {
+        let page = u32::try_from(left.min(u64::from(PAGE))).unwrap_or(PAGE);
+        let events = store.events_after(&tenant, after, page).await?;
+        let Some(last) = events.last() else { break };
+        after = last.seq;
+        left -= events.len() as u64;
+        for event in &events {
+            writeln!(out, "{}", event_json(event))?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,394 @@
+//! Settings: built-in defaults < optional TOML file < `SCIMGATE_*` environment < command-line
+//! flags. Any setting can also be read from a file named by `SCIMGATE_<KEY>_FILE` (Kubernetes
+//! secrets); setting both is an error.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use domain::DatabaseUrl;
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use token::limit::Quota;
+
+/// Most events one webhook delivery may carry.
+pub const MAX_WEBHOOK_BATCH: u32 = 1000;
+pub use crate::metrics::MetricsListen;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line, for log collectors.
+    Json,
+    /// Human-readable lines, for a terminal.
+    #[default]
+    Pretty,
+}
+
+/// Settings as loaded. The database URL is kept as text here and parsed into a [`DatabaseUrl`]
+/// (which hides its password) by [`Settings::database_url`].
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub database_url: String,
+    pub listen: SocketAddr,
+    /// The externally visible base URL (`https://scim.example.com`); when unset, locations are
+    /// built from each request's Host and scheme (honouring `Forwarded` / `X-Forwarded-*`).
+    pub public_url: Option<String>,
+    pub log_format: LogFormat,
+    /// Most resources returned in one list response (advertised as `filter.maxResults`).
+    pub max_results: u64,
+    /// Page size when a list request gives no `count`.
+    pub default_page_size: u64,
+    /// Largest request body on User and discovery routes, in bytes.
+    pub max_payload_bytes: usize,
+    /// Largest request body on Group routes: a full member replace of 100,000 members is ~8.4 MB.
+    pub max_group_payload_bytes: usize,
+    /// Database connections per process.
+    pub max_db_connections: u32,
+    /// Redis for rate limits shared by every replica (`redis://[:password@]host:6379/0`). Unset:
+    /// each process limits on its own.
+    pub redis_url: Option<String>,
+    /// How long a rate-limit check waits for Redis before falling back to local limits.
+    pub redis_timeout_ms: u64,
+    /// Default tenant limit: sustained requests per second, and the burst above it. Entra needs
+    /// at least 25 requests per second per tenant.
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    /// Failed authentications a client address may make at once, and the seconds until it may
+    /// make one more.
+    pub auth_failure_burst: u32,
+    pub auth_failure_refill_seconds: u64,
+    /// Reverse proxies in front of the gateway that append to `X-Forwarded-For` (an Ingress: 1).
+    /// 0 trusts no header and uses the peer address.
+    pub trusted_proxy_hops: usize,
+    /// How long a verified token is remembered before Argon2 runs for it again.
+    pub token_cache_seconds: u64,
+    /// How often tokens' last-used times are written to the database.
+    pub token_use_flush_seconds: u64,
+    /// Webhook delivery attempts at an event before it is dead-lettered.
+    pub webhook_max_attempts: u32,
+    /// The delay before the first retry; each further one doubles up to `webhook_backoff_max_ms`,
+    /// and each is scaled by a random factor in [0.5, 1] so receivers are not retried in step.
+    pub webhook_backoff_base_ms: u64,
+    pub webhook_backoff_max_ms: u64,
+    /// How long a webhook receiver has to answer.
+    pub webhook_timeout_ms: u64,
+    /// Most events in one delivery.
+    pub webhook_batch_size: u32,
+    /// How often an idle deliverer looks for due deliveries (writes through this process wake it
+    /// sooner).
+    pub webhook_poll_ms: u64,
+    /// Deliveries this process makes at once; 0 leaves delivery to other processes.
+    pub webhook_workers: usize,
+    /// Where Prometheus `/metrics` is served: its own listener, never the public one; `off`
+    /// serves none.
+    pub metrics_listen: MetricsListen,
+    /// After SIGTERM or SIGINT, how long `/readyz` answers 503 while everything else is still
+    /// served, before the listener closes (Kubernetes needs a few seconds to stop routing here).
+    pub drain_seconds: u64,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url =
+            self.database_url.parse::<DatabaseUrl>().map(|u| u.to_string()).unwrap_or_else(|_| "<invalid>".into());
+        f.debug_struct("Settings")
+            .field("database_url", &url)
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("log_format", &self.log_format)
+            .field("max_results", &self.max_results)
+            .field("default_page_size", &self.default_page_size)
+            .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("max_group_payload_bytes", &self.max_group_payload_bytes)
+            .field("max_db_connections", &self.max_db_connections)
+            .field("redis_url", &self.redis_url.as_deref().map(domain::sql::redact_password))
+            .field("redis_timeout_ms", &self.redis_timeout_ms)
+            .field("rate_limit_per_second", &self.rate_limit_per_second)
+            .field("rate_limit_burst", &self.rate_limit_burst)
+            .field("auth_failure_burst", &self.auth_failure_burst)
+            .field("auth_failure_refill_seconds", &self.auth_failure_refill_seconds)
+            .field("trusted_proxy_hops", &self.trusted_proxy_hops)
+            .field("token_cache_seconds", &self.token_cache_seconds)
+            .field("token_use_flush_seconds", &self.token_use_flush_seconds)
+            .field("webhook_max_attempts", &self.webhook_max_attempts)
+            .field("webhook_backoff_base_ms", &self.webhook_backoff_base_ms)
+            .field("webhook_backoff_max_ms", &self.webhook_backoff_max_ms)
+            .field("webhook_timeout_ms", &self.webhook_timeout_ms)
+            .field("webhook_batch_size", &self.webhook_batch_size)
+            .field("webhook_poll_ms", &self.webhook_poll_ms)
+            .field("webhook_workers", &self.webhook_workers)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("drain_seconds", &self.drain_seconds)
+            .finish()
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://scimgate.db".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            log_format: LogFormat::Pretty,
+            max_results: 1000,
+            default_page_size: 100,
+            max_payload_bytes: 1024 * 1024,
+            max_group_payload_bytes: 16 * 1024 * 1024,
+            max_db_connections: 10,
+            redis_url: None,
+            redis_timeout_ms: 250,
+            rate_limit_per_second: 50,
+            rate_limit_burst: 200,
+            auth_failure_burst: 20,
+            auth_failure_refill_seconds: 3,
+            trusted_proxy_hops: 0,
+            token_cache_seconds: 300,
+            token_use_flush_seconds: 30,
+            // 18 attempts, 1 s doubling to 1 h: about 6 hours of retries (4.5 on average with
+            // jitter) before an event is dead-lettered, so a receiver's bad night is survived.
+            webhook_max_attempts: 18,
+            webhook_backoff_base_ms: 1000,
+            webhook_backoff_max_ms: 60 * 60 * 1000,
+            webhook_timeout_ms: 10_000,
+            webhook_batch_size: 100,
+            webhook_poll_ms: 1000,
+            webhook_workers: 4,
+            metrics_listen: MetricsListen::Address(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            drain_seconds: 0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Database(#[from] domain::sql::UnsupportedDatabaseUrl),
+}
+
+/// Values given on the command line, applied last.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+impl Settings {
+    /// Load from `file` (if given), the process environment and `overrides`.
+    pub fn load(file: Option<&PathBuf>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars(), overrides)
+    }
+
+    pub fn load_from(
+        file: Option<&PathBuf>,
+        env: impl Iterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Invalid(format!("config file {} does not exist", path.display())));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let env: Vec<(String, String)> = env.filter(|(k, _)| k.starts_with("SCIMGATE_")).collect();
+        let keys = Self::keys();
+        let mut values = Vec::new();
+        for key in &keys {
+            let direct = env.iter().find(|(k, _)| *k == format!("SCIMGATE_{key}")).map(|(_, v)| v.clone());
+            let from_file = env.iter().find(|(k, _)| *k == format!("SCIMGATE_{key}_FILE")).map(|(_, v)| v.clone());
+            let value = match (direct, from_file) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::Invalid(format!("set SCIMGATE_{key} or SCIMGATE_{key}_FILE, not both")))
+                }
+                (Some(v), None) => Some(v),
+                (None, Some(path)) => Some(
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| ConfigError::Invalid(format!("cannot read SCIMGATE_{key}_FILE ({path}): {e}")))?
+                        .trim()
+                        .to_owned(),
+                ),
+                (None, None) => None,
+            };
+            if let Some(v) = value {
+                values.push((key.to_lowercase(), v));
+            }
+        }
+        for (k, _) in &env {
+            let known = keys.iter().any(|key| *k == format!("SCIMGATE_{key}") || *k == format!("SCIMGATE_{key}_FILE"));
+            if !known && k != "SCIMGATE_CONFIG" && k != "SCIMGATE_LOG" {
+                eprintln!("warning: unknown environment variable {k}");
+            }
+        }
+        // Environment values are strings: numbers are recognised here, addresses by serde.
+        let mut env_map = figment::value::Dict::new();
+        for (k, v) in values {
+            env_map.insert(k, parse_scalar(&v));
+        }
+        figment = figment.merge(Serialized::defaults(env_map)).merge(Serialized::defaults(overrides));
+        let settings: Settings = figment.extract().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        settings.database_url()?;
+        if settings.max_results == 0 || settings.default_page_size == 0 {
+            return Err(ConfigError::Invalid("max_results and default_page_size must be positive".into()));
+        }
+        if settings.default_quota().is_none() {
+            return Err(ConfigError::Invalid("rate_limit_per_second and rate_limit_burst must be positive".into()));
+        }
+        if settings.auth_failure_burst == 0 {
+            return Err(ConfigError::Invalid("auth_failure_burst must be positive".into()));
+        }
+        settings.check_webhook_settings()?;
+        Ok(settings)
+    }
+
+    /// Every setting's environment name without the `SCIMGATE_` prefix, from the field names.
+    fn keys() -> Vec<String> {
+        match serde_json::to_value(Settings::default()) {
+            Ok(serde_json::Value::Object(fields)) => fields.keys().map(|k| k.to_uppercase()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn database_url(&self) -> Result<DatabaseUrl, domain::sql::UnsupportedDatabaseUrl> {
+        self.database_url.parse()
+    }
+
+    /// The limit of a tenant without one of its own.
+    pub fn default_quota(&self) -> Option<Quota> {
+        Quota::new(self.rate_limit_per_second, self.rate_limit_burst)
+    }
+
+    fn check_webhook_settings(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("webhook_max_attempts", u64::from(self.webhook_max_attempts)),
+            ("webhook_backoff_base_ms", self.webhook_backoff_base_ms),
+            ("webhook_timeout_ms", self.webhook_timeout_ms),
+            ("webhook_batch_size", u64::from(self.webhook_batch_size)),
+            ("webhook_poll_ms", self.webhook_poll_ms),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(ConfigError::Invalid(format!("{name} must be positive")));
+        }
+        if self.webhook_backoff_max_ms < self.webhook_backoff_base_ms {
+            return Err(ConfigError::Invalid("webhook_backoff_max_ms must be at least webhook_backoff_base_ms".into()));
+        }
+        if self.webhook_batch_size > MAX_WEBHOOK_BATCH {
+            return Err(ConfigError::Invalid(format!("webhook_batch_size must be at most {MAX_WEBHOOK_BATCH}")));
+        }
+        Ok(())
+    }
+
+    /// The URL operators paste into their IdP, for messages.
+    pub fn public_base(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)).trim_end_matches('/').to_owned()
+    }
+}
+
+fn parse_scalar(v: &str) -> figment::value::Value {
+    match v.parse::<u64>() {
+        Ok(n) => figment::value::Value::from(n),
+        Err(_) => figment::value::Value::from(v.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>().into_iter()
+    }
+
+    #[test]
+    fn defaults_then_env_then_flags() {
+        let s = Settings::load_from(None, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(s.database_url, "sqlite://scimgate.db");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+
+        let s = Settings::load_from(
+            None,
+            env(&[("SCIMGATE_LISTEN", "0.0.0.0:9000"), ("SCIMGATE_MAX_RESULTS", "50")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(s.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(s.max_results, 50);
+
+        let flags = Overrides { listen: Some("127.0.0.1:1".parse().unwrap()), ..Overrides::default() };
+        let s = Settings::load_from(None, env(&[("SCIMGATE_LISTEN", "0.0.0.0:9000")]), &flags).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:1");
+    }
+
+    #[test]
+    fn secrets_can_come_from_files_but_not_twice() {
+        let dir = std::env::temp_dir().join(format!("scimgate-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("db-url");
+        std::fs::write(&file, "postgres://u:pw@db/scim\n").unwrap();
+        let path = file.to_string_lossy().to_string();
+        let s =
+            Settings::load_from(None, env(&[("SCIMGATE_DATABASE_URL_FILE", &path)]), &Overrides::default()).unwrap();
+        assert_eq!(s.database_url, "postgres://u:pw@db/scim");
+        assert!(!format!("{s:?}").contains("pw@"), "Debug must hide the password");
+
+        let both = env(&[("SCIMGATE_DATABASE_URL_FILE", &path), ("SCIMGATE_DATABASE_URL", "sqlite://x.db")]);
+        let err = Settings::load_from(None, both, &Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("not both"), "{err}");
+    }
+
+    #[test]
+    fn webhook_settings_come_from_the_environment_and_are_checked() {
+        let s = Settings::load_from(
+            None,
+            env(&[("SCIMGATE_WEBHOOK_MAX_ATTEMPTS", "3"), ("SCIMGATE_WEBHOOK_WORKERS", "0")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!((s.webhook_max_attempts, s.webhook_workers, s.webhook_batch_size), (3, 0, 100));
+        for (key, value, message) in [
+            ("SCIMGATE_WEBHOOK_MAX_ATTEMPTS", "0", "webhook_max_attempts must be positive"),
+            ("SCIMGATE_WEBHOOK_BATCH_SIZE", "5000", "webhook_batch_size must be at most"),
+            ("SCIMGATE_WEBHOOK_BACKOFF_MAX_MS", "10", "webhook_backoff_max_ms must be at least"),
+        ] {
+            let err = Settings::load_from(None, env(&[(key, value)]), &Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains(message), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_bad_database_url_names_the_setting() {
+        let err = Settings::load_from(None, env(&[("SCIMGATE_DATABASE_URL", "mysql://h/db")]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SCIMGATE_DATABASE_URL"), "{err}");
+    }
+
+    #[test]
+    fn metrics_listen_is_an_address_or_off() {
+        let s = Settings::load_from(None, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(s.metrics_listen, MetricsListen::Address("127.0.0.1:9090".parse().unwrap()));
+        let s = Settings::load_from(None, env(&[("SCIMGATE_METRICS_LISTEN", "off")]), &Overrides::default()).unwrap();
+        assert_eq!(s.metrics_listen, MetricsListen::Off);
+        let s = Settings::load_from(
+            None,
+            env(&[("SCIMGATE_METRICS_LISTEN", "0.0.0.0:9100"), ("SCIMGATE_DRAIN_SECONDS", "15")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(s.metrics_listen, MetricsListen::Address("0.0.0.0:9100".parse().unwrap()));
+        assert_eq!(s.drain_seconds, 15);
+        let err = Settings::load_from(None, env(&[("SCIMGATE_METRICS_LISTEN", "9090")]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("host:port") && err.contains("off"), "{err}");
+    }
+}

@@ -1,0 +1,61 @@
+//! Reading request bodies and query strings into SCIM values, with SCIM errors for every way
+//! they can be wrong.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest};
+use futures_util::StreamExt;
+use proto::wire::SearchRequest;
+use serde_json::Value;
+
+use crate::error::ScimError;
+
+/// Read and parse a JSON body of at most `limit` bytes. `application/scim+json` and
+/// `application/json` are accepted, and so is a missing content type (some IdPs omit it).
+pub async fn read_json(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Value, ScimError> {
+    if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
+        let content_type = content_type.to_str().unwrap_or_default();
+        let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        if !(essence == "application/scim+json" || essence == "application/json" || essence.is_empty()) {
+            return Err(ScimError::UnsupportedMediaType(content_type.to_owned()));
+        }
+    }
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ScimError::PayloadTooLarge { limit });
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| proto::Error::InvalidSyntax(format!("could not read the request body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ScimError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if body.is_empty() {
+        return Err(proto::Error::InvalidSyntax("the request body is empty".into()).into());
+    }
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| proto::Error::InvalidSyntax(format!("the request body is not valid JSON: {e}")))?;
+    if proto::resource::holds_nul(&value) {
+        return Err(proto::Error::InvalidValue("the request body contains the character U+0000".into()).into());
+    }
+    Ok(value)
+}
+
+/// The query string as pairs; `+` decodes to a space as in HTML forms (Okta relies on it).
+pub fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, ScimError> {
+    serde_urlencoded::from_str(req.query_string())
+        .map_err(|e| proto::Error::InvalidSyntax(format!("malformed query string: {e}")).into())
+}
+
+pub fn search_from_query(req: &HttpRequest) -> Result<SearchRequest, ScimError> {
+    Ok(SearchRequest::from_query(&query_pairs(req)?)?)
+}
+
+/// `attributes` and `excludedAttributes` from the query string (for single-resource requests).
+pub fn projection_params(req: &HttpRequest) -> Result<(Option<String>, Option<String>), ScimError> {
+    let pairs = query_pairs(req)?;
+    let get = |name: &str| pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+    Ok((get("attributes"), get("excludedAttributes")))
+}

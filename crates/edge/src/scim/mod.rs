@@ -1,0 +1,193 @@
+//! `/scim/v2/{org}`: Users, Groups, search and discovery (RFC 7644).
+
+mod body;
+mod discovery;
+mod readiness;
+mod resources;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use domain::{EntityTags, Precondition};
+use proto::{IdpProfile, ResourceKind};
+use serde_json::Value;
+
+use crate::error::{ScimError, SCIM_JSON};
+use crate::route_table;
+
+/// Which resource type a nested scope serves.
+#[derive(Debug, Clone, Copy)]
+pub struct Kind(pub ResourceKind);
+
+/// The path of a tenant's SCIM endpoint.
+const SCOPE: &str = "/scim/v2/{org}";
+
+pub fn routes(cfg: &mut web::ServiceConfig, max_payload: usize, max_group_payload: usize) {
+    cfg.service(
+        web::scope(SCOPE)
+            .wrap(from_fn(media_type))
+            .service(resource_scope("/Users", ResourceKind::User, max_payload))
+            .service(resource_scope("/Groups", ResourceKind::Group, max_group_payload))
+            .service(
+                route_table::resource(SCOPE, "/.search")
+                    .app_data(web::Data::new(Limit(max_payload)))
+                    .route(web::post().to(resources::search_all))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                route_table::resource(SCOPE, "/ServiceProviderConfig")
+                    .route(web::get().to(discovery::service_provider_config))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                route_table::resource(SCOPE, "/Schemas")
+                    .route(web::get().to(discovery::schemas))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                route_table::resource(SCOPE, "/Schemas/{id}")
+                    .route(web::get().to(discovery::schema))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                route_table::resource(SCOPE, "/ResourceTypes")
+                    .route(web::get().to(discovery::resource_types))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                route_table::resource(SCOPE, "/ResourceTypes/{id}")
+                    .route(web::get().to(discovery::resource_type))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                route_table::resource(SCOPE, "/readiness")
+                    .route(web::get().to(readiness::readiness))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(route_table::resource(SCOPE, "/Bulk").to(not_implemented))
+            .service(route_table::resource(SCOPE, "/Me").to(not_implemented)),
+    );
+}
+
+/// The body limit of a scope.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit(pub usize);
+
+fn resource_scope(path: &str, kind: ResourceKind, limit: usize) -> actix_web::Scope {
+    let scope = format!("{SCOPE}{path}");
+    web::scope(path)
+        .app_data(web::Data::new(Kind(kind)))
+        .app_data(web::Data::new(Limit(limit)))
+        .service(
+            route_table::resource(&scope, "")
+                .route(web::get().to(resources::list))
+                .route(web::post().to(resources::create))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            route_table::resource(&scope, "/.search")
+                .route(web::post().to(resources::search))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            route_table::resource(&scope, "/{id}")
+                .route(web::get().to(resources::get))
+                .route(web::put().to(resources::replace))
+                .route(web::patch().to(resources::patch))
+                .route(web::delete().to(resources::delete))
+                .default_service(web::to(method_not_allowed)),
+        )
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ScimError> {
+    Err(ScimError::MethodNotAllowed(req.method().to_string()))
+}
+
+async fn not_implemented(req: HttpRequest) -> Result<HttpResponse, ScimError> {
+    let what = if req.path().ends_with("/Bulk") { "Bulk" } else { "/Me" };
+    Err(ScimError::NotImplemented(what))
+}
+
+/// Label a tenant's responses, errors included, with the media type its IdP profile wants
+/// (OneLogin: `application/json`). The profile is known once the request is authenticated;
+/// answers before that keep `application/scim+json`.
+async fn media_type(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mut response = next.call(req).await?;
+    let wanted = response.request().extensions().get::<IdpProfile>().map(|p| p.response_media_type());
+    if let Some(wanted) = wanted.filter(|m| *m != SCIM_JSON) {
+        let is_scim = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v == SCIM_JSON);
+        if is_scim {
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(wanted));
+        }
+    }
+    Ok(response)
+}
+
+/// A SCIM JSON response.
+pub fn scim_json(status: actix_web::http::StatusCode, body: &Value) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON)))
+        .body(body.to_string())
+}
+
+/// `If-Match` / `If-None-Match` of a request.
+pub fn precondition(req: &HttpRequest) -> Precondition {
+    let get = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    if let Some(v) = get(header::IF_MATCH) {
+        Precondition::IfMatch(EntityTags::parse(v))
+    } else if let Some(v) = get(header::IF_NONE_MATCH) {
+        Precondition::IfNoneMatch(EntityTags::parse(v))
+    } else {
+        Precondition::None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::StatusCode;
+    use actix_web::{test, App};
+
+    use super::*;
+
+    /// A handler that authenticates as a tenant with `profile`, then answers or fails.
+    async fn answer(req: HttpRequest, path: web::Path<(String, String, String)>) -> Result<HttpResponse, ScimError> {
+        let (_org, what, profile) = path.into_inner();
+        let profile: IdpProfile = profile.parse()?;
+        req.extensions_mut().insert(profile);
+        match what.as_str() {
+            "ok" => Ok(scim_json(StatusCode::OK, &serde_json::json!({"id": "1"}))),
+            _ => Err(ScimError::NotFound("nothing here".into())),
+        }
+    }
+
+    async fn content_type(uri: &str) -> (StatusCode, String) {
+        let app = test::init_service(App::new().service(
+            web::scope("/scim/v2/{org}").wrap(from_fn(media_type)).route("/{what}/{profile}", web::get().to(answer)),
+        ))
+        .await;
+        let response = test::call_service(&app, test::TestRequest::get().uri(uri).to_request()).await;
+        let content_type = response.headers().get(header::CONTENT_TYPE).unwrap().to_str().unwrap().to_owned();
+        (response.status(), content_type)
+    }
+
+    #[actix_web::test]
+    async fn responses_carry_the_media_type_of_the_profile() {
+        for profile in IdpProfile::ALL {
+            let wanted = profile.response_media_type();
+            assert_eq!(content_type(&format!("/scim/v2/acme/ok/{profile}")).await, (StatusCode::OK, wanted.into()));
+            assert_eq!(
+                content_type(&format!("/scim/v2/acme/fail/{profile}")).await,
+                (StatusCode::NOT_FOUND, wanted.into()),
+                "errors too"
+            );
+        }
+        // No profile known (the request never authenticated): SCIM's own type.
+        let (status, media) = content_type("/scim/v2/acme/ok/nonsense").await;
+        assert_eq!((status, media.as_str()), (StatusCode::BAD_REQUEST, SCIM_JSON));
+    }
+}

@@ -1,0 +1,16 @@
+//! `GET /scim/v2/{org}/readiness`: what will go wrong before the IT admin switches provisioning
+//! on, readable with the tenant's own Secret Token (any scope).
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+
+use super::scim_json;
+use crate::admin::orgs::readiness_report;
+use crate::auth::TenantContext;
+use crate::error::ScimError;
+use crate::state::AppState;
+
+pub async fn readiness(ctx: TenantContext, state: web::Data<AppState>) -> Result<HttpResponse, ScimError> {
+    let report = readiness_report(&state, &ctx.tenant.name).await?;
+    Ok(scim_json(StatusCode::OK, &report))
+}

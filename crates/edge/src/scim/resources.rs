@@ -1,0 +1,273 @@
+//! Users and Groups: create, read, list, search, replace, patch, delete.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use domain::{Query, Resource};
+use proto::projection::Projection;
+use proto::wire::{ListResponse, SearchRequest, SortOrder};
+use proto::{IdpProfile, ResourceKind};
+use token::Scope;
+
+use super::body::{projection_params, read_json, search_from_query};
+use super::{precondition, scim_json, Kind, Limit};
+use crate::auth::TenantContext;
+use crate::error::ScimError;
+use crate::state::AppState;
+
+fn read_scope(kind: ResourceKind) -> Scope {
+    match kind {
+        ResourceKind::User => Scope::UsersRead,
+        ResourceKind::Group => Scope::GroupsRead,
+    }
+}
+
+fn write_scope(kind: ResourceKind) -> Scope {
+    match kind {
+        ResourceKind::User => Scope::UsersWrite,
+        ResourceKind::Group => Scope::GroupsWrite,
+    }
+}
+
+/// The derived relation a kind carries: a group's `members`, a user's `groups`.
+fn relation(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::User => "groups",
+        ResourceKind::Group => "members",
+    }
+}
+
+/// One resource as a response, projected, with its `ETag` (and `Location` when created).
+fn resource_response(
+    status: StatusCode,
+    ctx: &TenantContext,
+    resource: &Resource,
+    projection: &Projection,
+) -> HttpResponse {
+    let mut body = resource.to_scim(&ctx.base_url);
+    projection.apply(resource.kind, &mut body);
+    let mut response = scim_json(status, &body);
+    if let Ok(etag) = HeaderValue::from_str(&resource.etag()) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    if status == StatusCode::CREATED {
+        let location = format!("{}{}/{}", ctx.base_url, resource.kind.endpoint(), resource.id);
+        if let Ok(location) = HeaderValue::from_str(&location) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+    }
+    response
+}
+
+fn projection_of(req: &HttpRequest, kind: ResourceKind) -> Result<Projection, ScimError> {
+    let (attributes, excluded) = projection_params(req)?;
+    Ok(Projection::parse(kind, attributes.as_deref(), excluded.as_deref())?)
+}
+
+pub async fn create(
+    req: HttpRequest,
+    payload: web::Payload,
+    ctx: TenantContext,
+    kind: web::Data<Kind>,
+    limit: web::Data<Limit>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ScimError> {
+    let kind = kind.0;
+    ctx.require(write_scope(kind))?;
+    let projection = projection_of(&req, kind)?;
+    let body = proto::resource::normalize(kind, read_json(&req, payload, limit.0).await?)?;
+    let resource = state.store.create(&ctx.tenant.id, kind, body).await?;
+    state.deliveries.notify_one();
+    Ok(resource_response(StatusCode::CREATED, &ctx, &resource, &projection))
+}
+
+pub async fn get(
+    req: HttpRequest,
+    ctx: TenantContext,
+    kind: web::Data<Kind>,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ScimError> {
+    let kind = kind.0;
+    ctx.require(read_scope(kind))?;
+    let projection = projection_of(&req, kind)?;
+    let with_relation = projection.includes(kind, relation(kind));
+    let resource = state.store.get(&ctx.tenant.id, kind, &path.1, with_relation, &precondition(&req)).await?;
+    Ok(resource_response(StatusCode::OK, &ctx, &resource, &projection))
+}
+
+pub async fn replace(
+    req: HttpRequest,
+    payload: web::Payload,
+    ctx: TenantContext,
+    kind: web::Data<Kind>,
+    limit: web::Data<Limit>,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ScimError> {
+    let kind = kind.0;
+    ctx.require(write_scope(kind))?;
+    let projection = projection_of(&req, kind)?;
+    let body = proto::resource::normalize(kind, read_json(&req, payload, limit.0).await?)?;
+    let resource = state.store.replace(&ctx.tenant.id, kind, &path.1, body, &precondition(&req)).await?;
+    state.deliveries.notify_one();
+    Ok(resource_response(StatusCode::OK, &ctx, &resource, &projection))
+}
+
+pub async fn patch(
+    req: HttpRequest,
+    payload: web::Payload,
+    ctx: TenantContext,
+    kind: web::Data<Kind>,
+    limit: web::Data<Limit>,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ScimError> {
+    let kind = kind.0;
+    ctx.require(write_scope(kind))?;
+    let projection = projection_of(&req, kind)?;
+    let ops = proto::patch::parse_request(&read_json(&req, payload, limit.0).await?)?;
+    let without_body = patch_without_body(ctx.idp_profile, kind, &projection);
+    let with_relation = !without_body && projection.includes(kind, relation(kind));
+    let resource = state.store.patch(&ctx.tenant.id, kind, &path.1, &ops, &precondition(&req), with_relation).await?;
+    state.deliveries.notify_one();
+    if without_body {
+        let mut response = HttpResponse::NoContent().finish();
+        if let Ok(etag) = HeaderValue::from_str(&resource.etag()) {
+            response.headers_mut().insert(header::ETAG, etag);
+        }
+        return Ok(response);
+    }
+    Ok(resource_response(StatusCode::OK, &ctx, &resource, &projection))
+}
+
+/// Whether a successful PATCH is answered `204 No Content` (RFC 7644 §3.5.2): only for a
+/// profile that asks for it on groups, and never when the client named `attributes`, which
+/// requires the 200 with the resource.
+fn patch_without_body(profile: IdpProfile, kind: ResourceKind, projection: &Projection) -> bool {
+    kind == ResourceKind::Group && profile.group_patch_without_body() && projection.attributes.is_empty()
+}
+
+pub async fn delete(
+    req: HttpRequest,
+    ctx: TenantContext,
+    kind: web::Data<Kind>,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ScimError> {
+    let kind = kind.0;
+    ctx.require(write_scope(kind))?;
+    state.store.delete(&ctx.tenant.id, kind, &path.1, &precondition(&req)).await?;
+    state.deliveries.notify_one();
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn list(
+    req: HttpRequest,
+    ctx: TenantContext,
+    kind: web::Data<Kind>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ScimError> {
+    ctx.require(read_scope(kind.0))?;
+    run_search(&ctx, Some(kind.0), search_from_query(&req)?, &state).await
+}
+
+pub async fn search(
+    req: HttpRequest,
+    payload: web::Payload,
+    ctx: TenantContext,
+    kind: web::Data<Kind>,
+    limit: web::Data<Limit>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ScimError> {
+    ctx.require(read_scope(kind.0))?;
+    let request = SearchRequest::from_body(&read_json(&req, payload, limit.0).await?)?;
+    run_search(&ctx, Some(kind.0), request, &state).await
+}
+
+pub async fn search_all(
+    req: HttpRequest,
+    payload: web::Payload,
+    ctx: TenantContext,
+    limit: web::Data<Limit>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ScimError> {
+    ctx.require(Scope::UsersRead)?;
+    ctx.require(Scope::GroupsRead)?;
+    let request = SearchRequest::from_body(&read_json(&req, payload, limit.0).await?)?;
+    run_search(&ctx, None, request, &state).await
+}
+
+/// A list or search over one kind, or over both when `kind` is `None`.
+async fn run_search(
+    ctx: &TenantContext,
+    kind: Option<ResourceKind>,
+    request: SearchRequest,
+    state: &AppState,
+) -> Result<HttpResponse, ScimError> {
+    let settings = &state.settings;
+    let filter =
+        request.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()).map(proto::filter::parse).transpose()?;
+    let sort_by = request
+        .sort_by
+        .as_deref()
+        .map(|s| match proto::path::parse(s.trim()) {
+            Ok(proto::PatchPath { attr, filter: None, sub: None }) => Ok(attr),
+            _ => Err(proto::Error::InvalidValue(format!("sortBy `{s}` is not an attribute path"))),
+        })
+        .transpose()?;
+    let start_index = u64::try_from(request.start_index.unwrap_or(1)).unwrap_or(1).max(1);
+    let count = match request.count {
+        Some(n) => u64::try_from(n).unwrap_or(0),
+        None => settings.default_page_size,
+    }
+    .min(settings.max_results);
+    let projections = |k| Projection::parse(k, request.attributes.as_deref(), request.excluded_attributes.as_deref());
+    let user_projection = projections(ResourceKind::User)?;
+    let group_projection = projections(ResourceKind::Group)?;
+    let projection_for = |k| if k == ResourceKind::User { &user_projection } else { &group_projection };
+    let with_members = match kind {
+        Some(k) => projection_for(k).includes(k, relation(k)),
+        None => true,
+    };
+    let query = Query {
+        filter,
+        sort_by,
+        descending: request.sort_order == Some(SortOrder::Descending),
+        start_index,
+        count,
+        with_members,
+    };
+    let page = match kind {
+        Some(kind) => state.store.search(&ctx.tenant.id, kind, &query).await?,
+        None => state.store.search_all(&ctx.tenant.id, &query).await?,
+    };
+    let resources = page
+        .resources
+        .iter()
+        .map(|resource| {
+            let mut body = resource.to_scim(&ctx.base_url);
+            projection_for(resource.kind).apply(resource.kind, &mut body);
+            body
+        })
+        .collect();
+    let list = ListResponse::new(page.total, start_index, resources);
+    Ok(scim_json(StatusCode::OK, &serde_json::to_value(list).unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_entra_group_patches_go_without_a_body() {
+        let plain = Projection::default();
+        let asked = Projection::parse(ResourceKind::Group, Some("displayName"), None).unwrap();
+        for profile in IdpProfile::ALL {
+            assert!(!patch_without_body(profile, ResourceKind::User, &plain), "{profile}: users always get a body");
+            assert!(!patch_without_body(profile, ResourceKind::Group, &asked), "{profile}: `attributes` asks for one");
+            let expected = profile == IdpProfile::Entra;
+            assert_eq!(patch_without_body(profile, ResourceKind::Group, &plain), expected, "{profile}");
+        }
+    }
+}

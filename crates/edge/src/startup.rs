@@ -1,0 +1,174 @@
+//! One start-up path for the binary and the tests: bind, connect, migrate, serve.
+
+use std::net::TcpListener;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{from_fn, NormalizePath, TrailingSlash};
+use actix_web::{web, App, HttpServer};
+use domain::sql::PoolSettings;
+use domain::{SqlStore, Store};
+use token::limit::{FailureLimiter, FailureQuota, RedisLimiter, TenantLimiter};
+use token::{Verifier, VerifierConfig};
+use tokio::sync::Notify;
+use tracing_actix_web::TracingLogger;
+
+use crate::config::{ConfigError, Settings};
+use crate::error::ScimError;
+use crate::metrics::MetricsServer;
+use crate::shutdown::{Background, Draining};
+use crate::state::AppState;
+use crate::telemetry::RequestSpan;
+use crate::usage::TokenUsage;
+use crate::webhooks::{Deliverer, DeliveryPolicy};
+use crate::{admin, health, metrics, route_table, scim};
+
+/// How often an unreachable Redis is probed, and idle limiter state dropped.
+const LIMITER_MAINTENANCE: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("database: {0}")]
+    Database(#[from] domain::DomainError),
+    #[error("webhook HTTP client: {0}")]
+    WebhookClient(#[from] reqwest::Error),
+}
+
+pub struct Application {
+    pub(crate) port: u16,
+    pub(crate) server: Server,
+    pub(crate) store: Arc<SqlStore>,
+    pub(crate) usage: Arc<TokenUsage>,
+    /// The `/metrics` listener, unless metrics are off.
+    pub(crate) metrics: Option<MetricsServer>,
+    pub(crate) draining: web::Data<Draining>,
+    /// How long `/readyz` answers 503 before the listener closes, after a stop signal.
+    pub(crate) drain: Duration,
+    pub(crate) background: Background,
+}
+
+/// Connect to the configured database and apply migrations.
+pub async fn connect_store(settings: &Settings) -> Result<SqlStore, StartupError> {
+    let url = settings.database_url().map_err(crate::config::ConfigError::from)?;
+    let pool = PoolSettings { max_connections: settings.max_db_connections, ..PoolSettings::default() };
+    let store = SqlStore::connect(&url, &pool).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, ScimError> {
+    Err(ScimError::NotFound("no such endpoint".into()))
+}
+
+impl Application {
+    /// Bind the listener (port 0 picks a free one), connect and migrate the store, and build the
+    /// server. Nothing is served until [`Application::run_until_stopped`].
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let store = Arc::new(connect_store(&settings).await?);
+        let listener = TcpListener::bind(settings.listen)
+            .map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
+        let port = listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.listen, source })?.port();
+        let (max_payload, max_group_payload) = (settings.max_payload_bytes, settings.max_group_payload_bytes);
+        let (metrics_listen, drain) = (settings.metrics_listen, Duration::from_secs(settings.drain_seconds));
+        let draining = web::Data::new(Draining::default());
+        let background = Background::default();
+        let limits = tenant_limiter(&settings)?;
+        limits.spawn_recovery(LIMITER_MAINTENANCE);
+        let usage = Arc::new(TokenUsage::default());
+        usage.spawn_flusher(store.clone(), Duration::from_secs(settings.token_use_flush_seconds.max(1)));
+        let verifier = Verifier::new(VerifierConfig {
+            cache_ttl: Duration::from_secs(settings.token_cache_seconds),
+            ..VerifierConfig::default()
+        });
+        let wake = Arc::new(Notify::new());
+        let deliverer =
+            Deliverer::new(store.clone() as Arc<dyn Store>, DeliveryPolicy::from_settings(&settings), wake.clone())?;
+        let state = web::Data::new(AppState {
+            store: store.clone() as Arc<dyn Store>,
+            verifier,
+            limits,
+            failures: failure_limiter(&settings),
+            usage: usage.clone(),
+            settings,
+            deliveries: wake,
+        });
+        spawn_failure_eviction(state.clone().into_inner());
+        let metrics = metrics::serve(metrics_listen, state.clone(), store.clone())?;
+        let readiness = draining.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                // A Tenant URL pasted with a trailing slash makes IdPs call `.../<org>//Users`
+                // and `.../Users/`: merge the slashes and drop the trailing one before routing.
+                .wrap(NormalizePath::new(TrailingSlash::Trim))
+                .wrap(from_fn(metrics::record_requests))
+                .wrap(TracingLogger::<RequestSpan>::new())
+                .app_data(state.clone())
+                .app_data(readiness.clone())
+                .service(route_table::resource("", "/healthz").route(web::get().to(health::healthz)))
+                .service(route_table::resource("", "/readyz").route(web::get().to(health::readyz)))
+                .configure(|cfg| scim::routes(cfg, max_payload, max_group_payload))
+                .configure(admin::routes)
+                .default_service(web::to(not_found))
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind { addr: ([0, 0, 0, 0], port).into(), source })?
+        .shutdown_timeout(30)
+        // Signals are handled by `run_until_stopped`, which drains before stopping.
+        .disable_signals()
+        .run();
+        // Webhook delivery runs beside the server, never inside a request; at shutdown it stops
+        // after the last request was answered, letting deliveries in flight finish.
+        let deliveries = Arc::new(deliverer).spawn();
+        background.spawn(move |cancelled| async move {
+            cancelled.cancelled().await;
+            deliveries.stop().await;
+        });
+        Ok(Self { port, server, store, usage, metrics, draining, drain, background })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The port `/metrics` is served on, unless metrics are off.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|m| m.port)
+    }
+
+    /// Tasks that must finish before the process exits: they are cancelled and awaited at
+    /// shutdown, after the last request was answered (see [`Background`]).
+    pub fn background(&self) -> &Background {
+        &self.background
+    }
+}
+
+fn tenant_limiter(settings: &Settings) -> Result<TenantLimiter, StartupError> {
+    let Some(url) = &settings.redis_url else { return Ok(TenantLimiter::local()) };
+    let timeout = Duration::from_millis(settings.redis_timeout_ms.max(1));
+    let redis = RedisLimiter::new(url, "scimgate:", timeout)
+        .map_err(|e| ConfigError::Invalid(format!("SCIMGATE_REDIS_URL: {e}")))?;
+    Ok(TenantLimiter::with_redis(redis))
+}
+
+fn failure_limiter(settings: &Settings) -> FailureLimiter {
+    FailureLimiter::new(FailureQuota {
+        burst: NonZeroU32::new(settings.auth_failure_burst).unwrap_or(NonZeroU32::MIN),
+        refill: Duration::from_secs(settings.auth_failure_refill_seconds.max(1)),
+    })
+}
+
+fn spawn_failure_eviction(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            state.failures.evict_idle();
+        }
+    });
+}

@@ -1,0 +1,61 @@
+//! When each token was last used, kept in memory and written in batches: a request never waits
+//! on a database write for it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use domain::{DomainError, Store};
+use token::TokenId;
+
+#[derive(Default)]
+pub struct TokenUsage {
+    pending: Mutex<HashMap<TokenId, i64>>,
+}
+
+impl TokenUsage {
+    /// Note that `id` was used at `at` (microseconds since the epoch).
+    pub fn record(&self, id: &TokenId, at: i64) {
+        let Ok(mut pending) = self.pending.lock() else { return };
+        match pending.get_mut(id) {
+            Some(last) => *last = (*last).max(at),
+            None => {
+                pending.insert(id.clone(), at);
+            }
+        }
+    }
+
+    /// Write what was recorded since the last flush. On failure the times are kept for the next.
+    pub async fn flush(&self, store: &dyn Store) -> Result<usize, DomainError> {
+        let batch: Vec<(TokenId, i64)> = match self.pending.lock() {
+            Ok(mut pending) => pending.drain().collect(),
+            Err(_) => return Ok(0),
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        if let Err(e) = store.record_token_use(&batch).await {
+            for (id, at) in &batch {
+                self.record(id, *at);
+            }
+            return Err(e);
+        }
+        Ok(batch.len())
+    }
+
+    /// Flush every `every` until the runtime stops.
+    pub fn spawn_flusher(self: &Arc<Self>, store: Arc<dyn Store>, every: Duration) {
+        let usage = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = usage.flush(store.as_ref()).await {
+                    tracing::warn!(error = %e, "could not record token use; will retry");
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,158 @@
+//! The `scimgate` binary as an operator uses it, against the same database as a running gateway.
+
+use std::process::{Command, Output};
+
+use crate::both_backends;
+use crate::helpers::{assert_scim_error, TestApp};
+
+both_backends!(
+    operator_lifecycle_through_the_cli,
+    tokens_with_names_expiry_and_grace_through_the_cli,
+    operator_tokens_and_tenant_settings_through_the_cli,
+    organizations_mappings_and_memberships_through_the_cli,
+    tenant_names_are_validated_with_a_clear_message,
+);
+
+fn scimgate(app: &TestApp, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scimgate"))
+        .args(args)
+        .env("SCIMGATE_DATABASE_URL", &app.database_url)
+        .env("SCIMGATE_PUBLIC_URL", &app.address)
+        .env("SCIMGATE_LOG", "warn")
+        .output()
+        .expect("run scimgate")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(output.status.success(), "scimgate failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn last_line(output: &Output) -> String {
+    stdout(output).lines().last().unwrap().to_owned()
+}
+
+async fn status_with(app: &TestApp, org: &str, token: &str) -> u16 {
+    let url = format!("{}/scim/v2/{org}/Users", app.address);
+    app.client.get(url).bearer_auth(token).send().await.unwrap().status().as_u16()
+}
+
+async fn operator_lifecycle_through_the_cli(app: TestApp) {
+    let org = format!("{}-cli", app.org);
+    let created = stdout(&scimgate(&app, &["tenant", "create", &org]));
+    assert!(created.contains(&format!("{}/scim/v2/{org}", app.address)), "{created}");
+    assert!(stdout(&scimgate(&app, &["tenant", "list"])).contains(&org));
+
+    let first = last_line(&scimgate(&app, &["token", "create", &org]));
+    assert!(first.starts_with("scimgate_"), "the token is alone on the last line: {first}");
+    assert_eq!(status_with(&app, &org, &first).await, 200);
+
+    let second = last_line(&scimgate(&app, &["token", "regenerate", &org]));
+    assert_ne!(first, second);
+    assert_eq!(status_with(&app, &org, &first).await, 401, "regenerate revokes earlier tokens");
+    assert_eq!(status_with(&app, &org, &second).await, 200);
+
+    let listing = stdout(&scimgate(&app, &["token", "list", &org]));
+    assert_eq!(listing.lines().count(), 3, "header and two tokens: {listing}");
+    let secret = second.split('_').nth(2).unwrap();
+    assert!(!listing.contains(secret), "listings never show secrets");
+
+    let second_id = second.split('_').nth(1).unwrap();
+    stdout(&scimgate(&app, &["token", "revoke", &org, second_id]));
+    assert_eq!(status_with(&app, &org, &second).await, 401);
+
+    let scoped = last_line(&scimgate(&app, &["token", "create", &org, "--scopes", "groups:read"]));
+    let response =
+        app.client.get(format!("{}/scim/v2/{org}/Users", app.address)).bearer_auth(&scoped).send().await.unwrap();
+    assert_scim_error(response, 403, None).await;
+
+    stdout(&scimgate(&app, &["tenant", "delete", &org]));
+    assert_eq!(status_with(&app, &org, &scoped).await, 401);
+}
+
+async fn tokens_with_names_expiry_and_grace_through_the_cli(app: TestApp) {
+    let org = &app.org;
+    let output = scimgate(&app, &["token", "create", org, "--name", "Okta", "--expires-in", "30d"]);
+    let named = last_line(&output);
+    assert!(stdout(&output).contains("expires: "));
+    assert_eq!(status_with(&app, org, &named).await, 200);
+
+    let regenerated = last_line(&scimgate(&app, &["token", "regenerate", org, "--grace", "1h"]));
+    assert_eq!(status_with(&app, org, &named).await, 200, "earlier tokens work during the grace period");
+    assert_eq!(status_with(&app, org, &regenerated).await, 200);
+    let listing = stdout(&scimgate(&app, &["token", "list", org]));
+    let okta = listing.lines().find(|l| l.contains("\tOkta\t")).unwrap_or_else(|| panic!("{listing}"));
+    assert!(okta.contains("\tgrace\t"), "{okta}");
+
+    // Revoking cuts a grace period short.
+    stdout(&scimgate(&app, &["token", "revoke", org, named.split('_').nth(1).unwrap()]));
+    assert_eq!(status_with(&app, org, &named).await, 401);
+
+    for bad in [["--expires-in", "soon"], ["--expires-at", "2001-01-01T00:00:00Z"]] {
+        let output = scimgate(&app, &["token", "create", org, bad[0], bad[1]]);
+        assert!(!output.status.success());
+    }
+}
+
+async fn operator_tokens_and_tenant_settings_through_the_cli(app: TestApp) {
+    let operator = last_line(&scimgate(&app, &["admin-token", "create", "--name", "deploy"]));
+    assert!(operator.starts_with("scimgateadm_"), "{operator}");
+    let tenants = format!("{}/admin/v1/tenants", app.address);
+    assert_eq!(app.client.get(&tenants).bearer_auth(&operator).send().await.unwrap().status(), 200);
+    assert!(stdout(&scimgate(&app, &["admin-token", "list"])).contains("\tdeploy\t"));
+    stdout(&scimgate(&app, &["admin-token", "revoke", operator.split('_').nth(1).unwrap()]));
+    assert_eq!(app.client.get(&tenants).bearer_auth(&operator).send().await.unwrap().status(), 401);
+
+    let shown = stdout(&scimgate(
+        &app,
+        &["tenant", "set", &app.org, "--rate-limit-per-second", "75", "--rate-limit-burst", "300"],
+    ));
+    assert!(shown.contains("75/s, burst 300 (this tenant's own)"), "{shown}");
+    let shown = stdout(&scimgate(&app, &["tenant", "set", &app.org, "--default-rate-limit"]));
+    assert!(shown.contains("(the default)"), "{shown}");
+    assert!(stdout(&scimgate(&app, &["tenant", "show", &app.org])).contains(&format!("/scim/v2/{}", app.org)));
+}
+
+async fn organizations_mappings_and_memberships_through_the_cli(app: TestApp) {
+    let org = &app.org;
+    let shown = stdout(&scimgate(
+        &app,
+        &["tenant", "set", org, "--idp-profile", "entra", "--default-role", "admin", "--deprovision", "remove"],
+    ));
+    assert!(shown.contains("IdP profile: entra") && shown.contains("default role: admin"), "{shown}");
+    assert!(shown.contains("deprovision: remove"), "{shown}");
+    let readiness = stdout(&scimgate(&app, &["readiness", org]));
+    assert!(readiness.contains("no group mapping"), "{readiness}");
+
+    stdout(&scimgate(&app, &["org", "create", org, "acme-eng"]));
+    stdout(&scimgate(&app, &["mapping", "add", org, "--group", "Engineering", "--org", "acme-eng", "--role", "owner"]));
+    let listing = stdout(&scimgate(&app, &["mapping", "list", org]));
+    assert!(listing.contains("name:Engineering\tacme-eng\towner"), "{listing}");
+
+    let ann = app.create_user("ann").await["id"].as_str().unwrap().to_owned();
+    app.create_group("Engineering", &[&ann]).await;
+    let memberships = stdout(&scimgate(&app, &["memberships", org, &ann]));
+    assert!(memberships.contains("acme-eng") && memberships.contains("\towner\tactive"), "{memberships}");
+    assert!(stdout(&scimgate(&app, &["org", "members", org, "acme-eng"])).contains("ann"));
+    assert!(stdout(&scimgate(&app, &["org", "list", org])).contains("acme-eng"));
+
+    let output = scimgate(&app, &["org", "delete", org, "acme-eng"]);
+    assert!(!output.status.success(), "a group still gives it");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Engineering"));
+    let id = listing.lines().nth(1).unwrap().split('\t').next().unwrap().to_owned();
+    stdout(&scimgate(&app, &["mapping", "remove", org, &id]));
+    stdout(&scimgate(&app, &["org", "delete", org, "acme-eng"]));
+}
+
+async fn tenant_names_are_validated_with_a_clear_message(app: TestApp) {
+    for bad in ["acme_eng", "Acme", "acme-", ""] {
+        let output = scimgate(&app, &["tenant", "create", bad]);
+        assert!(!output.status.success(), "{bad} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("lowercase letters, digits and '-'"), "{stderr}");
+    }
+    let output = scimgate(&app, &["tenant", "create", &app.org]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("already exists"));
+    let output = scimgate(&app, &["token", "create", "no-such-tenant"]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("tenant not found"));
+}

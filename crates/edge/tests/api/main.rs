@@ -1,0 +1,22 @@
+//! Integration tests over real HTTP against a real database, each on SQLite and PostgreSQL.
+//! They all live in this one binary: each extra test file would be another binary to link.
+// Test helpers outside #[test] functions may panic: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod admin;
+mod auth;
+mod cli;
+mod discovery;
+mod errors;
+mod filters;
+mod groups;
+mod limits;
+mod memberships;
+mod observability;
+mod openapi;
+mod patch;
+mod replay;
+mod users;
+mod webhooks;

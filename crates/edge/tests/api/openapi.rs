@@ -1,0 +1,165 @@
+//! `openapi/scimgate.yaml` held against the real server, both ways: every documented operation
+//! is routed, and every path the application registers, with every method it answers there, is
+//! documented. Registered paths come from `edge::route_table`; which methods a path answers is
+//! probed over HTTP, since a method the path does not serve gets the router's 405.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use domain::testing::Backend;
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, TestApp};
+
+/// The methods probed on every path; any other method the document names is probed as well.
+const PROBED: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+/// The keys of an OpenAPI path item that are operations.
+const OPERATIONS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+/// What both catch-all handlers (the App's and the admin scope's) answer for an unrouted path.
+const NO_SUCH_ENDPOINT: &str = "no such endpoint";
+/// A tenant name the admin probes use: none exists, so no probe changes anything.
+const ABSENT_TENANT: &str = "openapi-probe-absent";
+
+fn document() -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../openapi/scimgate.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
+}
+
+/// The document's operations: path → methods (lowercase).
+fn documented(doc: &Value) -> BTreeMap<String, BTreeSet<String>> {
+    let paths = doc["paths"].as_object().expect("the document has `paths`");
+    paths
+        .iter()
+        .map(|(path, item)| {
+            let item = item.as_object().unwrap_or_else(|| panic!("{path} is not a path item"));
+            let methods = item.keys().filter(|k| OPERATIONS.contains(&k.as_str())).cloned().collect();
+            (path.clone(), methods)
+        })
+        .collect()
+}
+
+/// How the server answered a method on a path.
+#[derive(Debug, PartialEq)]
+enum Answer {
+    /// A handler of that path and method ran (whatever it made of the request).
+    Routed(u16),
+    /// The path is routed, the method is not: the router's 405.
+    MethodNotAllowed,
+    /// No route at all: the catch-all 404.
+    NoSuchEndpoint,
+}
+
+/// `path` with its parameters filled in: the test tenant for SCIM, a tenant that does not exist
+/// for the admin API, a placeholder for the rest.
+fn concrete(app: &TestApp, path: &str) -> String {
+    let org = if path.starts_with("/admin/") { ABSENT_TENANT } else { app.org.as_str() };
+    path.split('/')
+        .map(|segment| match segment {
+            "{org}" => org,
+            s if s.starts_with('{') && s.ends_with('}') => "openapi-probe",
+            s => s,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+async fn answer(app: &TestApp, method: &str, path: &str) -> Answer {
+    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
+    let token = if path.starts_with("/admin/") { &app.operator_token } else { &app.token };
+    let url = format!("{}{}", app.address, concrete(app, path));
+    let response = app.client.request(method, url).bearer_auth(token).send().await.unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    match status {
+        405 => Answer::MethodNotAllowed,
+        404 if body["detail"] == NO_SUCH_ENDPOINT => Answer::NoSuchEndpoint,
+        status => Answer::Routed(status),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_describes_every_route_and_only_routes() {
+    let doc = document();
+    let documented = documented(&doc);
+    let app = spawn_app(Backend::Sqlite).await.expect("SQLite is always available");
+    // Answered once, the application has been built and its routes recorded.
+    assert_eq!(answer(&app, "get", "/healthz").await, Answer::Routed(200));
+
+    let registered = edge::route_table::paths();
+    let in_document: BTreeSet<String> = documented.keys().cloned().collect();
+    let undocumented: Vec<_> = registered.difference(&in_document).collect();
+    let unregistered: Vec<_> = in_document.difference(&registered).collect();
+    assert!(undocumented.is_empty(), "routed but not in openapi/scimgate.yaml: {undocumented:?}");
+    assert!(unregistered.is_empty(), "in openapi/scimgate.yaml but not registered: {unregistered:?}");
+
+    let mut problems = Vec::new();
+    for (path, methods) in &documented {
+        let probed: BTreeSet<&str> = PROBED.iter().copied().chain(methods.iter().map(String::as_str)).collect();
+        for method in probed {
+            let answer = answer(&app, method, path).await;
+            // An undocumented method may get the 405 or, on the App's own routes (`App::route`
+            // guards the method), the catch-all 404: either way no handler answers it.
+            match (methods.contains(method), answer) {
+                (true, Answer::Routed(_)) | (false, Answer::MethodNotAllowed | Answer::NoSuchEndpoint) => {}
+                (true, answer) => problems.push(format!("documented {method} {path} is not routed: {answer:?}")),
+                (false, Answer::Routed(status)) => {
+                    problems.push(format!("{method} {path} is routed ({status}) but not documented"))
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "openapi/scimgate.yaml disagrees with the server:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn every_reference_in_the_document_resolves() {
+    fn check(doc: &Value, node: &Value, broken: &mut Vec<String>) {
+        match node {
+            Value::Object(fields) => {
+                if let Some(Value::String(target)) = fields.get("$ref") {
+                    let resolves = target.strip_prefix('#').is_some_and(|pointer| doc.pointer(pointer).is_some());
+                    if !resolves {
+                        broken.push(target.clone());
+                    }
+                }
+                fields.values().for_each(|v| check(doc, v, broken));
+            }
+            Value::Array(items) => items.iter().for_each(|v| check(doc, v, broken)),
+            _ => {}
+        }
+    }
+    let doc = document();
+    let mut broken = Vec::new();
+    check(&doc, &doc, &mut broken);
+    assert!(broken.is_empty(), "unresolved references: {broken:?}");
+}
+
+/// SCIM operations take the tenant token, admin operations the operator token, health checks
+/// none; so do the operations that only answer 501, which never look at a token.
+#[test]
+fn each_api_has_its_own_kind_of_token() {
+    let doc = document();
+    for (path, methods) in documented(&doc) {
+        for method in methods {
+            let operation = &doc["paths"][&path][&method];
+            let not_implemented = operation["responses"].as_object().is_some_and(|r| r.keys().eq(["501"]));
+            let expected = match path.split('/').nth(1) {
+                _ if not_implemented => None,
+                Some("scim") => Some("tenantToken"),
+                Some("admin") => Some("operatorToken"),
+                _ => None,
+            };
+            let security = operation.get("security").or_else(|| doc.get("security"));
+            let schemes: Vec<&str> = security
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_object)
+                .flat_map(|requirement| requirement.keys().map(String::as_str))
+                .collect();
+            assert_eq!(schemes, expected.into_iter().collect::<Vec<_>>(), "{method} {path}");
+        }
+    }
+}

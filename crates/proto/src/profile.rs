@@ -1,0 +1,112 @@
+//! The identity provider a tenant provisions from, for the few answers that must differ per IdP.
+//!
+//! Everything a real IdP sends is accepted from every tenant: the tolerances (capitalised ops,
+//! string booleans, Entra's member removal by value array, path-less values with dotted keys,
+//! manager as a bare id, ...) contradict no IdP, so they need no profile. A profile changes only
+//! how the gateway *answers*, where IdPs disagree or a vendor documents a requirement the RFC
+//! leaves open.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// Which IdP a tenant uses. The default, `generic`, answers as RFC 7644 says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdpProfile {
+    #[default]
+    Generic,
+    /// Microsoft Entra ID (Azure AD) provisioning.
+    Entra,
+    Okta,
+    OneLogin,
+    JumpCloud,
+    /// PingFederate's SCIM Provisioner and PingOne's SCIM connector.
+    Ping,
+}
+
+impl IdpProfile {
+    pub const ALL: [IdpProfile; 6] =
+        [Self::Generic, Self::Entra, Self::Okta, Self::OneLogin, Self::JumpCloud, Self::Ping];
+
+    /// The name used in settings and documentation: `generic`, `entra`, `okta`, `onelogin`,
+    /// `jumpcloud`, `ping`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Generic => "generic",
+            Self::Entra => "entra",
+            Self::Okta => "okta",
+            Self::OneLogin => "onelogin",
+            Self::JumpCloud => "jumpcloud",
+            Self::Ping => "ping",
+        }
+    }
+
+    /// Whether a successful PATCH of a Group is answered `204 No Content` instead of `200` with
+    /// the group (RFC 7644 §3.5.2 allows either unless `attributes` is asked for). Entra sends
+    /// one PATCH per membership change, possibly hundreds per group, never reads the body, and
+    /// Microsoft's guidance is that returning the member list "isn't advisable". Other IdPs and
+    /// checkers (scim-sanity) expect the 200 with a body.
+    pub fn group_patch_without_body(self) -> bool {
+        self == Self::Entra
+    }
+
+    /// The media type of response bodies. OneLogin's SCIM guide requires `application/json`
+    /// ("the content type header for all responses must be of type application/json"); every
+    /// other IdP gets RFC 7644's `application/scim+json`, which Entra's documentation demands.
+    pub fn response_media_type(self) -> &'static str {
+        match self {
+            Self::OneLogin => "application/json",
+            _ => "application/scim+json",
+        }
+    }
+}
+
+impl fmt::Display for IdpProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses a profile name, case-insensitively (`Entra`, `okta`, ...).
+impl FromStr for IdpProfile {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Self::ALL.into_iter().find(|p| p.as_str().eq_ignore_ascii_case(s.trim())).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|p| p.as_str()).collect();
+            Error::InvalidValue(format!("unknown IdP profile `{s}`; expected one of {}", names.join(", ")))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for profile in IdpProfile::ALL {
+            assert_eq!(profile.as_str().parse::<IdpProfile>().unwrap(), profile);
+            assert_eq!(profile.to_string().to_uppercase().parse::<IdpProfile>().unwrap(), profile);
+            let json = serde_json::to_value(profile).unwrap();
+            assert_eq!(json, serde_json::Value::String(profile.as_str().into()));
+            assert_eq!(serde_json::from_value::<IdpProfile>(json).unwrap(), profile);
+        }
+        assert_eq!(IdpProfile::default(), IdpProfile::Generic);
+        assert!(matches!("azure".parse::<IdpProfile>(), Err(Error::InvalidValue(_))));
+    }
+
+    #[test]
+    fn only_the_answers_differ() {
+        let without_body: Vec<_> = IdpProfile::ALL.into_iter().filter(|p| p.group_patch_without_body()).collect();
+        assert_eq!(without_body, [IdpProfile::Entra]);
+        for profile in IdpProfile::ALL {
+            let expected = if profile == IdpProfile::OneLogin { "application/json" } else { "application/scim+json" };
+            assert_eq!(profile.response_media_type(), expected, "{profile}");
+        }
+    }
+}
