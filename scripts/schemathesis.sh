@@ -18,6 +18,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LIVE_NAME=schemathesis
+KEEP_TMP=${SCHEMATHESIS_KEEP_TMP:-}
 DOCUMENT="$ROOT/openapi/scimgate.yaml"
 CONFIG="$ROOT/scripts/schemathesis.toml"
 VENV="$ROOT/target/schemathesis-venv"
@@ -31,12 +33,8 @@ CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,respo
 MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-25}"
 ORG=schemathesis
 DOOMED_ORG=schemathesis-doomed
-HEALTH_TIMEOUT=30   # seconds to wait for /healthz
 PASS_TIMEOUT=600    # seconds for one schemathesis pass, whatever it is doing
 REQUEST_TIMEOUT=10  # seconds for one request
-
-export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
-PG_ADMIN_DB="test"  # the existing database psql connects to for CREATE/DROP DATABASE
 
 usage() { echo "usage: $0 [sqlite|postgres|all|validate]" >&2; exit 2; }
 
@@ -50,71 +48,11 @@ case "${1:-all}" in
 esac
 [[ $# -le 1 ]] || usage
 
-# --- cleanup: whatever happens, stop our server, drop our databases, remove our files ---------
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/scimgate-schemathesis.XXXXXX")
-SERVER_PID=""
-CHECKER_PID=""
-PG_DBS=()
-SECRETS=()
-
-stop_server() {
-  [[ -n "$SERVER_PID" ]] || return 0
-  kill "$SERVER_PID" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" 2>/dev/null || true
-  SERVER_PID=""
-}
-
-drop_pg_db() {
-  psql -d "$PG_ADMIN_DB" -qAt -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" >/dev/null 2>&1 \
-    || psql -d "$PG_ADMIN_DB" -qAt -c "DROP DATABASE IF EXISTS \"$1\"" >/dev/null 2>&1 || true
-}
-
-cleanup() {
-  if [[ -n "$CHECKER_PID" ]]; then
-    kill "$CHECKER_PID" 2>/dev/null || true  # `timeout` passes the TERM on to schemathesis
-    wait "$CHECKER_PID" 2>/dev/null || true
-  fi
-  stop_server
-  local db
-  for db in "${PG_DBS[@]}"; do drop_pg_db "$db"; done
-  if [[ "${SCHEMATHESIS_KEEP_TMP:-}" == 1 ]]; then
-    echo "schemathesis: kept $TMP" >&2
-  else
-    rm -rf "$TMP"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Never let a token reach the terminal or CI logs, whatever prints it.
-redact() {
-  local line secret
-  while IFS= read -r line || [[ -n "$line" ]]; do
-    for secret in "${SECRETS[@]}"; do line=${line//"$secret"/[REDACTED]}; done
-    printf '%s\n' "$line"
-  done
-}
-
-log() { echo "schemathesis: $*" >&2; }
+# The temp dir, cleanup on exit, redaction, and starting the gateway.
+# shellcheck source=lib/live-gateway.sh
+source "$ROOT/scripts/lib/live-gateway.sh"
 
 # --- tools -------------------------------------------------------------------------------------
-ensure_tools() {
-  if [[ -x "$VENV/bin/schemathesis" ]] && "$VENV/bin/python" - "${PIP_PINS[@]}" <<'PY' 2>/dev/null; then
-import sys
-from importlib.metadata import version
-sys.exit(any(version(n) != v for n, v in (p.split("==") for p in sys.argv[1:])))
-PY
-    return 0
-  fi
-  log "installing ${PIP_PINS[*]} into $VENV"
-  mkdir -p "$(dirname "$VENV")"
-  [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PIP_PINS[@]}"
-}
-
 validate_document() {
   if "$VENV/bin/openapi-spec-validator" "$DOCUMENT" >"$TMP/validate.out" 2>&1; then
     echo "schemathesis: $(realpath --relative-to="$ROOT" "$DOCUMENT") is a valid OpenAPI document"
@@ -123,51 +61,6 @@ validate_document() {
     cat "$TMP/validate.out" >&2
     return 1
   fi
-}
-
-ensure_binary() {
-  if [[ -n "${SCIMGATE_BIN:-}" ]]; then
-    BIN=$SCIMGATE_BIN
-  else
-    (cd "$ROOT" && cargo build --release -p scimgate-edge)
-    BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/scimgate"
-  fi
-  [[ -x "$BIN" ]] || { log "no executable scimgate at $BIN"; exit 1; }
-}
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-pg_reachable() {
-  command -v psql >/dev/null 2>&1 && psql -d "$PG_ADMIN_DB" -qAt -c 'SELECT 1' >/dev/null 2>&1
-}
-
-# Runs a scimgate admin command quietly; shows its output (redacted) only when it fails.
-admin() {
-  local out="$TMP/admin.out"
-  if ! "$BIN" "$@" >"$out" 2>&1; then
-    log "\`scimgate $*\` failed:"
-    redact <"$out" >&2
-    return 1
-  fi
-}
-
-# A command that prints a token alone on its last stdout line; the token.
-issue() {
-  local out token
-  if ! out=$("$BIN" "$@" 2>"$TMP/issue.err"); then
-    log "\`scimgate $*\` failed:"
-    redact <"$TMP/issue.err" >&2
-    return 1
-  fi
-  token=$(printf '%s\n' "$out" | tail -n 1 | tr -d '[:space:]')
-  [[ -n "$token" ]] || { log "\`scimgate $*\` printed no token"; return 1; }
-  printf '%s' "$token"
-}
-
-log_tail() {
-  tail -n 40 "$1" | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-500 | redact
 }
 
 # One schemathesis pass over the operations `filter` selects; its output goes to `out`.
@@ -195,62 +88,23 @@ run_pass() {
 
 # --- one backend -------------------------------------------------------------------------------
 run_backend() {
-  local backend=$1 dir="$TMP/$1" db_url port rc=0
+  local backend=$1 dir="$TMP/$1" rc=0
   BACKEND_NAME=$backend
   mkdir -p "$dir"
 
-  case "$backend" in
-    sqlite)
-      db_url="sqlite://$dir/scimgate.db"
-      ;;
-    postgres)
-      if ! pg_reachable; then
-        if [[ "${CI:-}" == true ]]; then
-          log "PostgreSQL not reachable at $PGHOST:$PGPORT (CI=true, so this is a failure)"
-          return 1
-        fi
-        echo "SKIPPED schemathesis on postgres: PostgreSQL not reachable"
-        return 0
-      fi
-      local db
-      db="scimgate_schemathesis_$(python3 -c 'import secrets; print(secrets.token_hex(6))')"
-      PG_DBS+=("$db")  # registered before creation so the EXIT trap drops it
-      psql -d "$PG_ADMIN_DB" -qAt -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$db\"" >/dev/null \
-        || { log "could not create database $db"; return 1; }
-      db_url="postgres://$PGUSER@$PGHOST:$PGPORT/$db"
-      ;;
-  esac
-
-  export SCIMGATE_DATABASE_URL="$db_url"
-  port=$(free_port) || return 1
-  export SCIMGATE_LISTEN="127.0.0.1:$port"
-  export SCIMGATE_PUBLIC_URL="http://$SCIMGATE_LISTEN"
+  prepare_gateway "$backend" "$dir" || { [[ $? == 2 ]] && return 0; return 1; }
   # Generated webhook URLs point anywhere: no delivery is ever attempted from this server.
   export SCIMGATE_WEBHOOK_WORKERS=0
   # schemathesis sends requests without (valid) tokens on purpose, thousands of them from one
   # address, and requests as fast as it can: neither limit may turn the run into 429s.
   export SCIMGATE_AUTH_FAILURE_BURST=1000000 SCIMGATE_RATE_LIMIT_PER_SECOND=100000 SCIMGATE_RATE_LIMIT_BURST=100000
 
-  admin migrate || return 1
   admin tenant create "$ORG" || return 1
   admin tenant create "$DOOMED_ORG" || return 1
   local tenant_token operator_token
-  tenant_token=$(issue token create "$ORG") || return 1
-  operator_token=$(issue admin-token create) || return 1
-  SECRETS+=("$tenant_token" "$operator_token")
-
-  "$BIN" serve >"$dir/server.log" 2>&1 &
-  SERVER_PID=$!
-  local deadline=$((SECONDS + HEALTH_TIMEOUT))
-  until curl -fsS -o /dev/null --max-time 2 "http://$SCIMGATE_LISTEN/healthz" 2>/dev/null; do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null || ((SECONDS >= deadline)); then
-      log "$backend: scimgate serve did not become healthy; server log tail:"
-      log_tail "$dir/server.log" >&2
-      stop_server
-      return 1
-    fi
-    sleep 0.5
-  done
+  issue tenant_token token create "$ORG" || return 1
+  issue operator_token admin-token create || return 1
+  start_gateway "$backend" "$dir" || return 1
 
   export SCHEMATHESIS_TENANT_TOKEN="$tenant_token" SCHEMATHESIS_OPERATOR_TOKEN="$operator_token"
   export SCHEMATHESIS_ORG="$ORG" SCHEMATHESIS_DOOMED_ORG="$DOOMED_ORG"
@@ -278,7 +132,7 @@ run_backend() {
 }
 
 # --- main --------------------------------------------------------------------------------------
-ensure_tools
+ensure_venv "$VENV" schemathesis "${PIP_PINS[@]}"
 validate_document
 ((${#BACKENDS[@]} > 0)) || exit 0
 ensure_binary
@@ -286,7 +140,7 @@ ensure_binary
 failed=()
 for backend in "${BACKENDS[@]}"; do
   run_backend "$backend" || failed+=("$backend")
-  unset SCIMGATE_DATABASE_URL SCIMGATE_LISTEN SCIMGATE_PUBLIC_URL
+  reset_gateway_env
 done
 
 if ((${#failed[@]} > 0)); then
