@@ -163,6 +163,9 @@ prepare_gateway() {
   export SCIMGATE_LISTEN="127.0.0.1:$port"
   # meta.location (which checkers follow) must point at this server.
   export SCIMGATE_PUBLIC_URL="http://$SCIMGATE_LISTEN"
+  # The checkers test conformance, not the tenant limit: they send requests as fast as they can
+  # (scim2-tester's cleanup, hundreds of DELETEs back to back; schemathesis, thousands of cases).
+  export SCIMGATE_RATE_LIMIT_PER_SECOND=100000 SCIMGATE_RATE_LIMIT_BURST=100000
   admin migrate
 }
 
@@ -174,8 +177,14 @@ start_gateway() {
   SERVER_PID=$!
   local deadline=$((SECONDS + HEALTH_TIMEOUT))
   until curl -fsS -o /dev/null --max-time 2 "http://$SCIMGATE_LISTEN/healthz" 2>/dev/null; do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null || ((SECONDS >= deadline)); then
-      log "$backend: scimgate serve did not become healthy within ${HEALTH_TIMEOUT}s; server log tail:"
+    local failure=""
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      failure="exited before answering /healthz"
+    elif ((SECONDS >= deadline)); then
+      failure="not healthy within ${HEALTH_TIMEOUT}s"
+    fi
+    if [[ -n "$failure" ]]; then
+      log "$backend: scimgate serve $failure; server log tail:"
       log_tail "$dir/server.log" >&2
       stop_server
       return 1
@@ -186,5 +195,5 @@ start_gateway() {
 
 # Forget the environment of the last backend.
 reset_gateway_env() {
-  unset SCIMGATE_DATABASE_URL SCIMGATE_LISTEN SCIMGATE_PUBLIC_URL
+  unset SCIMGATE_DATABASE_URL SCIMGATE_LISTEN SCIMGATE_PUBLIC_URL SCIMGATE_RATE_LIMIT_PER_SECOND SCIMGATE_RATE_LIMIT_BURST
 }
