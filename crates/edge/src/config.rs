@@ -84,6 +84,9 @@ pub struct Settings {
     /// Where Prometheus `/metrics` is served: its own listener, never the public one; `off`
     /// serves none.
     pub metrics_listen: MetricsListen,
+    /// How many tenants get series of their own in the per-tenant counters; later tenants share
+    /// the label `_other`. 0 labels none. Histograms never carry a tenant.
+    pub metrics_max_tenants: usize,
     /// After SIGTERM or SIGINT, how long `/readyz` answers 503 while everything else is still
     /// served, before the listener closes (Kubernetes needs a few seconds to stop routing here).
     pub drain_seconds: u64,
@@ -120,6 +123,7 @@ impl std::fmt::Debug for Settings {
             .field("webhook_poll_ms", &self.webhook_poll_ms)
             .field("webhook_workers", &self.webhook_workers)
             .field("metrics_listen", &self.metrics_listen)
+            .field("metrics_max_tenants", &self.metrics_max_tenants)
             .field("drain_seconds", &self.drain_seconds)
             .finish()
     }
@@ -156,6 +160,7 @@ impl Default for Settings {
             webhook_poll_ms: 1000,
             webhook_workers: 4,
             metrics_listen: MetricsListen::Address(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            metrics_max_tenants: crate::metrics::DEFAULT_MAX_TENANTS,
             drain_seconds: 0,
         }
     }

@@ -6,9 +6,12 @@
 //! it. With metrics off no recorder is installed and every recording call is a no-op.
 //!
 //! Label values are bounded: tenants only once authenticated (a client cannot mint new series by
-//! calling made-up tenant URLs), routes as their templates, methods and refusal reasons from
-//! fixed sets.
+//! calling made-up tenant URLs) and at most `SCIMGATE_METRICS_MAX_TENANTS` of them per process,
+//! routes as their templates, methods and refusal reasons from fixed sets. Histograms carry no
+//! tenant: their buckets multiply every label, so per-tenant latency would be millions of series
+//! at thousands of tenants. Per tenant there are counters only, a handful of series each.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::net::{SocketAddr, TcpListener};
 use std::str::FromStr;
@@ -20,7 +23,8 @@ use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse, HttpServer};
-use domain::{SqlStore, TenantName};
+use domain::sql::StoreGauges;
+use domain::{now_micros, SqlStore, TenantName};
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Label, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
@@ -28,11 +32,13 @@ use token::limit::LimitBackend;
 use token::{CacheLookup, TokenKind};
 use tracing_actix_web::TracingLogger;
 
+use crate::shutdown::Background;
 use crate::state::AppState;
 use crate::telemetry::RequestSpan;
 
 pub const HTTP_REQUESTS: &str = "scimgate_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "scimgate_http_request_duration_seconds";
+pub const TENANT_REQUESTS: &str = "scimgate_tenant_requests_total";
 pub const RATE_LIMITED: &str = "scimgate_rate_limited_total";
 pub const AUTH_FAILURES: &str = "scimgate_auth_failures_total";
 pub const TOKEN_CACHE: &str = "scimgate_token_cache_lookups_total";
@@ -41,7 +47,43 @@ pub const DB_POOL_MAX_CONNECTIONS: &str = "scimgate_db_pool_max_connections";
 pub const REDIS_FALLBACK: &str = "scimgate_rate_limit_redis_fallback";
 pub const WEBHOOK_DELIVERIES: &str = "scimgate_webhook_deliveries_total";
 pub const WEBHOOK_LAG: &str = "scimgate_webhook_lag_seconds";
+pub const WEBHOOK_DEAD_LETTERS: &str = "scimgate_webhook_dead_letters";
+pub const OLDEST_UNDELIVERED_EVENT: &str = "scimgate_webhook_oldest_undelivered_event_age_seconds";
+pub const TOKENS_EXPIRING: &str = "scimgate_tokens_expiring_soon";
+pub const STORE_GAUGES_AGE: &str = "scimgate_store_gauges_age_seconds";
 pub const BUILD_INFO: &str = "scimgate_build_info";
+
+/// Every metric name the gateway exports under its own prefix. The deploy check reads this list
+/// to hold the alert rules and the dashboard to metrics that exist. The `process_*` metrics
+/// come from [`metrics_process`].
+pub const NAMES: &[&str] = &[
+    HTTP_REQUESTS,
+    HTTP_REQUEST_DURATION,
+    TENANT_REQUESTS,
+    RATE_LIMITED,
+    AUTH_FAILURES,
+    TOKEN_CACHE,
+    DB_POOL_CONNECTIONS,
+    DB_POOL_MAX_CONNECTIONS,
+    REDIS_FALLBACK,
+    WEBHOOK_DELIVERIES,
+    WEBHOOK_LAG,
+    WEBHOOK_DEAD_LETTERS,
+    OLDEST_UNDELIVERED_EVENT,
+    TOKENS_EXPIRING,
+    STORE_GAUGES_AGE,
+    BUILD_INFO,
+];
+
+/// The tenant label of a tenant beyond `SCIMGATE_METRICS_MAX_TENANTS`.
+pub const OTHER_TENANTS: &str = "_other";
+
+/// How often the store's gauges (dead letters, undelivered events, expiring tokens) are
+/// recomputed: aggregate queries over whole tables, so never at each scrape.
+const STORE_GAUGES_EVERY: Duration = Duration::from_secs(30);
+
+/// Tokens expiring within this window count as expiring soon.
+const EXPIRY_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Upper bounds of the request latency buckets, in seconds: from a cached-token read (a few
 /// milliseconds) to Entra's 60 s request timeout.
@@ -118,6 +160,7 @@ fn install_recorder() -> Option<PrometheusHandle> {
         }
     };
     describe();
+    process_collector().describe();
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     let upkeep = handle.clone();
     // A thread, not a task: the recorder outlives any one runtime (tests build several).
@@ -131,16 +174,23 @@ fn install_recorder() -> Option<PrometheusHandle> {
     Some(handle)
 }
 
+/// The standard `process_*` metrics (CPU, resident memory, open files, threads, start time).
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
+}
+
 fn describe() {
-    describe_counter!(
-        HTTP_REQUESTS,
-        Unit::Count,
-        "HTTP requests answered, by tenant, route template, method and status."
-    );
+    describe_counter!(HTTP_REQUESTS, Unit::Count, "HTTP requests answered, by route template, method and status.");
     describe_histogram!(
         HTTP_REQUEST_DURATION,
         Unit::Seconds,
-        "Time to answer an HTTP request (until the response head)."
+        "Time to answer an HTTP request (until the response head), by route template, method and status."
+    );
+    describe_counter!(
+        TENANT_REQUESTS,
+        Unit::Count,
+        "HTTP requests answered to an authenticated tenant, by tenant and status class (2xx..5xx)."
     );
     describe_counter!(
         RATE_LIMITED,
@@ -169,7 +219,71 @@ fn describe() {
         Unit::Seconds,
         "Age of the oldest event not yet delivered to a tenant's webhook; 0 when caught up."
     );
+    describe_gauge!(WEBHOOK_DEAD_LETTERS, Unit::Count, "Events that failed every webhook delivery attempt, in all.");
+    describe_gauge!(
+        OLDEST_UNDELIVERED_EVENT,
+        Unit::Seconds,
+        "Age of the oldest event not yet delivered to any enabled webhook; 0 when all are caught up."
+    );
+    describe_gauge!(
+        TOKENS_EXPIRING,
+        Unit::Count,
+        "Tokens, not revoked, that expire within 7 days, by kind (tenant, operator)."
+    );
+    describe_gauge!(
+        STORE_GAUGES_AGE,
+        Unit::Seconds,
+        "Time since the store's gauges (dead letters, undelivered events, expiring tokens) were computed."
+    );
     describe_gauge!(BUILD_INFO, "Always 1; the version label tells which build runs.");
+}
+
+/// Which tenants get a label of their own: the first `max` seen by this process; the rest share
+/// [`OTHER_TENANTS`], so the series count stays bounded at any number of tenants.
+#[derive(Debug)]
+pub struct TenantLabels {
+    max: usize,
+    seen: Mutex<HashSet<String>>,
+}
+
+impl TenantLabels {
+    pub fn new(max: usize) -> Self {
+        Self { max, seen: Mutex::new(HashSet::new()) }
+    }
+
+    /// The label value for `tenant`.
+    pub fn label(&self, tenant: &TenantName) -> String {
+        let name = tenant.to_string();
+        let mut seen = self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if seen.contains(&name) {
+            return name;
+        }
+        if seen.len() < self.max {
+            seen.insert(name.clone());
+            return name;
+        }
+        OTHER_TENANTS.to_owned()
+    }
+}
+
+/// The process's tenant labels. The cap is the first gateway's setting: the recorder, and so the
+/// number of series, is process-wide too.
+fn tenant_labels() -> &'static TenantLabels {
+    TENANT_LABELS.get_or_init(|| TenantLabels::new(DEFAULT_MAX_TENANTS))
+}
+
+static TENANT_LABELS: OnceLock<TenantLabels> = OnceLock::new();
+
+/// The default of `SCIMGATE_METRICS_MAX_TENANTS`.
+pub const DEFAULT_MAX_TENANTS: usize = 1000;
+
+/// Set how many tenants get labels of their own; only the first call in a process counts.
+pub(crate) fn limit_tenant_labels(max: usize) {
+    let _ = TENANT_LABELS.set(TenantLabels::new(max));
+}
+
+fn tenant_label(tenant: &TenantName) -> String {
+    tenant_labels().label(tenant)
 }
 
 /// The `/metrics` server of one gateway.
@@ -184,12 +298,16 @@ pub(crate) fn serve(
     listen: MetricsListen,
     state: web::Data<AppState>,
     store: Arc<SqlStore>,
+    background: &Background,
 ) -> Result<Option<MetricsServer>, crate::startup::StartupError> {
     let MetricsListen::Address(address) = listen else { return Ok(None) };
     let bind_error = |source| crate::startup::StartupError::Bind { addr: address, source };
     let listener = TcpListener::bind(address).map_err(bind_error)?;
     let port = listener.local_addr().map_err(bind_error)?.port();
-    let scrape = web::Data::new(Scrape { handle: recorder(), state, store });
+    limit_tenant_labels(state.settings.metrics_max_tenants);
+    let computed = Arc::new(Mutex::new(None));
+    spawn_store_gauges(store.clone(), computed.clone(), background);
+    let scrape = web::Data::new(Scrape { handle: recorder(), state, store, computed });
     let server = HttpServer::new(move || {
         App::new()
             .wrap(TracingLogger::<RequestSpan>::new())
@@ -209,6 +327,33 @@ struct Scrape {
     handle: Option<PrometheusHandle>,
     state: web::Data<AppState>,
     store: Arc<SqlStore>,
+    /// The store's gauges as last computed, and when (microseconds since the epoch).
+    computed: Arc<Mutex<Option<(StoreGauges, i64)>>>,
+}
+
+/// Recompute the store's gauges now and every [`STORE_GAUGES_EVERY`] until shutdown. A failure
+/// keeps the last figures; their age (`scimgate_store_gauges_age_seconds`) then grows.
+fn spawn_store_gauges(store: Arc<SqlStore>, computed: Arc<Mutex<Option<(StoreGauges, i64)>>>, background: &Background) {
+    background.spawn(move |cancelled| async move {
+        let mut tick = tokio::time::interval(STORE_GAUGES_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let window = i64::try_from(EXPIRY_WINDOW.as_micros()).unwrap_or(i64::MAX);
+        loop {
+            tokio::select! {
+                () = cancelled.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let now = now_micros();
+            match store.gauges(now, window).await {
+                Ok(gauges) => *computed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((gauges, now)),
+                Err(e) => tracing::warn!(error = %e, "cannot compute the store's gauges"),
+            }
+        }
+    });
+}
+
+fn seconds_between(earlier: i64, later: i64) -> f64 {
+    Duration::from_micros(u64::try_from(later.saturating_sub(earlier)).unwrap_or(0)).as_secs_f64()
 }
 
 async fn render(scrape: web::Data<Scrape>) -> HttpResponse {
@@ -223,6 +368,22 @@ async fn render(scrape: web::Data<Scrape>) -> HttpResponse {
         gauge!(DB_POOL_MAX_CONNECTIONS).set(f64::from(pool.max));
         let fallback = scrape.state.limits.backend() == LimitBackend::RedisUnavailable;
         gauge!(REDIS_FALLBACK).set(if fallback { 1.0 } else { 0.0 });
+        let computed = *scrape.computed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((gauges, at)) = computed {
+            let now = now_micros();
+            gauge!(WEBHOOK_DEAD_LETTERS).set(gauges.dead_letters as f64);
+            // Aged at scrape time, so a stalled queue shows a growing age between refreshes.
+            let oldest = gauges.oldest_undelivered_at.map_or(0.0, |oldest| seconds_between(oldest, now));
+            gauge!(OLDEST_UNDELIVERED_EVENT).set(oldest);
+            gauge!(TOKENS_EXPIRING, "kind" => "tenant").set(gauges.tenant_tokens_expiring as f64);
+            gauge!(TOKENS_EXPIRING, "kind" => "operator").set(gauges.operator_tokens_expiring as f64);
+            gauge!(STORE_GAUGES_AGE).set(seconds_between(at, now));
+        } else {
+            // Not computed yet (or never could be): infinitely stale, so the alert on the age
+            // fires if the first computation keeps failing.
+            gauge!(STORE_GAUGES_AGE).set(f64::INFINITY);
+        }
+        process_collector().collect();
         scrape.handle.as_ref().map(PrometheusHandle::render).unwrap_or_default()
     };
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text)
@@ -232,8 +393,9 @@ async fn render(scrape: web::Data<Scrape>) -> HttpResponse {
 #[derive(Debug, Clone)]
 pub struct RequestTenant(pub TenantName);
 
-/// Middleware: count every request and time it, by tenant, route template, method and status.
-/// Health probes are left out: they would only add a steady trickle per pod.
+/// Middleware: count every request and time it, by route template, method and status, and count
+/// it by tenant and status class. Health probes are left out: they would only add a steady
+/// trickle per pod.
 pub async fn record_requests(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -247,7 +409,7 @@ pub async fn record_requests(
             // An error that escaped every handler leaves no request to read the route from; it
             // is still counted, as unmatched.
             let status = e.as_response_error().status_code();
-            record(String::new(), "unmatched".into(), method, status, started.elapsed());
+            record(None, "unmatched".into(), method, status, started.elapsed());
         }
     }
     outcome
@@ -258,19 +420,31 @@ fn record_request(req: &HttpRequest, method: &'static str, status: StatusCode, e
     if matches!(route.as_deref(), Some("/healthz" | "/readyz")) {
         return;
     }
-    let tenant = req.extensions().get::<RequestTenant>().map(|t| t.0.to_string()).unwrap_or_default();
-    record(tenant, route.unwrap_or_else(|| "unmatched".into()), method, status, elapsed);
+    let tenant = req.extensions().get::<RequestTenant>().map(|t| t.0.clone());
+    record(tenant.as_ref(), route.unwrap_or_else(|| "unmatched".into()), method, status, elapsed);
 }
 
-fn record(tenant: String, route: String, method: &'static str, status: StatusCode, elapsed: Duration) {
+fn record(tenant: Option<&TenantName>, route: String, method: &'static str, status: StatusCode, elapsed: Duration) {
     let labels = vec![
-        Label::new("tenant", tenant),
         Label::new("route", route),
         Label::new("method", method),
         Label::new("status", status.as_u16().to_string()),
     ];
     counter!(HTTP_REQUESTS, labels.clone()).increment(1);
     histogram!(HTTP_REQUEST_DURATION, labels).record(elapsed.as_secs_f64());
+    if let Some(tenant) = tenant {
+        counter!(TENANT_REQUESTS, "tenant" => tenant_label(tenant), "class" => status_class(status)).increment(1);
+    }
+}
+
+fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
 }
 
 /// Methods a client may invent are folded into `OTHER`, so they cannot mint new series.
@@ -302,7 +476,7 @@ pub fn rate_limited(tenant: Option<&TenantName>, reason: RateLimitReason) {
         RateLimitReason::TenantLimit => "tenant_limit",
         RateLimitReason::AuthFailures => "auth_failures",
     };
-    let tenant = tenant.map(ToString::to_string).unwrap_or_default();
+    let tenant = tenant.map(tenant_label).unwrap_or_default();
     counter!(RATE_LIMITED, "tenant" => tenant, "reason" => reason).increment(1);
 }
 
@@ -357,14 +531,19 @@ pub fn webhook_delivery(tenant: &TenantName, outcome: WebhookOutcome) {
         WebhookOutcome::Retry => "retry",
         WebhookOutcome::Failed => "failed",
     };
-    counter!(WEBHOOK_DELIVERIES, "tenant" => tenant.to_string(), "outcome" => outcome).increment(1);
+    counter!(WEBHOOK_DELIVERIES, "tenant" => tenant_label(tenant), "outcome" => outcome).increment(1);
 }
 
 /// Report how far `tenant`'s webhook deliveries are behind: the age of its oldest event not yet
 /// delivered, or zero when none is waiting. Call it each time the deliverer looks at the
 /// tenant's queue, so a stalled queue shows a growing lag rather than the last good value.
+/// Tenants beyond the label cap are left out: one shared gauge would only show whichever was
+/// set last (`scimgate_webhook_oldest_undelivered_event_age_seconds` covers every tenant).
 pub fn webhook_lag(tenant: &TenantName, lag: Duration) {
-    gauge!(WEBHOOK_LAG, "tenant" => tenant.to_string()).set(lag.as_secs_f64());
+    let label = tenant_label(tenant);
+    if label != OTHER_TENANTS {
+        gauge!(WEBHOOK_LAG, "tenant" => label).set(lag.as_secs_f64());
+    }
 }
 
 #[cfg(test)]
@@ -397,6 +576,24 @@ mod tests {
         ] {
             assert_ne!(auth_failure_reason(reason), "other", "{reason}");
         }
+    }
+
+    #[test]
+    fn tenants_beyond_the_cap_share_one_label() {
+        let labels = TenantLabels::new(2);
+        let [a, b, c]: [TenantName; 3] = ["acme", "globex", "initech"].map(|n| TenantName::parse(n).unwrap());
+        assert_eq!(labels.label(&a), "acme");
+        assert_eq!(labels.label(&b), "globex");
+        assert_eq!(labels.label(&c), OTHER_TENANTS);
+        assert_eq!(labels.label(&a), "acme", "a tenant keeps its label");
+        assert_eq!(TenantLabels::new(0).label(&a), OTHER_TENANTS, "0 labels no tenant");
+    }
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(status_class(StatusCode::OK), "2xx");
+        assert_eq!(status_class(StatusCode::NOT_FOUND), "4xx");
+        assert_eq!(status_class(StatusCode::SERVICE_UNAVAILABLE), "5xx");
     }
 
     #[test]

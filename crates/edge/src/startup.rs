@@ -99,7 +99,7 @@ impl Application {
             deliveries: wake,
         });
         spawn_failure_eviction(state.clone().into_inner());
-        let metrics = metrics::serve(metrics_listen, state.clone(), store.clone())?;
+        let metrics = metrics::serve(metrics_listen, state.clone(), store.clone(), &background)?;
         let readiness = draining.clone();
         let server = HttpServer::new(move || {
             App::new()

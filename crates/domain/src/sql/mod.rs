@@ -7,6 +7,7 @@
 mod dialect;
 mod events;
 mod filter;
+mod gauges;
 mod orgs;
 mod reconcile;
 mod resources;
@@ -23,6 +24,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor, Row, Transaction};
 
 pub use self::dialect::Dialect;
 use self::filter::Arg;
+pub use self::gauges::StoreGauges;
 pub use self::url::{redact_password, DatabaseUrl, UnsupportedDatabaseUrl};
 use crate::{DomainError, TenantId, TenantName};
 

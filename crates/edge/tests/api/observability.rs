@@ -11,18 +11,20 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use domain::testing::Backend;
+use domain::{DeliveryResult, EventStore, TenantName, TokenOwner, WebhookSecret, WebhookUrl};
 use edge::{Application, Settings};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message;
 use serde_json::{json, Value};
+use token::Scopes;
 
 use crate::both_backends;
-use crate::helpers::{eventually, forged, spawn_app, PrivateRedis, TestApp};
+use crate::helpers::{eventually, forged, issue, spawn_app, spawn_app_with, PrivateRedis, TestApp};
 
 both_backends!(
-    requests_are_counted_by_tenant_and_route_template_on_the_metrics_listener_only,
+    requests_are_counted_by_route_template_and_by_tenant_on_the_metrics_listener_only,
     refusals_are_counted_by_reason,
     a_stop_signal_drains_then_finishes_every_request_in_flight,
 );
@@ -111,7 +113,7 @@ impl Scrape {
     }
 }
 
-async fn requests_are_counted_by_tenant_and_route_template_on_the_metrics_listener_only(app: TestApp) {
+async fn requests_are_counted_by_route_template_and_by_tenant_on_the_metrics_listener_only(app: TestApp) {
     let gateway = Metered::start(&app, |_| {}).await;
     let (org, token) = (gateway.org.as_str(), gateway.token.as_str());
     let before = gateway.scrape().await;
@@ -141,22 +143,42 @@ async fn requests_are_counted_by_tenant_and_route_template_on_the_metrics_listen
     assert_eq!(public.status(), 404, "metrics never answer on the public port");
 
     let scrape = gateway.scrape().await;
+    // Route-level series are shared by every tenant (and every test in this process): they grow
+    // by at least this test's requests.
     let requests = "scimgate_http_requests_total";
-    let create = [("tenant", org), ("route", "/scim/v2/{org}/Users"), ("method", "POST"), ("status", "201")];
-    assert_eq!(scrape.value(requests, &create), 1.0, "{}", scrape.text);
-    let read = [("tenant", org), ("route", "/scim/v2/{org}/Users/{id}"), ("method", "GET"), ("status", "200")];
-    assert_eq!(scrape.value(requests, &read), 2.0, "{}", scrape.text);
-    // Unauthenticated requests are not put under the tenant their URL names.
-    assert_eq!(scrape.value(requests, &[("tenant", org), ("status", "401")]), 0.0);
-    let anonymous = [("tenant", ""), ("route", "/scim/v2/{org}/Users"), ("method", "GET"), ("status", "401")];
-    assert!(scrape.value(requests, &anonymous) >= 1.0, "{}", scrape.text);
+    let create = [("route", "/scim/v2/{org}/Users"), ("method", "POST"), ("status", "201")];
+    assert!(scrape.value(requests, &create) >= before.value(requests, &create) + 1.0, "{}", scrape.text);
+    let read = [("route", "/scim/v2/{org}/Users/{id}"), ("method", "GET"), ("status", "200")];
+    assert!(scrape.value(requests, &read) >= before.value(requests, &read) + 2.0, "{}", scrape.text);
+    let refusal = [("route", "/scim/v2/{org}/Users"), ("method", "GET"), ("status", "401")];
+    assert!(scrape.value(requests, &refusal) >= before.value(requests, &refusal) + 1.0, "{}", scrape.text);
+    // Per tenant: counters by status class, counted once the token was accepted. The refused
+    // request is not put under the tenant its URL names.
+    let tenant = "scimgate_tenant_requests_total";
+    assert_eq!(scrape.value(tenant, &[("tenant", org), ("class", "2xx")]), 3.0, "{}", scrape.text);
+    assert_eq!(scrape.value(tenant, &[("tenant", org), ("class", "4xx")]), 0.0, "{}", scrape.text);
     assert!(!scrape.text.contains(&id), "raw paths never become labels");
     assert!(!scrape.has_label("route", "/healthz") && !scrape.has_label("route", "/readyz"), "{}", scrape.text);
 
+    // Histograms carry no tenant: their buckets would multiply every tenant's series.
     let latency = "scimgate_http_request_duration_seconds";
-    assert_eq!(scrape.value(&format!("{latency}_count"), &create), 1.0, "{}", scrape.text);
+    for (name, labels, _) in &scrape.series {
+        assert!(!(name.starts_with(latency) && labels.contains_key("tenant")), "{name} {labels:?}");
+        assert!(!(name == requests && labels.contains_key("tenant")), "{name} {labels:?}");
+    }
+    let count = format!("{latency}_count");
+    assert!(scrape.value(&count, &create) >= before.value(&count, &create) + 1.0, "{}", scrape.text);
     let in_last_bucket: Vec<(&str, &str)> = create.iter().copied().chain([("le", "+Inf")]).collect();
-    assert_eq!(scrape.value(&format!("{latency}_bucket"), &in_last_bucket), 1.0, "{}", scrape.text);
+    let bucket = format!("{latency}_bucket");
+    assert!(scrape.value(&bucket, &in_last_bucket) >= 1.0, "{}", scrape.text);
+
+    // The standard process metrics.
+    for name in ["process_resident_memory_bytes", "process_open_fds", "process_max_fds", "process_threads"] {
+        assert!(scrape.value(name, &[]) > 0.0, "{name}:\n{}", scrape.text);
+    }
+    for name in ["process_cpu_seconds_total", "process_start_time_seconds", "process_virtual_memory_bytes"] {
+        assert!(scrape.series.iter().any(|(n, _, _)| n == name), "{name}:\n{}", scrape.text);
+    }
 
     let failures = |s: &Scrape| s.value("scimgate_auth_failures_total", &[("api", "scim"), ("reason", "wrong_secret")]);
     assert!(failures(&scrape) >= failures(&before) + 1.0, "{}", scrape.text);
@@ -224,6 +246,76 @@ async fn redis_fallback_shows_as_a_gauge() {
 
     redis.resume().unwrap();
     assert!(eventually(Duration::from_secs(10), || async { fallback().await == 0.0 }).await, "back on Redis");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_gauges_count_dead_letters_undelivered_events_and_expiring_tokens_on_sqlite() {
+    store_gauges_count_dead_letters_undelivered_events_and_expiring_tokens(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_gauges_count_dead_letters_undelivered_events_and_expiring_tokens_on_postgres() {
+    store_gauges_count_dead_letters_undelivered_events_and_expiring_tokens(Backend::Postgres).await;
+}
+
+/// The dead-letter, webhook-age and token-expiry gauges reflect the store, computed when the
+/// gateway starts (and every 30 s after).
+async fn store_gauges_count_dead_letters_undelivered_events_and_expiring_tokens(backend: Backend) {
+    // No deliverer: the test decides what is delivered and what is dead-lettered.
+    let Some(app) = spawn_app_with(backend, |s| s.webhook_workers = 0).await else { return };
+    let empty = Metered::start(&app, |_| {}).await;
+    // +Inf until this gateway computed them (the gauges are process-wide; other tests' gateways
+    // set them too, but each sets its own figures when scraped).
+    let computed = |s: &Scrape| s.value("scimgate_store_gauges_age_seconds", &[]).is_finite();
+    assert!(eventually(Duration::from_secs(10), || async { computed(&empty.scrape().await) }).await);
+    let scrape = empty.scrape().await;
+    assert_eq!(scrape.value("scimgate_webhook_dead_letters", &[]), 0.0, "{}", scrape.text);
+    assert_eq!(scrape.value("scimgate_webhook_oldest_undelivered_event_age_seconds", &[]), 0.0, "{}", scrape.text);
+    assert_eq!(scrape.value("scimgate_tokens_expiring_soon", &[("kind", "tenant")]), 0.0, "{}", scrape.text);
+
+    let tenant = TenantName::parse(&app.org).unwrap();
+    let now = domain::now_micros();
+    let day = 24 * 3600 * 1_000_000_i64;
+    for expires_in_days in [3, 6, 30] {
+        issue(&app.store, TokenOwner::Tenant(&tenant), Scopes::all(), Some(now + expires_in_days * day)).await;
+    }
+    issue(&app.store, TokenOwner::Operator, Scopes::all(), Some(now + day)).await;
+    // An expired token is no longer "expiring".
+    issue(&app.store, TokenOwner::Tenant(&tenant), Scopes::all(), Some(now - day)).await;
+    let url = WebhookUrl::parse("https://receiver.example.com/scim-events").unwrap();
+    app.store.add_webhook(&tenant, &url, &WebhookSecret::new("s".repeat(32)), true).await.unwrap();
+    for name in ["gauge-a@example.com", "gauge-b@example.com"] {
+        let user = json!({"schemas": [proto::schema::USER], "userName": name});
+        let response = app
+            .client
+            .post(format!("{}/scim/v2/{}/Users", app.address, app.org))
+            .bearer_auth(&app.token)
+            .header("content-type", "application/scim+json")
+            .body(user.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    // The first event fails for good; the second waits.
+    let batch = app.store.claim_delivery(domain::now_micros(), domain::now_micros() + 60_000_000, 1).await.unwrap();
+    let batch = batch.expect("an event is due");
+    let failed = DeliveryResult::Failed { error: "receiver down".into(), retry_at: None };
+    app.store.finish_delivery(&batch, &failed).await.unwrap();
+
+    let gateway = Metered::start(&app, |_| {}).await;
+    assert!(eventually(Duration::from_secs(10), || async { computed(&gateway.scrape().await) }).await);
+    let scrape = gateway.scrape().await;
+    assert_eq!(scrape.value("scimgate_webhook_dead_letters", &[]), 1.0, "{}", scrape.text);
+    let age = scrape.value("scimgate_webhook_oldest_undelivered_event_age_seconds", &[]);
+    assert!(age > 0.0 && age < 600.0, "{age}:\n{}", scrape.text);
+    assert_eq!(scrape.value("scimgate_tokens_expiring_soon", &[("kind", "tenant")]), 2.0, "{}", scrape.text);
+    assert_eq!(scrape.value("scimgate_tokens_expiring_soon", &[("kind", "operator")]), 1.0, "{}", scrape.text);
+    assert!(scrape.value("scimgate_store_gauges_age_seconds", &[]) < 60.0, "{}", scrape.text);
+    // Aged at each scrape: a stalled queue shows a growing age between computations.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let later = gateway.scrape().await.value("scimgate_webhook_oldest_undelivered_event_age_seconds", &[]);
+    assert!(later >= age + 1.0, "{age} then {later}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,61 @@
+//! Whole-store figures for the operator's gauges: cheap aggregate queries, run periodically by
+//! the gateway rather than per scrape or per tenant.
+
+use sqlx::Row;
+
+use super::filter::Arg;
+use super::{bound, SqlStore};
+use crate::DomainError;
+
+/// What the store holds that an operator alerts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreGauges {
+    /// Events that failed every delivery attempt, over every tenant and endpoint.
+    pub dead_letters: u64,
+    /// When the oldest event not yet delivered to an enabled webhook occurred (microseconds
+    /// since the epoch); `None` when every enabled endpoint is caught up.
+    pub oldest_undelivered_at: Option<i64>,
+    /// Tenant tokens, not revoked, that expire after `now` and within the window.
+    pub tenant_tokens_expiring: u64,
+    /// Operator tokens, likewise.
+    pub operator_tokens_expiring: u64,
+}
+
+impl SqlStore {
+    /// The figures at `now`, counting tokens that expire within `window_micros` of it.
+    pub async fn gauges(&self, now: i64, window_micros: i64) -> Result<StoreGauges, DomainError> {
+        let mut conn = self.pool.acquire().await?;
+        let dead_letters: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM webhook_dead_letters").fetch_one(&mut *conn).await?.try_get("n")?;
+        // Events are numbered per tenant in commit order, so an endpoint's oldest undelivered
+        // event is the first one after its cursor (one index lookup per enabled endpoint).
+        let oldest: Option<i64> = sqlx::query(
+            "SELECT MIN((SELECT e.occurred_at FROM events e WHERE e.tenant_id = w.tenant_id \
+             AND e.seq > w.delivered_seq ORDER BY e.seq LIMIT 1)) AS oldest FROM webhooks w WHERE w.enabled",
+        )
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("oldest")?;
+        let rows = bound(
+            "SELECT kind, COUNT(*) AS n FROM tokens WHERE revoked_at IS NULL AND expires_at > $1 \
+             AND expires_at <= $2 GROUP BY kind",
+            vec![Arg::Int(now), Arg::Int(now.saturating_add(window_micros))],
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut gauges = StoreGauges {
+            dead_letters: u64::try_from(dead_letters).unwrap_or(0),
+            oldest_undelivered_at: oldest,
+            ..StoreGauges::default()
+        };
+        for row in rows {
+            let kind: String = row.try_get("kind")?;
+            let n = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0);
+            match kind.as_str() {
+                "operator" => gauges.operator_tokens_expiring = n,
+                _ => gauges.tenant_tokens_expiring = n,
+            }
+        }
+        Ok(gauges)
+    }
+}
