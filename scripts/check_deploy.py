@@ -888,7 +888,24 @@ def render_chart(chart: str, outdir: str) -> list[str]:
             out = Path(outdir) / f"helm-{name}.yaml"
             out.write_text("\n---\n".join(docs) + "\n")
             print(f"rendered helm-{name}: {sum(1 for d in load(str(out)))} objects")
+        # Values the chart must refuse outright, before any manifest exists.
+        for label, values in REFUSED_VALUES.items():
+            try:
+                loaded.render(values, name="scimgate", namespace="scimgate", is_install=True)
+                problems.append(f"helm template renders {label} ({values}); the chart must refuse it")
+            except helm_python.errors.HelmError:
+                pass
+    print(f"chart: {len(configurations)} configurations rendered, {len(REFUSED_VALUES)} bad ones refused")
     return problems
+
+
+REFUSED_VALUES = {
+    "the admin API as a public path": {"publicPaths": ["/scim/", "/admin/"]},
+    "a setting not named SCIMGATE_* or OTEL_*": {"config": {"RUST_LOG": "debug"}},
+    "a setting the chart owns": {"config": {"SCIMGATE_TRUSTED_PROXY_HOPS": "3"}},
+    "no trusted proxy behind an Ingress": {"trustedProxyHops": 0},
+    "an Ingress and an HTTPRoute at once": {"ingress": {"enabled": True}, "httpRoute": {"enabled": True}},
+}
 
 # ---------------------------------------------------------------------------------------------
 # checkov
