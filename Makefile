@@ -36,7 +36,7 @@ openapi: ## Validate openapi/scimgate.yaml against the OpenAPI specification
 schemathesis: ## The OpenAPI document validated, then schemathesis against a live gateway on SQLite and PostgreSQL
 	scripts/schemathesis.sh all
 
-deploy-check: ## Render the Kubernetes overlays; schema, invariant and checkov checks of them and the Dockerfile
+deploy-check: ## Render the Kubernetes overlays and the Helm chart; schema, invariant, alert-rule and checkov checks of them and the Dockerfile
 	scripts/check-deploy.sh
 
 fuzz: ## Fuzz crates/proto (filter, PATCH path, PATCH application), FUZZ_SECONDS (default 60) per target; by hand, not in `test`
