@@ -332,9 +332,25 @@ def exported_metrics() -> set[str]:
     return names | process
 
 
+class StrictLoader(yaml.SafeLoader):
+    """YAML as the API server reads it: a key given twice in one mapping is an error (kubectl
+    refuses such a manifest), where PyYAML would keep the last value silently."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load(path: str) -> list[dict]:
     with open(path) as f:
-        return [doc for doc in yaml.safe_load_all(f) if doc]
+        return [doc for doc in yaml.load_all(f, Loader=StrictLoader) if doc]
 
 
 def name_of(obj: dict) -> str:
