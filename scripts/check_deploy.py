@@ -20,7 +20,9 @@ setting added to the gateway is allowed here without touching this file.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import re
 import sys
@@ -831,13 +833,15 @@ def rule_groups(objs: list[dict]) -> list[dict] | None:
     return rules[0]["spec"]["groups"] if rules else None
 
 
-def check_monitoring(paths: list[str]) -> list[str]:
+def check_monitoring(paths: list[str], groups=None, component=None, dashboard=None) -> list[str]:
     """The alert rules and the dashboard: they name only exported metrics; the chart and the
-    kustomize component ship the same rules; every alert is in docs/observability.md."""
+    kustomize component ship the same rules; every alert is in docs/observability.md. (The
+    keyword arguments replace the shipped files, for the self-test.)"""
     problems: list[str] = []
     exported = exported_metrics()
-    with open(CHART_ALERTS) as f:
-        groups = yaml.safe_load(f)["groups"]
+    if groups is None:
+        with open(CHART_ALERTS) as f:
+            groups = yaml.safe_load(f)["groups"]
     alerts = [r for g in groups for r in g["rules"]]
     check_expressions(str(CHART_ALERTS.relative_to(ROOT)), [r["expr"] for r in alerts], exported, problems)
     documented = OBSERVABILITY_MD.read_text()
@@ -846,7 +850,8 @@ def check_monitoring(paths: list[str]) -> list[str]:
             problems.append(f"docs/observability.md does not describe the alert {rule['alert']}")
         if not {"summary", "description"} <= set(rule.get("annotations", {})):
             problems.append(f"{CHART_ALERTS.name}: {rule['alert']} lacks a summary or description")
-    component = rule_groups(load(str(COMPONENT_RULES)))
+    if component is None:
+        component = rule_groups(load(str(COMPONENT_RULES)))
     if component != groups:
         problems.append(f"{COMPONENT_RULES.relative_to(ROOT)} and {CHART_ALERTS.relative_to(ROOT)} hold different rules")
     for path in paths:
@@ -857,7 +862,8 @@ def check_monitoring(paths: list[str]) -> list[str]:
             for key, value in (obj.get("data") or {}).items() if obj.get("kind") == "ConfigMap" else ():
                 if key.endswith(".json") and json.loads(value) != json.loads(CHART_DASHBOARD.read_text()):
                     problems.append(f"{Path(path).stem}: ConfigMap {obj['metadata']['name']} is not files/dashboard.json")
-    dashboard = json.loads(CHART_DASHBOARD.read_text())
+    if dashboard is None:
+        dashboard = json.loads(CHART_DASHBOARD.read_text())
     exprs = [t["expr"] for p in dashboard.get("panels", []) for t in p.get("targets", [])]
     exprs += [v["query"]["query"].replace("label_values(", "").split(",")[0] for v in dashboard["templating"]["list"]
               if isinstance(v.get("query"), dict)]
@@ -1180,7 +1186,27 @@ def self_test(path: str) -> list[str]:
         check_expressions("self-test", [expr], exported, found)
         if bool(found) != unknown:
             problems.append(f"self-test: the metric check misjudges {expr!r}: {found}")
-    print(f"self-test: {len(MUTATIONS) + 3} broken variants of {Path(path).name}, {len(problems)} missed")
+    # The monitoring check notices rules that drift apart, an undocumented alert and a dashboard
+    # query of a metric nobody exports.
+    with open(CHART_ALERTS) as f:
+        groups = yaml.safe_load(f)["groups"]
+    dashboard = json.loads(CHART_DASHBOARD.read_text())
+    drifted = copy.deepcopy(groups)
+    drifted[0]["rules"][0]["expr"] += " * 2"
+    undocumented = copy.deepcopy(groups)
+    undocumented[0]["rules"].append({"alert": "ScimgateNobodyWroteThisDown", "expr": "up == 0"})
+    broken_panel = copy.deepcopy(dashboard)
+    broken_panel["panels"][0]["targets"][0]["expr"] = "rate(scimgate_requests_served_total[5m])"
+    for label, kwargs, expected in (
+        ("rules drift apart", {"component": drifted}, "hold different rules"),
+        ("undocumented alert", {"groups": undocumented, "component": undocumented}, "does not describe"),
+        ("dashboard reads a made-up metric", {"dashboard": broken_panel}, "scimgate_requests_served_total"),
+    ):
+        with contextlib.redirect_stdout(io.StringIO()):
+            found = check_monitoring([], **kwargs)
+        if not any(expected in p for p in found):
+            problems.append(f"self-test: the monitoring check does not notice: {label} (reported: {found})")
+    print(f"self-test: {len(MUTATIONS) + 6} broken variants of {Path(path).name}, {len(problems)} missed")
     return problems
 
 
