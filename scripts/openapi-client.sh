@@ -43,8 +43,9 @@ source "$ROOT/scripts/lib/live-gateway.sh"
 generate_client() {
   local out="$TMP/generate.out"
   mkdir -p "$TMP/python"
-  # --meta none: the bare package, importable from $TMP/python.
-  if ! "$VENV/bin/openapi-python-client" generate --path "$DOCUMENT" --meta none \
+  # --meta none: the bare package, importable from $TMP/python. Its post-generation hooks run
+  # ruff, installed in the same virtualenv.
+  if ! PATH="$VENV/bin:$PATH" "$VENV/bin/openapi-python-client" generate --path "$DOCUMENT" --meta none \
     --output-path "$TMP/python/scimgate_client" >"$out" 2>&1; then
     log "openapi-python-client could not generate a client:"
     cat "$out" >&2

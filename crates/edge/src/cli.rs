@@ -450,10 +450,15 @@ fn print_json(rows: &[serde_json::Value]) {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let base = settings.public_base();
+    let (public_url, ip) = (settings.public_url.clone(), settings.listen.ip());
     let database = describe_database(&settings);
     let format = settings.log_format;
     let app = Application::build(settings).await?;
+    // The port bound, which `listen` may have left to the system (port 0).
+    let base = match public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => format!("http://{}", std::net::SocketAddr::new(ip, app.port())),
+    };
     tracing::info!(port = app.port(), %database, scim_base = %format!("{base}/scim/v2/<org>"), "scimgate listening");
     // The hint is for a person at a terminal; a log collector has the line above.
     if format == LogFormat::Pretty {
