@@ -1,6 +1,7 @@
-# Shared by the scripts that test a live gateway (compliance.sh, schemathesis.sh): a release
-# `scimgate serve` on a fresh SQLite file or PostgreSQL database, provisioned by the CLI, its
-# secrets kept out of every log, and everything it made removed on exit.
+# Shared by the scripts that test a live gateway (compliance.sh, schemathesis.sh,
+# openapi-client.sh): a release `scimgate serve` on a fresh SQLite file or PostgreSQL database,
+# on free loopback ports (metrics included), provisioned by the CLI, its secrets kept out of every
+# log, and everything it made removed on exit.
 #
 # Source it after setting ROOT (the repository) and LIVE_NAME (the caller's name, for messages and
 # the temp dir). KEEP_TMP=1 keeps the temp dir. PGHOST/PGPORT/PGUSER say where PostgreSQL is
