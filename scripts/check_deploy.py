@@ -73,7 +73,7 @@ OTEL_ENV = {
 SECRET_ENV = {"SCIMGATE_DATABASE_URL", "SCIMGATE_REDIS_URL"}
 FIXED_ENV_VALUES = {
     "SCIMGATE_LISTEN": "0.0.0.0:8080",
-    "SCIMGATE_METRICS_LISTEN": "0.0.0.0:9090",
+    "SCIMGATE_METRICS_LISTEN": "0.0.0.0:9464",
     "SCIMGATE_LOG_FORMAT": "json",
 }
 IN_FLIGHT_SECONDS = 30  # the gateway's shutdown timeout for requests in flight
@@ -84,7 +84,7 @@ REDIS_EGRESS = ("TCP", 6379)
 # Ports open to any destination: those above, and HTTPS to webhook receivers. Anything else (a
 # plain-HTTP receiver) must name its destination with `to:`.
 OPEN_EGRESS = REQUIRED_EGRESS | {REDIS_EGRESS, ("TCP", 443)}
-HTTP_PORT, METRICS_PORT = 8080, 9090
+HTTP_PORT, METRICS_PORT = 8080, 9464
 # What the public Ingress or HTTPRoute may route: the SCIM API and the OAuth token endpoint.
 # Never /admin/ (the admin API is reached through its own Service inside the cluster).
 PUBLIC_PREFIXES = ("/scim/", "/oauth2/")
@@ -575,8 +575,8 @@ def check_invariants(path: str) -> list[str]:
         problems.append(f"{where}: expected one initContainer running `migrate` with the gateway's image")
 
     ports = {p.get("name"): p.get("containerPort") for p in main.get("ports", [])}
-    if ports != {"http": 8080, "metrics": 9090}:
-        problems.append(f"{where}: container ports are {ports}, expected http 8080 and metrics 9090")
+    if ports != {"http": 8080, "metrics": 9464}:
+        problems.append(f"{where}: container ports are {ports}, expected http 8080 and metrics 9464")
     for kind, expected in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"), ("startupProbe", "/healthz")):
         path_, port = probe_path(main, kind)
         if path_ != expected or resolve_port(main, port) != 8080:

@@ -1,6 +1,7 @@
-# Shared by the scripts that test a live gateway (compliance.sh, schemathesis.sh): a release
-# `scimgate serve` on a fresh SQLite file or PostgreSQL database, provisioned by the CLI, its
-# secrets kept out of every log, and everything it made removed on exit.
+# Shared by the scripts that test a live gateway (compliance.sh, schemathesis.sh,
+# openapi-client.sh): a release `scimgate serve` on a fresh SQLite file or PostgreSQL database,
+# on free loopback ports (metrics included), provisioned by the CLI, its secrets kept out of every
+# log, and everything it made removed on exit.
 #
 # Source it after setting ROOT (the repository) and LIVE_NAME (the caller's name, for messages and
 # the temp dir). KEEP_TMP=1 keeps the temp dir. PGHOST/PGPORT/PGUSER say where PostgreSQL is
@@ -161,6 +162,12 @@ prepare_gateway() {
   export SCIMGATE_DATABASE_URL="$db_url"
   port=$(free_port) || return 1
   export SCIMGATE_LISTEN="127.0.0.1:$port"
+  # Metrics on a free port too, so that another gateway or a Prometheus on this machine (9464,
+  # 9090) never stops the run; the checkers do not read them.
+  local metrics_port
+  metrics_port=$(free_port) || return 1
+  [[ "$metrics_port" != "$port" ]] || metrics_port=$(free_port) || return 1
+  export SCIMGATE_METRICS_LISTEN="127.0.0.1:$metrics_port"
   # meta.location (which checkers follow) must point at this server.
   export SCIMGATE_PUBLIC_URL="http://$SCIMGATE_LISTEN"
   # The checkers test conformance, not the tenant limit: they send requests as fast as they can
@@ -195,5 +202,5 @@ start_gateway() {
 
 # Forget the environment of the last backend.
 reset_gateway_env() {
-  unset SCIMGATE_DATABASE_URL SCIMGATE_LISTEN SCIMGATE_PUBLIC_URL SCIMGATE_RATE_LIMIT_PER_SECOND SCIMGATE_RATE_LIMIT_BURST
+  unset SCIMGATE_DATABASE_URL SCIMGATE_LISTEN SCIMGATE_METRICS_LISTEN SCIMGATE_PUBLIC_URL SCIMGATE_RATE_LIMIT_PER_SECOND SCIMGATE_RATE_LIMIT_BURST
 }

@@ -185,6 +185,10 @@ pub trait OrganizationStore: Send + Sync {
 pub trait EventStore: Send + Sync {
     /// Up to `limit` events with a sequence above `after`, in order.
     async fn events_after(&self, tenant: &TenantName, after: i64, limit: u32) -> Result<Vec<Event>, DomainError>;
+    /// Delete up to `limit` events, of any tenant, that occurred before `before` (microseconds)
+    /// and that no webhook endpoint still needs: every endpoint of the tenant, enabled or not,
+    /// is past them, and none holds them as a dead letter. How many were deleted.
+    async fn prune_events(&self, before: i64, limit: u32) -> Result<u64, DomainError>;
     /// A new endpoint. It receives the events after the tenant's latest (`from_start`: all).
     async fn add_webhook(
         &self,

@@ -79,6 +79,15 @@ impl TestDb {
         }
     }
 
+    /// Run one SQL statement on this database, for tests that set up what no operation can
+    /// (an event from long ago).
+    pub async fn execute(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.url.connect_url()).await.expect("connect");
+        sqlx::query(sql).execute(&mut conn).await.expect("execute");
+        let _ = conn.close().await;
+    }
+
     /// A migrated store on this database.
     pub async fn store(&self) -> SqlStore {
         let store = SqlStore::connect(&self.url, &PoolSettings::default()).await.expect("connect");

@@ -200,6 +200,8 @@ impl Gateway {
             .arg("serve")
             .env("SCIMGATE_DATABASE_URL", database_url)
             .env("SCIMGATE_LISTEN", format!("127.0.0.1:{port}"))
+            // Nothing here reads metrics: no second listener to collide with another gateway's.
+            .env("SCIMGATE_METRICS_LISTEN", "off")
             .env("SCIMGATE_LOG", "error")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).expect("log file"));

@@ -167,8 +167,9 @@ impl FromRequest for TenantContext {
 #[cfg(not(feature = "bench-no-auth"))]
 async fn tenant_context(req: &HttpRequest) -> Result<TenantContext, ScimError> {
     let state = req.app_data::<web::Data<AppState>>().ok_or(ScimError::Unavailable("the server is not ready"))?;
-    let org = req.match_info().get("org").unwrap_or_default();
-    let stored = authenticate(req, state, TokenKind::Tenant, Some(org)).await?;
+    // Org names are lowercase: `/scim/v2/ACME` is tenant `acme`, as IdP admins type it.
+    let org = req.match_info().get("org").unwrap_or_default().to_ascii_lowercase();
+    let stored = authenticate(req, state, TokenKind::Tenant, Some(&org)).await?;
     let tenant = stored.tenant.ok_or(AuthError::Unauthorized("token has no tenant"))?;
     within_limit(req, state, tenant, stored.id, stored.scopes).await
 }

@@ -17,6 +17,7 @@ use token::{IssuedToken, TokenId};
 use crate::config::{LogFormat, Overrides, Settings};
 use crate::issuing::{self, parse_duration, IssueError, TokenRequest};
 use crate::startup::{connect_store, Application};
+use domain::SqlStore;
 pub use webhooks::{EventsArgs, WebhookCommand};
 
 #[derive(Debug, Parser)]
@@ -37,8 +38,21 @@ pub struct Cli {
     /// Log format (also SCIMGATE_LOG_FORMAT).
     #[arg(long, global = true, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// How list commands print: tab-separated lines with a header, or one JSON array.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How list commands print their rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Output {
+    /// Tab-separated columns under a header line.
+    #[default]
+    Table,
+    /// One JSON array of objects, for scripts.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,6 +106,9 @@ pub enum OrgCommand {
     Delete {
         tenant: String,
         name: String,
+        /// Confirm: the organization and its memberships are gone for good.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -156,9 +173,12 @@ pub enum TenantCommand {
         #[arg(long)]
         deprovision: Option<Deprovision>,
     },
-    /// Delete a tenant and all its users, groups and tokens.
+    /// Delete a tenant and all its users, groups, tokens, organizations and events.
     Delete {
         name: String,
+        /// Confirm: nothing of the tenant can be recovered afterwards.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -245,10 +265,134 @@ impl Cli {
     }
 }
 
-/// Run a command; the error text is what the operator sees.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::load(cli.config.as_ref(), &cli.overrides())?;
+/// Run a command and report its failure on stderr, once: what failed and where (the tenant, the
+/// database), as one JSON object when logs are JSON. The process's exit status.
+pub async fn main(cli: Cli) -> std::process::ExitCode {
+    // Known before the settings are, so that even a bad setting is reported in the right format.
+    let json = cli.log_format == Some(LogFormat::Json)
+        || (cli.log_format.is_none() && std::env::var("SCIMGATE_LOG_FORMAT").is_ok_and(|f| f.trim() == "json"));
+    let place = Place::of(&cli);
+    let (settings, warnings) = match Settings::load(cli.config.as_ref(), &cli.overrides()) {
+        Ok(loaded) => loaded,
+        Err(e) => return report(&anyhow::Error::from(e), &[], json),
+    };
+    let json = settings.log_format == LogFormat::Json;
     let _telemetry = crate::telemetry::init(settings.log_format);
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    let database = place.database.then(|| (settings.database_url.clone(), describe_database(&settings)));
+    match run(cli, settings).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // (what the message may already say, what to add if it does not)
+            let mut context = Vec::new();
+            if let Some(tenant) = place.tenant {
+                context.push((tenant.clone(), format!("tenant {tenant}")));
+            }
+            if let Some((url, described)) = database {
+                let shown = url.parse::<domain::DatabaseUrl>().map(|u| u.to_string()).unwrap_or(url);
+                context.push((shown, format!("database {described}")));
+            }
+            report(&e, &context, json)
+        }
+    }
+}
+
+/// What a command works on, named in its error messages.
+struct Place {
+    tenant: Option<String>,
+    /// Whether it opens the database (every command but `serve`, whose errors say so themselves).
+    database: bool,
+}
+
+impl Place {
+    fn of(cli: &Cli) -> Self {
+        let tenant = match &cli.command {
+            Command::Serve | Command::Migrate | Command::AdminToken(_) => None,
+            Command::Tenant(TenantCommand::List) => None,
+            Command::Tenant(
+                TenantCommand::Create { name }
+                | TenantCommand::Show { name }
+                | TenantCommand::Set { name, .. }
+                | TenantCommand::Delete { name, .. },
+            ) => Some(name),
+            Command::Token(
+                TokenCommand::Create { tenant, .. }
+                | TokenCommand::Regenerate { tenant, .. }
+                | TokenCommand::List { tenant }
+                | TokenCommand::Revoke { tenant, .. },
+            )
+            | Command::Org(
+                OrgCommand::Create { tenant, .. }
+                | OrgCommand::List { tenant }
+                | OrgCommand::Members { tenant, .. }
+                | OrgCommand::Delete { tenant, .. },
+            )
+            | Command::Mapping(
+                MappingCommand::Add { tenant, .. }
+                | MappingCommand::List { tenant }
+                | MappingCommand::Remove { tenant, .. },
+            )
+            | Command::Memberships { tenant, .. }
+            | Command::Readiness { tenant } => Some(tenant),
+            Command::Webhook(command) => Some(command.tenant()),
+            Command::Events(args) => Some(args.tenant()),
+        };
+        Self { tenant: tenant.cloned(), database: !matches!(cli.command, Command::Serve) }
+    }
+}
+
+/// The database as messages name it: the URL without its password and, for a SQLite file given
+/// by a relative path, the absolute path it resolved to here.
+fn describe_database(settings: &Settings) -> String {
+    let Ok(url) = settings.database_url() else { return settings.database_url.clone() };
+    match url.sqlite_file().filter(|f| f.is_relative()) {
+        Some(file) => match std::env::current_dir() {
+            Ok(dir) => format!("{url} ({})", dir.join(file).display()),
+            Err(_) => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// Print `error` once: its causes in order, each left out when the one before already says it
+/// (`cannot listen on …: Address already in use` rather than the OS error twice), then `context`
+/// unless the message names it already.
+fn report(error: &anyhow::Error, context: &[(String, String)], json: bool) -> std::process::ExitCode {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    let missing: Vec<&str> =
+        context.iter().filter(|(said, _)| !message.contains(said.as_str())).map(|(_, text)| text.as_str()).collect();
+    if !missing.is_empty() {
+        message = format!("{message} ({})", missing.join(", "));
+    }
+    if json {
+        let line = serde_json::json!({
+            "timestamp": format_rfc3339(now_micros()),
+            "level": "ERROR",
+            "fields": { "message": message },
+            "target": "scimgate",
+        });
+        eprintln!("{line}");
+    } else {
+        eprintln!("error: {message}");
+    }
+    std::process::ExitCode::FAILURE
+}
+
+/// Run a command; the error text is what the operator sees.
+pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
+    let output = cli.output;
     match cli.command {
         Command::Serve => serve(settings).await,
         Command::Migrate => {
@@ -256,18 +400,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied to {}", settings.database_url()?);
             Ok(())
         }
-        Command::Tenant(command) => tenant(command, &settings).await,
-        Command::Token(command) => token(command, &settings).await,
-        Command::AdminToken(command) => admin_token(command, &settings).await,
-        Command::Org(command) => organization(command, &settings).await,
-        Command::Mapping(command) => mapping(command, &settings).await,
+        Command::Tenant(command) => tenant(command, &settings, output).await,
+        Command::Token(command) => token(command, &settings, output).await,
+        Command::AdminToken(command) => admin_token(command, &settings, output).await,
+        Command::Org(command) => organization(command, &settings, output).await,
+        Command::Mapping(command) => mapping(command, &settings, output).await,
         Command::Memberships { tenant, user_id } => {
-            let store = connect_store(&settings).await?;
-            print_memberships(&store.user_memberships(&TenantName::parse(&tenant)?, &user_id).await?);
+            let store = open_store(&settings).await?;
+            print_memberships(&store.user_memberships(&TenantName::parse(&tenant)?, &user_id).await?, output);
             Ok(())
         }
         Command::Readiness { tenant } => {
-            let store = connect_store(&settings).await?;
+            let store = open_store(&settings).await?;
             let tenant = TenantName::parse(&tenant)?;
             let settings = store.tenant(&tenant).await?.settings;
             let findings = store.readiness(&tenant).await?.findings(&settings);
@@ -279,23 +423,53 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Webhook(command) => webhooks::webhook(command, &settings).await,
+        Command::Webhook(command) => webhooks::webhook(command, &settings, output).await,
         Command::Events(args) => webhooks::events(args, &settings).await,
     }
 }
 
+/// Open the configured database for an operator command, migrating it, but never creating one:
+/// a command run in the wrong directory would otherwise make an empty SQLite file there and
+/// answer "tenant not found". `serve` and `migrate` create it.
+pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<SqlStore> {
+    let url = settings.database_url()?;
+    if let Some(file) = url.sqlite_file() {
+        if !url.names_mode() && !file.exists() {
+            anyhow::bail!(
+                "there is no database here: `scimgate migrate` or `scimgate serve` creates it; or point \
+                 SCIMGATE_DATABASE_URL (--database-url) at the gateway's database"
+            );
+        }
+    }
+    Ok(connect_store(settings).await?)
+}
+
+/// Print `rows` as one JSON array.
+fn print_json(rows: &[serde_json::Value]) {
+    println!("{}", serde_json::Value::Array(rows.to_vec()));
+}
+
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let base = settings.public_base();
-    let database = settings.database_url()?;
+    let (public_url, ip) = (settings.public_url.clone(), settings.listen.ip());
+    let database = describe_database(&settings);
+    let format = settings.log_format;
     let app = Application::build(settings).await?;
-    tracing::info!(port = app.port(), %database, "scimgate listening");
-    let exe = command_name();
-    eprintln!(
-        "scimgate is serving SCIM at {base}/scim/v2/<org> (database {database}).\n\
-         Create a tenant and its token in another terminal:\n  \
-         {exe} tenant create acme\n  {exe} token create acme\n\
-         then give your IdP the Tenant URL {base}/scim/v2/acme and the token."
-    );
+    // The port bound, which `listen` may have left to the system (port 0).
+    let base = match public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => format!("http://{}", std::net::SocketAddr::new(ip, app.port())),
+    };
+    tracing::info!(port = app.port(), %database, scim_base = %format!("{base}/scim/v2/<org>"), "scimgate listening");
+    // The hint is for a person at a terminal; a log collector has the line above.
+    if format == LogFormat::Pretty {
+        let exe = command_name();
+        eprintln!(
+            "scimgate is serving SCIM at {base}/scim/v2/<org> (database {database}).\n\
+             Create a tenant and its token in another terminal:\n  \
+             {exe} tenant create acme\n  {exe} token create acme\n\
+             then give your IdP the Tenant URL {base}/scim/v2/acme and the token."
+        );
+    }
     app.run_until_stopped().await?;
     Ok(())
 }
@@ -313,8 +487,8 @@ fn command_name() -> String {
     }
 }
 
-async fn tenant(command: TenantCommand, settings: &Settings) -> anyhow::Result<()> {
-    let store = connect_store(settings).await?;
+async fn tenant(command: TenantCommand, settings: &Settings, output: Output) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
     match command {
         TenantCommand::Create { name } => {
             let name = TenantName::parse(&name)?;
@@ -324,7 +498,23 @@ async fn tenant(command: TenantCommand, settings: &Settings) -> anyhow::Result<(
             println!("next: scimgate token create {name}");
         }
         TenantCommand::List => {
-            for tenant in store.list_tenants().await? {
+            let tenants = store.list_tenants().await?;
+            if output == Output::Json {
+                let rows: Vec<_> = tenants
+                    .iter()
+                    .map(|t| {
+                        serde_json::json!({
+                            "name": t.name.as_str(),
+                            "tenant_url": format!("{}/scim/v2/{}", settings.public_base(), t.name),
+                            "created": format_rfc3339(t.created_at),
+                        })
+                    })
+                    .collect();
+                print_json(&rows);
+                return Ok(());
+            }
+            println!("NAME\tCREATED");
+            for tenant in tenants {
                 println!("{}\t{}", tenant.name, format_rfc3339(tenant.created_at));
             }
         }
@@ -352,8 +542,14 @@ async fn tenant(command: TenantCommand, settings: &Settings) -> anyhow::Result<(
             let tenant = store.update_tenant(&name, &update).await?;
             show_tenant(&tenant, settings);
         }
-        TenantCommand::Delete { name } => {
+        TenantCommand::Delete { name, yes } => {
             let name = TenantName::parse(&name)?;
+            store.tenant(&name).await?;
+            anyhow::ensure!(
+                yes,
+                "`tenant delete` removes tenant {name} with all its users, groups, tokens, organizations, \
+                 webhooks and events, for good; run it again with --yes to do so"
+            );
             store.delete_tenant(&name).await?;
             println!("deleted tenant {name}");
         }
@@ -377,8 +573,8 @@ fn show_tenant(tenant: &Tenant, settings: &Settings) {
     println!("deprovision: {}", settings.deprovision.as_str());
 }
 
-async fn token(command: TokenCommand, settings: &Settings) -> anyhow::Result<()> {
-    let store = connect_store(settings).await?;
+async fn token(command: TokenCommand, settings: &Settings, output: Output) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
     match command {
         TokenCommand::Create { tenant, options } => {
             let tenant = TenantName::parse(&tenant)?;
@@ -401,7 +597,8 @@ async fn token(command: TokenCommand, settings: &Settings) -> anyhow::Result<()>
         }
         TokenCommand::List { tenant } => {
             let tenant = TenantName::parse(&tenant)?;
-            print_tokens(&store.list_tokens(TokenOwner::Tenant(&tenant)).await?);
+            store.tenant(&tenant).await?;
+            print_tokens(&store.list_tokens(TokenOwner::Tenant(&tenant)).await?, output);
         }
         TokenCommand::Revoke { tenant, id } => {
             let tenant = TenantName::parse(&tenant)?;
@@ -413,15 +610,15 @@ async fn token(command: TokenCommand, settings: &Settings) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn admin_token(command: AdminTokenCommand, settings: &Settings) -> anyhow::Result<()> {
-    let store = connect_store(settings).await?;
+async fn admin_token(command: AdminTokenCommand, settings: &Settings, output: Output) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
     match command {
         AdminTokenCommand::Create { name, expires_in, expires_at } => {
             let request = TokenRequest::parse(None, name.as_deref(), expires_in.as_deref(), expires_at.as_deref())?;
             let issued = issuing::issue(&store, TokenOwner::Operator, &request).await?;
             print_issued(&issued, &request, None);
         }
-        AdminTokenCommand::List => print_tokens(&store.list_tokens(TokenOwner::Operator).await?),
+        AdminTokenCommand::List => print_tokens(&store.list_tokens(TokenOwner::Operator).await?, output),
         AdminTokenCommand::Revoke { id } => {
             let id = parse_token_id(&id)?;
             store.revoke_token(TokenOwner::Operator, &id).await?;
@@ -431,8 +628,8 @@ async fn admin_token(command: AdminTokenCommand, settings: &Settings) -> anyhow:
     Ok(())
 }
 
-async fn organization(command: OrgCommand, settings: &Settings) -> anyhow::Result<()> {
-    let store = connect_store(settings).await?;
+async fn organization(command: OrgCommand, settings: &Settings, output: Output) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
     match command {
         OrgCommand::Create { tenant, name } => {
             let organization =
@@ -440,26 +637,48 @@ async fn organization(command: OrgCommand, settings: &Settings) -> anyhow::Resul
             println!("created organization {} ({})", organization.name, organization.id);
         }
         OrgCommand::List { tenant } => {
+            let organizations = store.list_organizations(&TenantName::parse(&tenant)?).await?;
+            if output == Output::Json {
+                let rows: Vec<_> = organizations
+                    .iter()
+                    .map(|o| {
+                        serde_json::json!({
+                            "name": o.name.to_string(),
+                            "id": o.id,
+                            "autoprovisioned": o.autoprovisioned,
+                            "created": format_rfc3339(o.created_at),
+                        })
+                    })
+                    .collect();
+                print_json(&rows);
+                return Ok(());
+            }
             println!("NAME\tID\tAUTOPROVISIONED\tCREATED");
-            for o in store.list_organizations(&TenantName::parse(&tenant)?).await? {
+            for o in organizations {
                 println!("{}\t{}\t{}\t{}", o.name, o.id, o.autoprovisioned, format_rfc3339(o.created_at));
             }
         }
         OrgCommand::Members { tenant, name } => {
             let members =
                 store.organization_members(&TenantName::parse(&tenant)?, &OrganizationName::parse(&name)?).await?;
-            print_memberships(&members);
+            print_memberships(&members, output);
         }
-        OrgCommand::Delete { tenant, name } => {
-            store.delete_organization(&TenantName::parse(&tenant)?, &OrganizationName::parse(&name)?).await?;
+        OrgCommand::Delete { tenant, name, yes } => {
+            let (tenant, name) = (TenantName::parse(&tenant)?, OrganizationName::parse(&name)?);
+            anyhow::ensure!(
+                yes,
+                "`org delete` removes organization {name} of tenant {tenant} and its memberships; run it again \
+                 with --yes to do so"
+            );
+            store.delete_organization(&tenant, &name).await?;
             println!("deleted organization {name}");
         }
     }
     Ok(())
 }
 
-async fn mapping(command: MappingCommand, settings: &Settings) -> anyhow::Result<()> {
-    let store = connect_store(settings).await?;
+async fn mapping(command: MappingCommand, settings: &Settings, output: Output) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
     match command {
         MappingCommand::Add { tenant, group, group_id, org, role } => {
             let matcher = match (group, group_id) {
@@ -472,8 +691,28 @@ async fn mapping(command: MappingCommand, settings: &Settings) -> anyhow::Result
             println!("mapping {} added", mapping.id);
         }
         MappingCommand::List { tenant } => {
+            let mappings = store.list_mappings(&TenantName::parse(&tenant)?).await?;
+            if output == Output::Json {
+                let rows: Vec<_> = mappings
+                    .iter()
+                    .map(|m| {
+                        let (key, group) = match &m.matcher {
+                            GroupMatcher::DisplayName(name) => ("group", name),
+                            GroupMatcher::Id(id) => ("group_id", id),
+                        };
+                        serde_json::json!({
+                            "id": m.id,
+                            key: group,
+                            "organization": m.organization.to_string(),
+                            "role": m.role.to_string(),
+                        })
+                    })
+                    .collect();
+                print_json(&rows);
+                return Ok(());
+            }
             println!("ID\tGROUP\tORGANIZATION\tROLE");
-            for m in store.list_mappings(&TenantName::parse(&tenant)?).await? {
+            for m in mappings {
                 let group = match &m.matcher {
                     GroupMatcher::DisplayName(name) => format!("name:{name}"),
                     GroupMatcher::Id(id) => format!("id:{id}"),
@@ -489,7 +728,24 @@ async fn mapping(command: MappingCommand, settings: &Settings) -> anyhow::Result
     Ok(())
 }
 
-fn print_memberships(memberships: &[Membership]) {
+fn print_memberships(memberships: &[Membership], output: Output) {
+    if output == Output::Json {
+        let rows: Vec<_> = memberships
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "organization": m.organization.to_string(),
+                    "user_id": m.user_id,
+                    "user_name": m.user_name,
+                    "role": m.role.to_string(),
+                    "state": m.state.as_str(),
+                    "since": format_rfc3339(m.created_at),
+                })
+            })
+            .collect();
+        print_json(&rows);
+        return;
+    }
     println!("ORGANIZATION\tUSER\tUSERNAME\tROLE\tSTATE\tSINCE");
     for m in memberships {
         println!(
@@ -523,8 +779,27 @@ fn print_issued(issued: &IssuedToken, request: &TokenRequest, tenant: Option<(&S
     println!("{}", issued.plaintext);
 }
 
-fn print_tokens(tokens: &[TokenInfo]) {
+fn print_tokens(tokens: &[TokenInfo], output: Output) {
     let now = now_micros();
+    if output == Output::Json {
+        let rows: Vec<_> = tokens
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "id": t.id.to_string(),
+                    "name": t.name,
+                    "scopes": t.scopes.to_string().split(' ').collect::<Vec<_>>(),
+                    "state": issuing::state(t, now),
+                    "created": format_rfc3339(t.created_at),
+                    "expires": t.validity.expires_at.map(format_rfc3339),
+                    "revoked": t.validity.revoked_at.map(format_rfc3339),
+                    "last_used": t.last_used_at.map(format_rfc3339),
+                })
+            })
+            .collect();
+        print_json(&rows);
+        return;
+    }
     println!("ID\tNAME\tSCOPES\tSTATE\tCREATED\tEXPIRES\tREVOKED\tLAST USED");
     for t in tokens {
         println!(

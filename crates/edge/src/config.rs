@@ -14,6 +14,8 @@ use token::limit::Quota;
 /// Most events one webhook delivery may carry.
 pub const MAX_WEBHOOK_BATCH: u32 = 1000;
 pub use crate::metrics::MetricsListen;
+/// Where `/metrics` is served unless `SCIMGATE_METRICS_LISTEN` says otherwise (on loopback).
+pub const DEFAULT_METRICS_PORT: u16 = 9464;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -36,6 +38,9 @@ pub struct Settings {
     /// built from each request's Host and scheme (honouring `Forwarded` / `X-Forwarded-*`).
     pub public_url: Option<String>,
     pub log_format: LogFormat,
+    /// Request logs show the string values of `filter` query parameters (userNames, emails).
+    /// Off by default: they are personal data; turn it on only to debug an IdP's requests.
+    pub log_filter_values: bool,
     /// Most resources returned in one list response (advertised as `filter.maxResults`).
     pub max_results: u64,
     /// Page size when a list request gives no `count`.
@@ -90,6 +95,9 @@ pub struct Settings {
     /// After SIGTERM or SIGINT, how long `/readyz` answers 503 while everything else is still
     /// served, before the listener closes (Kubernetes needs a few seconds to stop routing here).
     pub drain_seconds: u64,
+    /// Events older than this many days are deleted in the background, once every webhook
+    /// endpoint of their tenant has them (delivered or dead-lettered); 0 keeps every event.
+    pub event_retention_days: u64,
 }
 
 impl std::fmt::Debug for Settings {
@@ -101,6 +109,7 @@ impl std::fmt::Debug for Settings {
             .field("listen", &self.listen)
             .field("public_url", &self.public_url)
             .field("log_format", &self.log_format)
+            .field("log_filter_values", &self.log_filter_values)
             .field("max_results", &self.max_results)
             .field("default_page_size", &self.default_page_size)
             .field("max_payload_bytes", &self.max_payload_bytes)
@@ -125,6 +134,7 @@ impl std::fmt::Debug for Settings {
             .field("metrics_listen", &self.metrics_listen)
             .field("metrics_max_tenants", &self.metrics_max_tenants)
             .field("drain_seconds", &self.drain_seconds)
+            .field("event_retention_days", &self.event_retention_days)
             .finish()
     }
 }
@@ -136,6 +146,7 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
             log_format: LogFormat::Pretty,
+            log_filter_values: false,
             max_results: 1000,
             default_page_size: 100,
             max_payload_bytes: 1024 * 1024,
@@ -159,9 +170,12 @@ impl Default for Settings {
             webhook_batch_size: 100,
             webhook_poll_ms: 1000,
             webhook_workers: 4,
-            metrics_listen: MetricsListen::Address(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            // 9464, the OpenTelemetry Prometheus exporter's port: not Prometheus's own 9090, so a
+            // Prometheus on the same machine does not stop the gateway from starting.
+            metrics_listen: MetricsListen::Address(SocketAddr::from(([127, 0, 0, 1], DEFAULT_METRICS_PORT))),
             metrics_max_tenants: crate::metrics::DEFAULT_MAX_TENANTS,
             drain_seconds: 0,
+            event_retention_days: 90,
         }
     }
 }
@@ -188,9 +202,10 @@ pub struct Overrides {
 }
 
 impl Settings {
-    /// Load from `file` (if given), the process environment and `overrides`.
-    pub fn load(file: Option<&PathBuf>, overrides: &Overrides) -> Result<Self, ConfigError> {
-        Self::load_from(file, std::env::vars(), overrides)
+    /// Load from `file` (if given), the process environment and `overrides`; with the warnings
+    /// to log once logging is set up (unknown `SCIMGATE_*` variables).
+    pub fn load(file: Option<&PathBuf>, overrides: &Overrides) -> Result<(Self, Vec<String>), ConfigError> {
+        Self::load_reporting(file, std::env::vars(), overrides)
     }
 
     pub fn load_from(
@@ -198,6 +213,14 @@ impl Settings {
         env: impl Iterator<Item = (String, String)>,
         overrides: &Overrides,
     ) -> Result<Self, ConfigError> {
+        Self::load_reporting(file, env, overrides).map(|(settings, _)| settings)
+    }
+
+    fn load_reporting(
+        file: Option<&PathBuf>,
+        env: impl Iterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<(Self, Vec<String>), ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(path) = file {
             if !path.exists() {
@@ -228,10 +251,11 @@ impl Settings {
                 values.push((key.to_lowercase(), v));
             }
         }
+        let mut warnings = Vec::new();
         for (k, _) in &env {
             let known = keys.iter().any(|key| *k == format!("SCIMGATE_{key}") || *k == format!("SCIMGATE_{key}_FILE"));
             if !known && k != "SCIMGATE_CONFIG" && k != "SCIMGATE_LOG" {
-                eprintln!("warning: unknown environment variable {k}");
+                warnings.push(format!("unknown environment variable {k}"));
             }
         }
         // Environment values are strings: numbers are recognised here, addresses by serde.
@@ -252,7 +276,7 @@ impl Settings {
             return Err(ConfigError::Invalid("auth_failure_burst must be positive".into()));
         }
         settings.check_webhook_settings()?;
-        Ok(settings)
+        Ok((settings, warnings))
     }
 
     /// Every setting's environment name without the `SCIMGATE_` prefix, from the field names.
@@ -299,9 +323,10 @@ impl Settings {
 }
 
 fn parse_scalar(v: &str) -> figment::value::Value {
-    match v.parse::<u64>() {
-        Ok(n) => figment::value::Value::from(n),
-        Err(_) => figment::value::Value::from(v.to_owned()),
+    match (v.parse::<u64>(), v.parse::<bool>()) {
+        (Ok(n), _) => figment::value::Value::from(n),
+        (_, Ok(b)) => figment::value::Value::from(b),
+        _ => figment::value::Value::from(v.to_owned()),
     }
 }
 
@@ -378,9 +403,26 @@ mod tests {
     }
 
     #[test]
+    fn switches_and_retention_come_from_the_environment() {
+        let s = Settings::load_from(None, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!((s.log_filter_values, s.event_retention_days), (false, 90));
+        let s = Settings::load_from(
+            None,
+            env(&[("SCIMGATE_LOG_FILTER_VALUES", "true"), ("SCIMGATE_EVENT_RETENTION_DAYS", "0")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!((s.log_filter_values, s.event_retention_days), (true, 0));
+        let err = Settings::load_from(None, env(&[("SCIMGATE_LOG_FILTER_VALUES", "yes")]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("log_filter_values"), "{err}");
+    }
+
+    #[test]
     fn metrics_listen_is_an_address_or_off() {
         let s = Settings::load_from(None, env(&[]), &Overrides::default()).unwrap();
-        assert_eq!(s.metrics_listen, MetricsListen::Address("127.0.0.1:9090".parse().unwrap()));
+        assert_eq!(s.metrics_listen, MetricsListen::Address("127.0.0.1:9464".parse().unwrap()));
         let s = Settings::load_from(None, env(&[("SCIMGATE_METRICS_LISTEN", "off")]), &Overrides::default()).unwrap();
         assert_eq!(s.metrics_listen, MetricsListen::Off);
         let s = Settings::load_from(

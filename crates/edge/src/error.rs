@@ -110,10 +110,15 @@ impl ResponseError for ScimError {
         if status == StatusCode::NOT_MODIFIED {
             return HttpResponse::NotModified().finish();
         }
-        if status.is_server_error() {
-            tracing::error!(error.cause_chain = ?self, error.message = %self, "request failed");
-        } else if let ScimError::Unauthorized(reason) = self {
-            tracing::info!(reason, "authentication refused");
+        // The request's one log line says why (its span); the cause chain of a 5xx is added there.
+        match self {
+            ScimError::Unauthorized(reason) => crate::telemetry::record_error_reason(reason),
+            ScimError::TooManyRequests { .. } => crate::telemetry::record_error_reason("too many requests"),
+            _ => {
+                if let Some(scim_type) = scim_type {
+                    crate::telemetry::record_error_reason(scim_type);
+                }
+            }
         }
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON)));

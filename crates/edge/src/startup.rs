@@ -36,6 +36,9 @@ pub enum StartupError {
     Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("database: {0}")]
     Database(#[from] domain::DomainError),
+    /// Connecting to or migrating the configured database failed.
+    #[error("cannot open database {database}")]
+    OpenDatabase { database: domain::DatabaseUrl, source: domain::DomainError },
     #[error("webhook HTTP client: {0}")]
     WebhookClient(#[from] reqwest::Error),
 }
@@ -57,8 +60,9 @@ pub struct Application {
 pub async fn connect_store(settings: &Settings) -> Result<SqlStore, StartupError> {
     let url = settings.database_url().map_err(crate::config::ConfigError::from)?;
     let pool = PoolSettings { max_connections: settings.max_db_connections, ..PoolSettings::default() };
-    let store = SqlStore::connect(&url, &pool).await?;
-    store.migrate().await?;
+    let open = |source| StartupError::OpenDatabase { database: url.clone(), source };
+    let store = SqlStore::connect(&url, &pool).await.map_err(open)?;
+    store.migrate().await.map_err(open)?;
     Ok(store)
 }
 
@@ -76,6 +80,7 @@ impl Application {
         let port = listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.listen, source })?.port();
         let (max_payload, max_group_payload) = (settings.max_payload_bytes, settings.max_group_payload_bytes);
         let (metrics_listen, drain) = (settings.metrics_listen, Duration::from_secs(settings.drain_seconds));
+        let event_retention_days = settings.event_retention_days;
         let draining = web::Data::new(Draining::default());
         let background = Background::default();
         let limits = tenant_limiter(&settings)?;
@@ -129,6 +134,8 @@ impl Application {
             cancelled.cancelled().await;
             deliveries.stop().await;
         });
+        let (pruned, retention_days) = (store.clone() as Arc<dyn Store>, event_retention_days);
+        background.spawn(move |cancelled| crate::retention::prune_until_cancelled(pruned, retention_days, cancelled));
         Ok(Self { port, server, store, usage, metrics, draining, drain, background })
     }
 

@@ -85,6 +85,23 @@ impl EventStore for SqlStore {
         rows.iter().map(event_from_row).collect()
     }
 
+    async fn prune_events(&self, before: i64, limit: u32) -> Result<u64, DomainError> {
+        // One bounded batch per call, so that a large backlog never holds a long transaction
+        // (SQLite has one writer) and the caller can pace itself.
+        let deleted = bound(
+            "DELETE FROM events WHERE (tenant_id, seq) IN (\
+                 SELECT e.tenant_id, e.seq FROM events e WHERE e.occurred_at < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.tenant_id = e.tenant_id AND w.delivered_seq < e.seq) \
+                 AND NOT EXISTS (SELECT 1 FROM webhook_dead_letters d WHERE d.tenant_id = e.tenant_id AND d.seq = e.seq) \
+                 LIMIT $2)",
+            vec![Arg::Int(before), Arg::Int(i64::from(limit))],
+        )
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(deleted)
+    }
+
     async fn add_webhook(
         &self,
         tenant: &TenantName,

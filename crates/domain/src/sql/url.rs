@@ -40,6 +40,22 @@ impl DatabaseUrl {
         &self.url
     }
 
+    /// The file of a SQLite database (as written: relative paths are relative to the current
+    /// directory); `None` for PostgreSQL and in-memory databases.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        if self.dialect != Dialect::Sqlite {
+            return None;
+        }
+        let rest = self.url.strip_prefix("sqlite://").or_else(|| self.url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or_default();
+        (!path.is_empty() && !path.contains(":memory:")).then(|| std::path::PathBuf::from(path))
+    }
+
+    /// Whether the URL says itself how to open the database (`mode=ro`, `mode=rwc`, ...).
+    pub fn names_mode(&self) -> bool {
+        self.url.contains("mode=")
+    }
+
     /// The URL to connect with. For SQLite, the file is created when missing.
     pub(crate) fn connect_url(&self) -> String {
         match self.dialect {
@@ -112,6 +128,16 @@ mod tests {
         assert_eq!("postgresql://h/db".parse::<DatabaseUrl>().unwrap().dialect(), Dialect::Postgres);
         let err = "mysql://u:pw@h/db".parse::<DatabaseUrl>().unwrap_err().to_string();
         assert!(err.contains("SCIMGATE_DATABASE_URL") && !err.contains("pw"));
+    }
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        let file = |url: &str| url.parse::<DatabaseUrl>().unwrap().sqlite_file();
+        assert_eq!(file("sqlite://scimgate.db"), Some("scimgate.db".into()));
+        assert_eq!(file("sqlite:///var/lib/scimgate/db.sqlite?mode=rwc"), Some("/var/lib/scimgate/db.sqlite".into()));
+        assert_eq!(file("sqlite:data.db"), Some("data.db".into()));
+        assert_eq!(file("sqlite::memory:"), None);
+        assert_eq!(file("postgres://h/db"), None);
     }
 
     #[test]

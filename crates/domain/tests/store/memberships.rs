@@ -21,6 +21,7 @@ crate::store_test!(
     renaming_a_group_keeps_its_autoprovisioned_organization,
     organizations_given_by_groups_cannot_be_deleted,
     webhook_delivery_state_moves_through_retries_dead_letters_and_redelivery,
+    old_events_are_pruned_only_once_every_endpoint_has_them,
 );
 
 fn org(name: &str) -> OrganizationName {
@@ -338,4 +339,39 @@ async fn webhook_delivery_state_moves_through_retries_dead_letters_and_redeliver
     let replay = store.add_webhook(&t.name, &url, &WebhookSecret::new("x".into()), true).await.unwrap();
     let batch = store.claim_delivery(retry_at, retry_at + 30_000_000, 10).await.unwrap().unwrap();
     assert_eq!((batch.endpoint_id, batch.events[0].seq), (replay.id, 1));
+}
+
+async fn old_events_are_pruned_only_once_every_endpoint_has_them(store: &impl Store) {
+    let t = tenant(store, TenantUpdate::default()).await;
+    for name in ["a", "b", "c", "d"] {
+        create(store, &t, ResourceKind::User, user(name)).await;
+    }
+    let later = domain::now_micros() + 1_000_000;
+    // Events newer than the cut-off stay.
+    assert_eq!(store.prune_events(domain::now_micros() - 3_600_000_000, 100).await.unwrap(), 0);
+    assert_eq!(events(store, &t, 0).await.len(), 4);
+
+    // An endpoint that has not received events 3 and 4 yet (a delivered batch, then one that
+    // failed for good: 3 is a dead letter, 4 not sent) keeps them; 1 and 2 go.
+    let url = WebhookUrl::parse("http://127.0.0.1:9/hook").unwrap();
+    let hook = store.add_webhook(&t.name, &url, &WebhookSecret::new("s3cret".into()), true).await.unwrap();
+    let now = domain::now_micros();
+    let batch = store.claim_delivery(now, now + 30_000_000, 2).await.unwrap().unwrap();
+    store.finish_delivery(&batch, &DeliveryResult::Delivered).await.unwrap();
+    let batch = store.claim_delivery(now, now + 30_000_000, 1).await.unwrap().unwrap();
+    store.finish_delivery(&batch, &DeliveryResult::Failed { error: "410".into(), retry_at: None }).await.unwrap();
+    assert_eq!(store.prune_events(later, 1).await.unwrap(), 1, "one batch of at most `limit`");
+    assert_eq!(store.prune_events(later, 100).await.unwrap(), 1);
+    let seqs = |events: Vec<Event>| events.iter().map(|e| e.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(events(store, &t, 0).await), [3, 4], "the dead letter and the undelivered event stay");
+
+    // A disabled endpoint still holds what it has not received.
+    store.set_webhook_enabled(&t.name, &hook.id, false).await.unwrap();
+    assert_eq!(store.prune_events(later, 100).await.unwrap(), 0);
+    // Once the endpoint is gone, nothing holds them; the sequence goes on where it was.
+    store.delete_webhook(&t.name, &hook.id).await.unwrap();
+    assert_eq!(store.prune_events(later, 100).await.unwrap(), 2);
+    assert!(events(store, &t, 0).await.is_empty());
+    create(store, &t, ResourceKind::User, user("e")).await;
+    assert_eq!(seqs(events(store, &t, 0).await), [5]);
 }

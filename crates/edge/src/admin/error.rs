@@ -85,10 +85,9 @@ impl ResponseError for AdminError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status();
-        if status.is_server_error() {
-            tracing::error!(error.cause_chain = ?self, error.message = %self, "admin request failed");
-        } else if let AdminError::Auth(AuthError::Unauthorized(reason)) = self {
-            tracing::info!(reason, "operator authentication refused");
+        // The request's one log line says why (its span); the cause chain of a 5xx is added there.
+        if let AdminError::Auth(AuthError::Unauthorized(reason)) = self {
+            crate::telemetry::record_error_reason(reason);
         }
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));

@@ -129,9 +129,10 @@ impl FromRequest for Operator {
     }
 }
 
-/// A tenant named in the path; a name that cannot exist is simply not found.
+/// A tenant named in the path, in any letter case (org names are lowercase); a name that cannot
+/// exist is simply not found.
 fn tenant_name(org: &str) -> Result<TenantName, AdminError> {
-    TenantName::parse(org).map_err(|_| AdminError::NotFound(format!("tenant `{org}` not found")))
+    TenantName::parse(&org.to_ascii_lowercase()).map_err(|_| AdminError::NotFound(format!("tenant `{org}` not found")))
 }
 
 /// A JSON request body of type `T`; an empty body is `T::default()` where that makes sense.

@@ -5,8 +5,8 @@ use std::io::Write;
 use clap::Subcommand;
 use domain::{format_rfc3339, EventStore, TenantName};
 
+use super::{open_store, print_json, Output};
 use crate::config::Settings;
-use crate::startup::connect_store;
 use crate::webhooks::{event_json, generate_secret, parse_url};
 
 #[derive(Debug, Subcommand)]
@@ -27,11 +27,32 @@ pub enum WebhookCommand {
     /// Pause delivery to an endpoint; events wait for it.
     Disable { tenant: String, id: String },
     /// Remove an endpoint and its dead letters.
-    Remove { tenant: String, id: String },
+    Remove {
+        tenant: String,
+        id: String,
+        /// Confirm: undelivered events and dead letters of the endpoint are dropped.
+        #[arg(long)]
+        yes: bool,
+    },
     /// List the events that failed every retry to an endpoint.
     DeadLetters { tenant: String, id: String },
     /// Send dead-lettered events again: the one with sequence SEQ, or all of them.
     Redeliver { tenant: String, id: String, seq: Option<i64> },
+}
+
+impl WebhookCommand {
+    /// The tenant the command works on, for error messages.
+    pub fn tenant(&self) -> &String {
+        match self {
+            Self::Add { tenant, .. }
+            | Self::List { tenant }
+            | Self::Enable { tenant, .. }
+            | Self::Disable { tenant, .. }
+            | Self::Remove { tenant, .. }
+            | Self::DeadLetters { tenant, .. }
+            | Self::Redeliver { tenant, .. } => tenant,
+        }
+    }
 }
 
 /// `scimgate events`: one JSON event per line, in sequence order.
@@ -46,11 +67,18 @@ pub struct EventsArgs {
     limit: Option<u64>,
 }
 
+impl EventsArgs {
+    /// The tenant whose events are printed, for error messages.
+    pub fn tenant(&self) -> &String {
+        &self.tenant
+    }
+}
+
 /// Events read from the store per query.
 const PAGE: u32 = 1000;
 
-pub async fn webhook(command: WebhookCommand, settings: &Settings) -> anyhow::Result<()> {
-    let store = connect_store(settings).await?;
+pub async fn webhook(command: WebhookCommand, settings: &Settings, output: Output) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
     match command {
         WebhookCommand::Add { tenant, url, from_start } => {
             let tenant = TenantName::parse(&tenant)?;
@@ -65,9 +93,25 @@ pub async fn webhook(command: WebhookCommand, settings: &Settings) -> anyhow::Re
         }
         WebhookCommand::List { tenant } => {
             let tenant = TenantName::parse(&tenant)?;
-            println!("ID\tURL\tSTATE\tCURSOR\tATTEMPTS\tNEXT ATTEMPT\tDEAD LETTERS\tLAST ERROR");
+            let mut rows = Vec::new();
+            if output == Output::Table {
+                println!("ID\tURL\tSTATE\tCURSOR\tATTEMPTS\tNEXT ATTEMPT\tDEAD LETTERS\tLAST ERROR");
+            }
             for w in store.list_webhooks(&tenant).await? {
                 let dead = store.dead_letters(&tenant, &w.id).await?.len();
+                if output == Output::Json {
+                    rows.push(serde_json::json!({
+                        "id": w.id,
+                        "url": w.url.to_string(),
+                        "enabled": w.enabled,
+                        "cursor": w.cursor,
+                        "attempts": w.attempts,
+                        "next_attempt": w.next_attempt_at.map(format_rfc3339),
+                        "dead_letters": dead,
+                        "last_error": w.last_error,
+                    }));
+                    continue;
+                }
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     w.id,
@@ -80,18 +124,44 @@ pub async fn webhook(command: WebhookCommand, settings: &Settings) -> anyhow::Re
                     w.last_error.as_deref().unwrap_or("-"),
                 );
             }
+            if output == Output::Json {
+                print_json(&rows);
+            }
         }
         WebhookCommand::Enable { tenant, id } => set_enabled(&store, &tenant, &id, true).await?,
         WebhookCommand::Disable { tenant, id } => set_enabled(&store, &tenant, &id, false).await?,
-        WebhookCommand::Remove { tenant, id } => {
+        WebhookCommand::Remove { tenant, id, yes } => {
             let tenant = TenantName::parse(&tenant)?;
+            anyhow::ensure!(
+                yes,
+                "`webhook remove` drops endpoint {id} of tenant {tenant} with its dead letters; run it again with \
+                 --yes to do so"
+            );
             store.delete_webhook(&tenant, &id).await?;
             println!("removed webhook {id} of {tenant}");
         }
         WebhookCommand::DeadLetters { tenant, id } => {
             let tenant = TenantName::parse(&tenant)?;
+            let dead_letters = store.dead_letters(&tenant, &id).await?;
+            if output == Output::Json {
+                let rows: Vec<_> = dead_letters
+                    .iter()
+                    .map(|d| {
+                        serde_json::json!({
+                            "seq": d.seq,
+                            "type": d.event_type.to_string(),
+                            "attempts": d.attempts,
+                            "failed": format_rfc3339(d.failed_at),
+                            "redelivery_requested": d.redeliver_requested_at.map(format_rfc3339),
+                            "last_error": d.last_error,
+                        })
+                    })
+                    .collect();
+                print_json(&rows);
+                return Ok(());
+            }
             println!("SEQ\tTYPE\tATTEMPTS\tFAILED\tREDELIVERY REQUESTED\tLAST ERROR");
-            for d in store.dead_letters(&tenant, &id).await? {
+            for d in dead_letters {
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}",
                     d.seq,
@@ -122,7 +192,7 @@ async fn set_enabled(store: &impl EventStore, tenant: &str, id: &str, enabled: b
 }
 
 pub async fn events(args: EventsArgs, settings: &Settings) -> anyhow::Result<()> {
-    let store = connect_store(settings).await?;
+    let store = open_store(settings).await?;
     let tenant = TenantName::parse(&args.tenant)?;
     anyhow::ensure!(args.after >= 0, "--after must be 0 or a sequence number");
     let (mut after, mut left) = (args.after, args.limit.unwrap_or(u64::MAX));

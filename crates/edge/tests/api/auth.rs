@@ -17,6 +17,7 @@ both_backends!(
     expired_tokens_are_refused,
     scopes_limit_what_a_token_may_do,
     operator_and_tenant_tokens_open_only_their_own_api,
+    an_org_in_the_wrong_case_is_its_lowercase_name,
 );
 
 fn token_id(plaintext: &str) -> TokenId {
@@ -191,4 +192,29 @@ mod failures {
         run(domain::testing::Backend::Postgres).await;
         forwarded_addresses(domain::testing::Backend::Postgres).await;
     }
+}
+
+async fn an_org_in_the_wrong_case_is_its_lowercase_name(app: TestApp) {
+    let upper = app.org.to_uppercase();
+    let url = format!("{}/scim/v2/{upper}/Users", app.address);
+    let (status, created) = status_json(
+        app.client
+            .post(&url)
+            .bearer_auth(&app.token)
+            .header("content-type", "application/scim+json")
+            .body(json!({"schemas": [proto::schema::USER], "userName": "case@example.com"}).to_string())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let location = created["meta"]["location"].as_str().unwrap();
+    assert!(location.contains(&format!("/scim/v2/{}/Users/", app.org)), "the canonical name: {location}");
+    assert_eq!(app.client.get(&url).bearer_auth(&app.token).send().await.unwrap().status(), 200);
+
+    let (status, tenant) = admin_json(app.admin(Method::GET, &format!("/tenants/{upper}"), None).await).await;
+    assert_eq!((status, tenant["name"].as_str()), (200, Some(app.org.as_str())), "{tenant}");
+    let (status, _) = admin_json(app.admin(Method::GET, &format!("/tenants/{upper}/tokens"), None).await).await;
+    assert_eq!(status, 200);
 }

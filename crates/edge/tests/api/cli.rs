@@ -1,6 +1,9 @@
 //! The `scimgate` binary as an operator uses it, against the same database as a running gateway.
 
+use std::net::TcpListener;
 use std::process::{Command, Output};
+
+use serde_json::Value;
 
 use crate::both_backends;
 use crate::helpers::{assert_scim_error, TestApp};
@@ -11,6 +14,9 @@ both_backends!(
     operator_tokens_and_tenant_settings_through_the_cli,
     organizations_mappings_and_memberships_through_the_cli,
     tenant_names_are_validated_with_a_clear_message,
+    destructive_commands_ask_for_yes,
+    list_commands_print_json_on_request,
+    errors_name_the_tenant_and_the_database_once,
 );
 
 fn scimgate(app: &TestApp, args: &[&str]) -> Output {
@@ -21,6 +27,20 @@ fn scimgate(app: &TestApp, args: &[&str]) -> Output {
         .env("SCIMGATE_LOG", "warn")
         .output()
         .expect("run scimgate")
+}
+
+fn stderr(output: &Output) -> String {
+    assert!(!output.status.success(), "scimgate succeeded: {}", String::from_utf8_lossy(&output.stdout));
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn json_rows(output: &Output) -> Vec<Value> {
+    let text = stdout(output);
+    serde_json::from_str::<Value>(&text)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 fn stdout(output: &Output) -> String {
@@ -66,7 +86,7 @@ async fn operator_lifecycle_through_the_cli(app: TestApp) {
         app.client.get(format!("{}/scim/v2/{org}/Users", app.address)).bearer_auth(&scoped).send().await.unwrap();
     assert_scim_error(response, 403, None).await;
 
-    stdout(&scimgate(&app, &["tenant", "delete", &org]));
+    stdout(&scimgate(&app, &["tenant", "delete", &org, "--yes"]));
     assert_eq!(status_with(&app, &org, &scoped).await, 401);
 }
 
@@ -136,12 +156,12 @@ async fn organizations_mappings_and_memberships_through_the_cli(app: TestApp) {
     assert!(stdout(&scimgate(&app, &["org", "members", org, "acme-eng"])).contains("ann"));
     assert!(stdout(&scimgate(&app, &["org", "list", org])).contains("acme-eng"));
 
-    let output = scimgate(&app, &["org", "delete", org, "acme-eng"]);
+    let output = scimgate(&app, &["org", "delete", org, "acme-eng", "--yes"]);
     assert!(!output.status.success(), "a group still gives it");
     assert!(String::from_utf8_lossy(&output.stderr).contains("Engineering"));
     let id = listing.lines().nth(1).unwrap().split('\t').next().unwrap().to_owned();
     stdout(&scimgate(&app, &["mapping", "remove", org, &id]));
-    stdout(&scimgate(&app, &["org", "delete", org, "acme-eng"]));
+    stdout(&scimgate(&app, &["org", "delete", org, "acme-eng", "--yes"]));
 }
 
 async fn tenant_names_are_validated_with_a_clear_message(app: TestApp) {
@@ -155,4 +175,119 @@ async fn tenant_names_are_validated_with_a_clear_message(app: TestApp) {
     assert!(String::from_utf8_lossy(&output.stderr).contains("already exists"));
     let output = scimgate(&app, &["token", "create", "no-such-tenant"]);
     assert!(String::from_utf8_lossy(&output.stderr).contains("tenant not found"));
+}
+
+async fn destructive_commands_ask_for_yes(app: TestApp) {
+    let refused = stderr(&scimgate(&app, &["tenant", "delete", &app.org]));
+    assert!(refused.contains("--yes") && refused.contains(&app.org), "{refused}");
+    assert_eq!(status_with(&app, &app.org, &app.token).await, 200, "nothing was deleted");
+
+    stdout(&scimgate(&app, &["org", "create", &app.org, "kept"]));
+    assert!(stderr(&scimgate(&app, &["org", "delete", &app.org, "kept"])).contains("--yes"));
+    assert!(stdout(&scimgate(&app, &["org", "list", &app.org])).contains("kept"));
+
+    let hook = stdout(&scimgate(&app, &["webhook", "add", &app.org, "http://127.0.0.1:9/hook"]));
+    let id = hook.lines().next().unwrap().trim_start_matches("webhook id: ").to_owned();
+    assert!(stderr(&scimgate(&app, &["webhook", "remove", &app.org, &id])).contains("--yes"));
+    stdout(&scimgate(&app, &["webhook", "remove", &app.org, &id, "--yes"]));
+
+    stdout(&scimgate(&app, &["tenant", "delete", &app.org, "--yes"]));
+    assert_eq!(status_with(&app, &app.org, &app.token).await, 401);
+}
+
+async fn list_commands_print_json_on_request(app: TestApp) {
+    let org = &app.org;
+    let tenants = json_rows(&scimgate(&app, &["tenant", "list", "--output", "json"]));
+    let tenant = tenants.iter().find(|t| t["name"] == org.as_str()).unwrap_or_else(|| panic!("{tenants:?}"));
+    assert_eq!(tenant["tenant_url"], format!("{}/scim/v2/{org}", app.address));
+
+    let tokens = json_rows(&scimgate(&app, &["token", "list", org, "--output", "json"]));
+    assert_eq!(tokens.len(), 1);
+    assert_eq!((tokens[0]["state"].as_str(), tokens[0]["scopes"].as_array().map(Vec::len)), (Some("active"), Some(4)));
+    assert_eq!(tokens[0]["id"], app.token.split('_').nth(1).unwrap());
+    let secret = app.token.split('_').nth(2).unwrap();
+    assert!(!tokens[0].to_string().contains(secret), "never a secret");
+
+    stdout(&scimgate(&app, &["org", "create", org, "eng"]));
+    stdout(&scimgate(&app, &["mapping", "add", org, "--group", "Engineering", "--org", "eng"]));
+    let orgs = json_rows(&scimgate(&app, &["org", "list", org, "--output", "json"]));
+    assert_eq!(orgs[0]["name"], "eng");
+    let mappings = json_rows(&scimgate(&app, &["--output", "json", "mapping", "list", org]));
+    assert_eq!((mappings[0]["group"].as_str(), mappings[0]["role"].as_str()), (Some("Engineering"), Some("member")));
+    let ann = app.create_user("ann").await["id"].as_str().unwrap().to_owned();
+    app.create_group("Engineering", &[&ann]).await;
+    let memberships = json_rows(&scimgate(&app, &["memberships", org, &ann, "--output", "json"]));
+    assert_eq!(
+        (memberships[0]["organization"].as_str(), memberships[0]["state"].as_str()),
+        (Some("eng"), Some("active"))
+    );
+    assert_eq!(json_rows(&scimgate(&app, &["org", "members", org, "eng", "--output", "json"]))[0]["user_name"], "ann");
+    assert!(json_rows(&scimgate(&app, &["webhook", "list", org, "--output", "json"])).is_empty());
+    assert!(json_rows(&scimgate(&app, &["admin-token", "list", "--output", "json"]))
+        .iter()
+        .all(|t| t["id"].is_string()));
+}
+
+async fn errors_name_the_tenant_and_the_database_once(app: TestApp) {
+    let shown_url = app.database_url.parse::<domain::DatabaseUrl>().unwrap().to_string();
+    let message = stderr(&scimgate(&app, &["token", "create", "no-such-tenant"]));
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(message.contains("tenant not found") && message.contains("no-such-tenant"), "{message}");
+    assert!(message.contains(&shown_url), "names the database: {message}");
+    assert_eq!(message.matches("not found").count(), 1, "{message}");
+
+    // A port already taken: the address once, the OS error once.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_scimgate"))
+        .arg("serve")
+        .env("SCIMGATE_DATABASE_URL", &app.database_url)
+        .env("SCIMGATE_LISTEN", &address)
+        .env("SCIMGATE_METRICS_LISTEN", "off")
+        .env("SCIMGATE_LOG", "warn")
+        .output()
+        .unwrap();
+    let message = stderr(&output);
+    assert!(message.contains(&format!("cannot listen on {address}")), "{message}");
+    assert_eq!(message.matches("in use").count(), 1, "{message}");
+
+    // The same in JSON: every line on stderr is one JSON object.
+    let output = Command::new(env!("CARGO_BIN_EXE_scimgate"))
+        .args(["serve", "--log-format", "json"])
+        .env("SCIMGATE_DATABASE_URL", &app.database_url)
+        .env("SCIMGATE_LISTEN", &address)
+        .env("SCIMGATE_METRICS_LISTEN", "off")
+        .env("SCIMGATE_SURELY_UNKNOWN", "1")
+        .env("SCIMGATE_LOG", "info")
+        .output()
+        .unwrap();
+    let message = stderr(&output);
+    for line in message.lines() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+    assert!(message.contains("SCIMGATE_SURELY_UNKNOWN") && message.contains("in use"), "{message}");
+}
+
+#[test]
+fn the_cli_never_creates_a_database_it_was_not_asked_to() {
+    let dir = std::env::temp_dir().join(format!("scimgate-cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_scimgate"))
+            .args(args)
+            .current_dir(&dir)
+            .env("SCIMGATE_DATABASE_URL", "sqlite://scimgate.db")
+            .env("SCIMGATE_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let message = stderr(&run(&["tenant", "list"]));
+    assert!(message.contains("no database") && message.contains("scimgate migrate"), "{message}");
+    assert!(message.contains(&dir.join("scimgate.db").display().to_string()), "the absolute path: {message}");
+    assert!(!dir.join("scimgate.db").exists(), "no empty database was made");
+
+    stdout(&run(&["migrate"]));
+    stdout(&run(&["tenant", "create", "acme"]));
+    assert!(stdout(&run(&["tenant", "list"])).contains("acme"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

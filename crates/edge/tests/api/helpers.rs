@@ -139,6 +139,11 @@ impl TestApp {
         }
     }
 
+    /// Run one SQL statement on this app's database.
+    pub async fn execute_sql(&self, sql: &str) {
+        self.db.execute(sql).await;
+    }
+
     /// A request to the admin API with this app's operator token.
     pub async fn admin(&self, method: Method, path: &str, body: Option<&Value>) -> Response {
         let mut request =

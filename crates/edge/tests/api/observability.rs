@@ -422,9 +422,11 @@ async fn logs_carry_route_tenant_and_request_id_but_never_the_token() {
     // The most verbose filter: no crate may log the token at any level.
     let mut gateway = Gateway::start(&app, &[("SCIMGATE_LOG", "trace")]);
     let client = fresh_client();
-    let user = json!({"schemas": [proto::schema::USER], "userName": "logs@example.com"});
+    let users = gateway.url(&format!("/scim/v2/{}/Users", app.org));
+    // The token in a body: as a password, which is accepted and never returned.
+    let user = json!({"schemas": [proto::schema::USER], "userName": "logs@example.com", "password": app.token});
     let created = client
-        .post(gateway.url(&format!("/scim/v2/{}/Users", app.org)))
+        .post(&users)
         .bearer_auth(&app.token)
         .header("content-type", "application/scim+json")
         .body(user.to_string())
@@ -436,8 +438,18 @@ async fn logs_carry_route_tenant_and_request_id_but_never_the_token() {
     let read = client.get(gateway.url(&format!("/scim/v2/{}/Users/{id}", app.org))).bearer_auth(&app.token);
     assert_eq!(read.send().await.unwrap().status(), 200);
     let forgery = forged(&app.token);
-    let refused = client.get(gateway.url(&format!("/scim/v2/{}/Users", app.org))).bearer_auth(&forgery);
+    let refused = client.get(&users).bearer_auth(&forgery);
     assert_eq!(refused.send().await.unwrap().status(), 401);
+    // The token in the query string: as `access_token` (refused), as `token`, and in a filter.
+    let in_query = client.get(format!("{users}?access_token={}", app.token));
+    assert_eq!(in_query.send().await.unwrap().status(), 401);
+    let filter = format!("userName eq \"logs@example.com\" or userName eq \"{}\"", app.token);
+    let listed = client.get(&users).bearer_auth(&app.token).query(&[
+        ("filter", filter.as_str()),
+        ("token", &app.token),
+        ("count", "5"),
+    ]);
+    assert_eq!(listed.send().await.unwrap().status(), 200);
     assert_eq!(client.get(gateway.url("/readyz")).send().await.unwrap().status(), 200);
     gateway.signal("TERM");
     assert!(gateway.wait(Duration::from_secs(40)).success());
@@ -447,9 +459,24 @@ async fn logs_carry_route_tenant_and_request_id_but_never_the_token() {
     for needle in [app.token.clone(), secret(&app.token), forgery.clone(), secret(&forgery)] {
         assert!(!text.contains(&needle), "a token or its secret was logged");
     }
+    assert!(!text.contains("logs@example.com"), "filter values are redacted by default");
+    assert!(!text.contains('\u{1b}'), "no colour codes off a terminal");
 
-    let completed: Vec<Value> =
-        gateway.log_events().into_iter().filter(|e| e["fields"]["message"] == "request completed").collect();
+    // Every line is JSON, with the request's fields once (`span`, no `spans`).
+    let lines: Vec<&str> = text.lines().collect();
+    for line in &lines {
+        let event: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(event.get("spans").is_none(), "{line}");
+    }
+    let events = gateway.log_events();
+    let completed: Vec<&Value> = events.iter().filter(|e| e["fields"]["message"] == "request completed").collect();
+    assert_eq!(completed.len(), 6, "one line per request: {completed:#?}");
+    let repeated = events.iter().filter(|e| {
+        let message = e["fields"]["message"].as_str().unwrap_or_default();
+        message.contains("Error encountered") || message.contains("authentication refused")
+    });
+    assert_eq!(repeated.count(), 0, "no second line for a refused request");
+
     let read = completed
         .iter()
         .find(|e| e["span"]["http.route"] == "/scim/v2/{org}/Users/{id}")
@@ -458,15 +485,48 @@ async fn logs_carry_route_tenant_and_request_id_but_never_the_token() {
     assert_eq!(read["span"]["tenant"], app.org.as_str(), "{read}");
     assert_eq!(read["span"]["http.method"], "GET", "{read}");
     assert_eq!(read["span"]["http.status_code"], 200, "{read}");
-    assert_eq!(read["fields"]["status"], 200, "{read}");
     assert!(read["fields"]["latency_ms"].as_f64().is_some(), "{read}");
     let request_id = read["span"]["request_id"].as_str().unwrap();
     assert_eq!(request_id.len(), 36, "a UUID: {read}");
-    let refusal = completed.iter().find(|e| e["fields"]["status"] == 401).unwrap();
+
+    let refusals: Vec<&&Value> = completed.iter().filter(|e| e["span"]["http.status_code"] == 401).collect();
+    assert_eq!(refusals.len(), 2, "{refusals:#?}");
+    let refusal = refusals[0];
+    assert_eq!(refusal["level"], "INFO", "a 401 is normal traffic: {refusal}");
+    assert_eq!(refusal["span"]["error.reason"], "secret does not match", "{refusal}");
     assert_eq!(refusal["span"]["tenant"], app.org.as_str(), "the {{org}} of the path, even when refused");
     assert_ne!(refusal["span"]["request_id"], read["span"]["request_id"]);
+    assert_eq!(refusals[1]["span"]["error.reason"], "no bearer token");
+    assert_eq!(refusals[1]["span"]["http.target"], format!("/scim/v2/{}/Users?access_token=%5BREDACTED%5D", app.org));
+
+    let list = completed
+        .iter()
+        .find(|e| e["span"]["http.route"] == "/scim/v2/{org}/Users" && e["span"]["http.status_code"] == 200)
+        .unwrap();
+    let target = list["span"]["http.target"].as_str().unwrap();
+    assert!(target.contains("filter=userName+eq+%22***%22+or+userName+eq+%22***%22"), "{target}");
+    assert!(target.contains("token=%5BREDACTED%5D") && target.contains("count=5"), "{target}");
+
     let probe = completed.iter().find(|e| e["span"]["http.route"] == "/readyz").unwrap();
     assert_eq!(probe["level"], "DEBUG", "probes stay out of info logs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_values_are_logged_only_when_asked_for_and_never_a_token() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else { return };
+    let mut gateway = Gateway::start(&app, &[("SCIMGATE_LOG_FILTER_VALUES", "true")]);
+    let client = fresh_client();
+    let users = gateway.url(&format!("/scim/v2/{}/Users", app.org));
+    let listed = client
+        .get(&users)
+        .bearer_auth(&app.token)
+        .query(&[("filter", "userName eq \"shown@example.com\""), ("access_token", &app.token)]);
+    assert_eq!(listed.send().await.unwrap().status(), 200);
+    gateway.signal("TERM");
+    assert!(gateway.wait(Duration::from_secs(40)).success());
+    let text = gateway.log_text();
+    assert!(text.contains("shown%40example.com"), "{text}");
+    assert!(!text.contains(app.token.split('_').nth(2).unwrap()), "tokens stay redacted");
 }
 
 // ---------------------------------------------------------------------------------------------

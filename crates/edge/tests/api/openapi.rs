@@ -163,3 +163,42 @@ fn each_api_has_its_own_kind_of_token() {
         }
     }
 }
+
+/// The `webhooks` section describes what the deliverer sends: the headers it sets, and a body
+/// whose keys are exactly the schema's, event by event.
+#[test]
+fn webhook_deliveries_are_described_as_sent() {
+    let doc = document();
+    let operation = &doc["webhooks"]["events"]["post"];
+    let headers: BTreeSet<&str> = operation["parameters"]
+        .as_array()
+        .expect("the delivery names its headers")
+        .iter()
+        .filter(|p| p["in"] == "header")
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    let sent = [edge::webhooks::SIGNATURE_HEADER, edge::webhooks::DELIVERY_HEADER, edge::webhooks::SEQUENCE_HEADER];
+    assert_eq!(headers, sent.into_iter().collect(), "the documented headers are the ones set");
+    let body_ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str().unwrap();
+    let schema = |reference: &str| doc["components"]["schemas"][reference.rsplit('/').next().unwrap()].clone();
+    let delivery_schema = schema(body_ref);
+    let event_schema = schema(delivery_schema["properties"]["events"]["items"]["$ref"].as_str().unwrap());
+
+    let tenant = domain::TenantName::parse("acme").unwrap();
+    let event = domain::Event {
+        seq: 41,
+        event_type: domain::EventType::MembershipAdded,
+        occurred_at: 1_767_261_600_123_456,
+        data: serde_json::json!({"role": "member"}),
+    };
+    let body: Value = serde_json::from_slice(&edge::webhooks::delivery_body(&tenant, &[event])).unwrap();
+    let keys = |value: &Value| value.as_object().unwrap().keys().cloned().collect::<BTreeSet<String>>();
+    for (value, schema) in [(&body, &delivery_schema), (&body["events"][0], &event_schema)] {
+        assert_eq!(keys(value), keys(&schema["properties"]), "{value} against {schema}");
+        let required: BTreeSet<String> =
+            schema["required"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_owned()).collect();
+        assert_eq!(keys(value), required, "every key is always sent");
+    }
+    let types = doc["components"]["schemas"]["EventType"]["enum"].as_array().unwrap();
+    assert!(types.contains(&body["events"][0]["type"]), "{}", body["events"][0]["type"]);
+}

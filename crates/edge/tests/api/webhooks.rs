@@ -62,6 +62,7 @@ webhook_tests!(
     webhooks_are_managed_and_their_secret_is_shown_once with defaults,
     bad_webhook_and_feed_requests_get_problem_details with defaults,
     webhooks_and_the_feed_through_the_cli with defaults,
+    old_events_are_pruned_in_the_background with defaults,
 );
 
 fn defaults(_: &mut Settings) {}
@@ -396,7 +397,11 @@ async fn every_event_reaches_the_receiver_signed_in_order_without_gaps(app: Test
         assert_eq!(delivery.sequence, format!("{}-{}", seqs[0], seqs[seqs.len() - 1]));
         assert!(uuid::Uuid::parse_str(&delivery.delivery_id).is_ok(), "{}", delivery.delivery_id);
     }
-    let listed = webhook(&app, hook["id"].as_str().unwrap()).await;
+    // The cursor moves once the gateway has read the receiver's answer, just after it was sent.
+    let id = hook["id"].as_str().unwrap();
+    let settled = eventually(PATIENCE, || async { webhook(&app, id).await["cursor"].as_i64() == Some(last) }).await;
+    let listed = webhook(&app, id).await;
+    assert!(settled, "{listed}");
     assert_eq!((listed["cursor"].as_i64(), listed["attempts"].as_u64()), (Some(last), Some(0)));
 }
 
@@ -771,7 +776,7 @@ async fn webhooks_and_the_feed_through_the_cli(app: TestApp) {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("https://"));
 
-    stdout(&scimgate(&app, &["webhook", "remove", org, &id]));
+    stdout(&scimgate(&app, &["webhook", "remove", org, &id, "--yes"]));
     let (status, _) = admin_json(app.admin(Method::GET, &format!("/tenants/{org}/webhooks/{id}"), None).await).await;
     assert_eq!(status, 404);
 }
@@ -825,4 +830,23 @@ fn the_documented_python_verifier_accepts_a_delivery_and_refuses_tampering_and_r
             eprintln!("SKIPPED: python3 not available: {e}");
         }
     }
+}
+
+/// The sequence numbers the event feed of `app`'s tenant holds.
+async fn feed_seqs(app: &TestApp) -> Vec<i64> {
+    let (status, feed) = admin_json(app.admin(Method::GET, &format!("/tenants/{}/events", app.org), None).await).await;
+    assert_eq!(status, 200, "{feed}");
+    feed["events"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect()
+}
+
+async fn old_events_are_pruned_in_the_background(app: TestApp) {
+    app.create_user("old@example.com").await;
+    app.create_user("new@example.com").await;
+    assert_eq!(feed_seqs(&app).await, [1, 2]);
+    // The first event is two days old: a gateway that keeps one day of events deletes it, in
+    // the background, as soon as it starts.
+    app.execute_sql("UPDATE events SET occurred_at = occurred_at - 172800000000 WHERE seq = 1").await;
+    let replica = app.spawn_replica(|s| s.event_retention_days = 1).await;
+    let pruned = eventually(PATIENCE, || async { feed_seqs(&replica).await == [2] }).await;
+    assert!(pruned, "events now: {:?}", feed_seqs(&replica).await);
 }
