@@ -139,6 +139,11 @@ impl TestApp {
         }
     }
 
+    /// The database under this app, for data in bulk and for looking at what it is doing.
+    pub fn db(&self) -> &TestDb {
+        &self.db
+    }
+
     /// A request to the admin API with this app's operator token.
     pub async fn admin(&self, method: Method, path: &str, body: Option<&Value>) -> Response {
         let mut request =
