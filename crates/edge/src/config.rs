@@ -52,7 +52,8 @@ pub struct Settings {
     /// Database connections per process.
     pub max_db_connections: u32,
     /// Requests of one tenant doing database work at once in this process; 0 derives it from
-    /// the pool: half the connections (at least one), so one tenant never holds them all.
+    /// the pool: a quarter of the connections (at least one), so one tenant never holds more than
+    /// its share of connections, nor of the database's CPU.
     pub db_requests_per_tenant: u32,
     /// Requests of one tenant waiting for a turn at the database; more are refused (429).
     pub db_queue_per_tenant: u32,
@@ -307,10 +308,10 @@ impl Settings {
         self.database_url.parse()
     }
 
-    /// Requests of one tenant doing database work at once: as set, or half the pool.
+    /// Requests of one tenant doing database work at once: as set, or a quarter of the pool.
     pub fn db_requests_per_tenant(&self) -> usize {
         let n = match self.db_requests_per_tenant {
-            0 => self.max_db_connections / 2,
+            0 => self.max_db_connections / 4,
             n => n,
         };
         usize::try_from(n.max(1)).unwrap_or(1)
@@ -426,9 +427,9 @@ mod tests {
     }
 
     #[test]
-    fn a_tenant_gets_half_the_pool_unless_told_otherwise() {
+    fn a_tenant_gets_a_quarter_of_the_pool_unless_told_otherwise() {
         let s = Settings::load_from(None, env(&[]), &Overrides::default()).unwrap();
-        assert_eq!((s.db_requests_per_tenant(), s.db_statement_timeout()), (5, Some(Duration::from_secs(20))));
+        assert_eq!((s.db_requests_per_tenant(), s.db_statement_timeout()), (2, Some(Duration::from_secs(20))));
         let s = Settings::load_from(None, env(&[("SCIMGATE_MAX_DB_CONNECTIONS", "1")]), &Overrides::default()).unwrap();
         assert_eq!(s.db_requests_per_tenant(), 1);
         let s = Settings::load_from(
