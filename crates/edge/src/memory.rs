@@ -18,10 +18,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ScimError;
 
-/// Estimated bytes per JSON value (or object key) of a request, for the parsed document and the
-/// normalised one built from it, allocator overhead included. Measured on groups of small
-/// members, the worst legal shape: see docs/benchmarks.md.
-pub const NODE_COST: usize = 256;
+/// Estimated bytes per JSON value (or object key) of a request, for the parsed document, the
+/// normalised one built from it and what the store makes of it, allocator overhead included.
+/// Measured on groups of small members, the worst legal shape: see docs/benchmarks.md.
+pub const NODE_COST: usize = 384;
 
 /// Budget granularity: semaphores count in `u32`, so reservations are in KiB.
 const UNIT: usize = 1024;

@@ -133,8 +133,9 @@ mod noisy_neighbour {
 
     async fn run(backend: Backend) {
         let Some(app) = spawn_app_with(backend, |s| {
-            // Two connections for each tenant's requests, two waiting at most.
+            // Two of four connections for each tenant's requests, two waiting at most.
             s.max_db_connections = 4;
+            s.db_requests_per_tenant = 2;
             s.db_queue_per_tenant = 2;
             s.db_queue_wait_ms = 200;
             s.db_request_timeout_ms = 1000;
