@@ -102,7 +102,7 @@ run_backend() {
   export SCIMGATE_WEBHOOK_WORKERS=0
   # schemathesis sends requests without (valid) tokens on purpose, thousands of them from one
   # address: the failed-authentication limit may not turn the run into 429s either.
-  export SCIMGATE_AUTH_FAILURE_BURST=1000000
+  export SCIMGATE_AUTH_FAILURE_BURST=1000000 SCIMGATE_AUTH_FAILURE_ADDRESS_BURST=1000000
 
   admin tenant create "$ORG" || return 1
   admin tenant create "$DOOMED_ORG" || return 1

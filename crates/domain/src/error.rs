@@ -23,6 +23,10 @@ pub enum DomainError {
     /// The database cannot be reached or refused to work (pool timeout, connection lost).
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
+    /// A statement ran past the database's time limit and was stopped (PostgreSQL
+    /// `statement_timeout`, SQLSTATE 57014).
+    #[error("database time limit reached")]
+    TimedOut(#[source] sqlx::Error),
     #[error("internal store error: {0}")]
     Internal(String, #[source] Option<Box<dyn std::error::Error + Send + Sync>>),
 }
@@ -46,6 +50,7 @@ impl From<sqlx::Error> for DomainError {
             sqlx::Error::Database(ref db) if matches!(db.code().as_deref(), Some("22021" | "22P05")) => {
                 Self::Invalid(proto::Error::InvalidValue("text cannot contain the character U+0000".into()))
             }
+            sqlx::Error::Database(ref db) if db.code().as_deref() == Some("57014") => Self::TimedOut(e),
             sqlx::Error::Database(ref db) if is_transient(db.code().as_deref()) => Self::Unavailable(e),
             other => Self::Internal("database error".into(), Some(Box::new(other))),
         }

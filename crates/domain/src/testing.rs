@@ -79,13 +79,22 @@ impl TestDb {
         }
     }
 
-    /// Run one SQL statement on this database, for tests that set up what no operation can
-    /// (an event from long ago).
-    pub async fn execute(&self, sql: &str) {
-        sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect(&self.url.connect_url()).await.expect("connect");
-        sqlx::query(sql).execute(&mut conn).await.expect("execute");
+    /// Run `sql` on this database outside any store: for tests that need data in bulk faster
+    /// than the API takes it, or that look at what the database is doing.
+    pub async fn execute(&self, sql: &str) -> Result<u64, sqlx::Error> {
+        let mut conn = sqlx::AnyConnection::connect(&self.url.connect_url()).await?;
+        let done = sqlx::raw_sql(sql).execute(&mut conn).await?;
         let _ = conn.close().await;
+        Ok(done.rows_affected())
+    }
+
+    /// The first column of the first row of `sql`, as an integer.
+    pub async fn scalar(&self, sql: &str) -> Result<i64, sqlx::Error> {
+        use sqlx::Row;
+        let mut conn = sqlx::AnyConnection::connect(&self.url.connect_url()).await?;
+        let value = sqlx::query(sql).fetch_one(&mut conn).await?.try_get(0)?;
+        let _ = conn.close().await;
+        Ok(value)
     }
 
     /// A migrated store on this database.

@@ -41,7 +41,8 @@ pub enum AuthError {
 }
 
 /// Check the request's bearer token: it must be a live token of `kind` and, for a tenant token,
-/// belong to the tenant named `org`. Every refusal counts against the client address.
+/// belong to the tenant named `org`. Every refusal counts against the client address, for `org`
+/// (or the admin API) and, with a much higher ceiling, for every target together.
 pub async fn authenticate(
     req: &HttpRequest,
     state: &AppState,
@@ -49,7 +50,10 @@ pub async fn authenticate(
     org: Option<&str>,
 ) -> Result<StoredToken, AuthError> {
     let client = client_address(req, state.settings.trusted_proxy_hops);
-    if let Some(retry_after) = client.and_then(|ip| state.failures.blocked_for(ip)) {
+    // Failures are counted per address and target, so bad tokens aimed at one tenant never
+    // refuse another tenant's IdP behind the same address.
+    let target = org.unwrap_or_default();
+    if let Some(retry_after) = client.and_then(|ip| state.failures.blocked_for(ip, target)) {
         metrics::rate_limited(None, RateLimitReason::AuthFailures);
         return Err(AuthError::TooManyFailures { retry_after });
     }
@@ -58,7 +62,7 @@ pub async fn authenticate(
         metrics::auth_failure(kind, reason);
     }
     if let (Err(AuthError::Unauthorized(_)), Some(ip)) = (&result, client) {
-        state.failures.record_failure(ip);
+        state.failures.record_failure(ip, target);
     }
     let stored = result?;
     state.usage.record(&stored.id, now_micros());

@@ -49,8 +49,26 @@ pub struct Settings {
     pub max_payload_bytes: usize,
     /// Largest request body on Group routes: a full member replace of 100,000 members is ~8.4 MB.
     pub max_group_payload_bytes: usize,
+    /// Memory request bodies may take at once while read, parsed and written, estimated at
+    /// 16 times their length (0: no budget). One body alone always fits.
+    pub body_memory_bytes: usize,
+    /// How long a request waits for body memory before it is refused (503).
+    pub body_memory_wait_ms: u64,
     /// Database connections per process.
     pub max_db_connections: u32,
+    /// Requests of one tenant doing database work at once in this process; 0 derives it from
+    /// the pool: a quarter of the connections (at least one), so one tenant never holds more than
+    /// its share of connections, nor of the database's CPU.
+    pub db_requests_per_tenant: u32,
+    /// Requests of one tenant waiting for a turn at the database; more are refused (429).
+    pub db_queue_per_tenant: u32,
+    /// How long a request waits for its tenant's turn before it is refused (429).
+    pub db_queue_wait_ms: u64,
+    /// The longest one request's database work may take (503 past it).
+    pub db_request_timeout_ms: u64,
+    /// The longest one statement may run on PostgreSQL before the server stops it, even when
+    /// nobody waits for it any more; 0: no limit.
+    pub db_statement_timeout_ms: u64,
     /// Redis for rate limits shared by every replica (`redis://[:password@]host:6379/0`). Unset:
     /// each process limits on its own.
     pub redis_url: Option<String>,
@@ -64,6 +82,11 @@ pub struct Settings {
     /// make one more.
     pub auth_failure_burst: u32,
     pub auth_failure_refill_seconds: u64,
+    /// Failed authentications one address may make across every tenant together (against
+    /// spraying), and the milliseconds until it may make one more: far above the per-tenant
+    /// budget, refilling faster, so failures aimed at one tenant never reach it.
+    pub auth_failure_address_burst: u32,
+    pub auth_failure_address_refill_ms: u64,
     /// Reverse proxies in front of the gateway that append to `X-Forwarded-For` (an Ingress: 1).
     /// 0 trusts no header and uses the peer address.
     pub trusted_proxy_hops: usize,
@@ -114,13 +137,22 @@ impl std::fmt::Debug for Settings {
             .field("default_page_size", &self.default_page_size)
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("max_group_payload_bytes", &self.max_group_payload_bytes)
+            .field("body_memory_bytes", &self.body_memory_bytes)
+            .field("body_memory_wait_ms", &self.body_memory_wait_ms)
             .field("max_db_connections", &self.max_db_connections)
+            .field("db_requests_per_tenant", &self.db_requests_per_tenant)
+            .field("db_queue_per_tenant", &self.db_queue_per_tenant)
+            .field("db_queue_wait_ms", &self.db_queue_wait_ms)
+            .field("db_request_timeout_ms", &self.db_request_timeout_ms)
+            .field("db_statement_timeout_ms", &self.db_statement_timeout_ms)
             .field("redis_url", &self.redis_url.as_deref().map(domain::sql::redact_password))
             .field("redis_timeout_ms", &self.redis_timeout_ms)
             .field("rate_limit_per_second", &self.rate_limit_per_second)
             .field("rate_limit_burst", &self.rate_limit_burst)
             .field("auth_failure_burst", &self.auth_failure_burst)
             .field("auth_failure_refill_seconds", &self.auth_failure_refill_seconds)
+            .field("auth_failure_address_burst", &self.auth_failure_address_burst)
+            .field("auth_failure_address_refill_ms", &self.auth_failure_address_refill_ms)
             .field("trusted_proxy_hops", &self.trusted_proxy_hops)
             .field("token_cache_seconds", &self.token_cache_seconds)
             .field("token_use_flush_seconds", &self.token_use_flush_seconds)
@@ -151,13 +183,22 @@ impl Default for Settings {
             default_page_size: 100,
             max_payload_bytes: 1024 * 1024,
             max_group_payload_bytes: 16 * 1024 * 1024,
+            body_memory_bytes: 160 * 1024 * 1024,
+            body_memory_wait_ms: 10_000,
             max_db_connections: 10,
+            db_requests_per_tenant: 0,
+            db_queue_per_tenant: 64,
+            db_queue_wait_ms: 5000,
+            db_request_timeout_ms: 30_000,
+            db_statement_timeout_ms: 20_000,
             redis_url: None,
             redis_timeout_ms: 250,
             rate_limit_per_second: 50,
             rate_limit_burst: 200,
             auth_failure_burst: 20,
             auth_failure_refill_seconds: 3,
+            auth_failure_address_burst: 200,
+            auth_failure_address_refill_ms: 300,
             trusted_proxy_hops: 0,
             token_cache_seconds: 300,
             token_use_flush_seconds: 30,
@@ -272,8 +313,13 @@ impl Settings {
         if settings.default_quota().is_none() {
             return Err(ConfigError::Invalid("rate_limit_per_second and rate_limit_burst must be positive".into()));
         }
-        if settings.auth_failure_burst == 0 {
-            return Err(ConfigError::Invalid("auth_failure_burst must be positive".into()));
+        if settings.auth_failure_burst == 0 || settings.auth_failure_address_burst == 0 {
+            return Err(ConfigError::Invalid(
+                "auth_failure_burst and auth_failure_address_burst must be positive".into(),
+            ));
+        }
+        if settings.max_db_connections == 0 || settings.db_request_timeout_ms == 0 {
+            return Err(ConfigError::Invalid("max_db_connections and db_request_timeout_ms must be positive".into()));
         }
         settings.check_webhook_settings()?;
         Ok((settings, warnings))
@@ -289,6 +335,20 @@ impl Settings {
 
     pub fn database_url(&self) -> Result<DatabaseUrl, domain::sql::UnsupportedDatabaseUrl> {
         self.database_url.parse()
+    }
+
+    /// Requests of one tenant doing database work at once: as set, or a quarter of the pool.
+    pub fn db_requests_per_tenant(&self) -> usize {
+        let n = match self.db_requests_per_tenant {
+            0 => self.max_db_connections / 4,
+            n => n,
+        };
+        usize::try_from(n.max(1)).unwrap_or(1)
+    }
+
+    /// PostgreSQL's per-statement time limit, if any.
+    pub fn db_statement_timeout(&self) -> Option<std::time::Duration> {
+        (self.db_statement_timeout_ms > 0).then(|| std::time::Duration::from_millis(self.db_statement_timeout_ms))
     }
 
     /// The limit of a tenant without one of its own.
@@ -332,6 +392,8 @@ fn parse_scalar(v: &str) -> figment::value::Value {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
@@ -392,6 +454,21 @@ mod tests {
             let err = Settings::load_from(None, env(&[(key, value)]), &Overrides::default()).unwrap_err().to_string();
             assert!(err.contains(message), "{key}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn a_tenant_gets_a_quarter_of_the_pool_unless_told_otherwise() {
+        let s = Settings::load_from(None, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!((s.db_requests_per_tenant(), s.db_statement_timeout()), (2, Some(Duration::from_secs(20))));
+        let s = Settings::load_from(None, env(&[("SCIMGATE_MAX_DB_CONNECTIONS", "1")]), &Overrides::default()).unwrap();
+        assert_eq!(s.db_requests_per_tenant(), 1);
+        let s = Settings::load_from(
+            None,
+            env(&[("SCIMGATE_DB_REQUESTS_PER_TENANT", "3"), ("SCIMGATE_DB_STATEMENT_TIMEOUT_MS", "0")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!((s.db_requests_per_tenant(), s.db_statement_timeout()), (3, None));
     }
 
     #[test]

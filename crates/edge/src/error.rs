@@ -37,7 +37,11 @@ pub enum ScimError {
     NotImplemented(&'static str),
     #[error("{0}")]
     Unavailable(&'static str),
-    /// Over the tenant's rate limit, or too many failed authentications from this address.
+    /// The request's database work ran past its deadline.
+    #[error("the request took longer than the database time limit; retry later")]
+    DatabaseTimeout { retry_after: Duration },
+    /// Over the tenant's rate limit, its share of database work, or too many failed
+    /// authentications from this address.
     #[error("too many requests; retry after {} s", Decision::retry_after_seconds(*retry_after))]
     TooManyRequests { retry_after: Duration },
 }
@@ -72,7 +76,7 @@ impl ScimError {
                 DomainError::PreconditionFailed { .. } => (StatusCode::PRECONDITION_FAILED, None),
                 DomainError::NotModified => (StatusCode::NOT_MODIFIED, None),
                 DomainError::InvalidTenantName(_) => (StatusCode::NOT_FOUND, None),
-                DomainError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
+                DomainError::Unavailable(_) | DomainError::TimedOut(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
                 DomainError::Internal(..) => (StatusCode::INTERNAL_SERVER_ERROR, None),
                 DomainError::Invalid(_) => (StatusCode::BAD_REQUEST, None),
             },
@@ -84,6 +88,7 @@ impl ScimError {
             ScimError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, None),
             ScimError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, None),
             ScimError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
+            ScimError::DatabaseTimeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, None),
             ScimError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, None),
         }
     }
@@ -92,6 +97,9 @@ impl ScimError {
     fn detail(&self) -> String {
         match self {
             ScimError::Domain(DomainError::Unavailable(_)) => "the database is unavailable; retry later".into(),
+            ScimError::Domain(DomainError::TimedOut(_)) => {
+                "the request took longer than the database time limit; retry later".into()
+            }
             ScimError::Domain(DomainError::Internal(..)) => "internal error".into(),
             ScimError::Domain(DomainError::NotFound(what)) => format!("{what} not found"),
             ScimError::Domain(DomainError::InvalidTenantName(_)) => "tenant not found".into(),
@@ -125,8 +133,15 @@ impl ResponseError for ScimError {
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"scimgate\"")));
         }
-        if let ScimError::TooManyRequests { retry_after } = self {
-            response.insert_header((header::RETRY_AFTER, Decision::retry_after_seconds(*retry_after)));
+        match self {
+            ScimError::TooManyRequests { retry_after } | ScimError::DatabaseTimeout { retry_after } => {
+                response.insert_header((header::RETRY_AFTER, Decision::retry_after_seconds(*retry_after)));
+            }
+            // The database is busy, away or stopped a statement: a retry in a moment may succeed.
+            ScimError::Domain(DomainError::Unavailable(_) | DomainError::TimedOut(_)) | ScimError::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, 1));
+            }
+            _ => {}
         }
         if let ScimError::Domain(DomainError::PreconditionFailed { current }) = self {
             if let Ok(etag) = HeaderValue::from_str(&format!("W/\"{current}\"")) {

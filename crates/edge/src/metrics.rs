@@ -468,6 +468,8 @@ pub enum RateLimitReason {
     TenantLimit,
     /// The client address failed authentication too often. The tenant is not known then.
     AuthFailures,
+    /// The tenant already has its share of database work running and waiting.
+    DatabaseShare,
 }
 
 /// Count a 429; `tenant` is `None` when the request was refused before authentication.
@@ -475,6 +477,7 @@ pub fn rate_limited(tenant: Option<&TenantName>, reason: RateLimitReason) {
     let reason = match reason {
         RateLimitReason::TenantLimit => "tenant_limit",
         RateLimitReason::AuthFailures => "auth_failures",
+        RateLimitReason::DatabaseShare => "database_share",
     };
     let tenant = tenant.map(tenant_label).unwrap_or_default();
     counter!(RATE_LIMITED, "tenant" => tenant, "reason" => reason).increment(1);

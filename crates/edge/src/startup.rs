@@ -17,7 +17,9 @@ use tracing_actix_web::TracingLogger;
 
 use crate::config::{ConfigError, Settings};
 use crate::error::ScimError;
+use crate::memory::BodyBudget;
 use crate::metrics::MetricsServer;
+use crate::share::{DatabaseShare, ShareLimits};
 use crate::shutdown::{Background, Draining};
 use crate::state::AppState;
 use crate::telemetry::RequestSpan;
@@ -59,7 +61,11 @@ pub struct Application {
 /// Connect to the configured database and apply migrations.
 pub async fn connect_store(settings: &Settings) -> Result<SqlStore, StartupError> {
     let url = settings.database_url().map_err(crate::config::ConfigError::from)?;
-    let pool = PoolSettings { max_connections: settings.max_db_connections, ..PoolSettings::default() };
+    let pool = PoolSettings {
+        max_connections: settings.max_db_connections,
+        statement_timeout: settings.db_statement_timeout(),
+        ..PoolSettings::default()
+    };
     let open = |source| StartupError::OpenDatabase { database: url.clone(), source };
     let store = SqlStore::connect(&url, &pool).await.map_err(open)?;
     store.migrate().await.map_err(open)?;
@@ -94,8 +100,16 @@ impl Application {
         let wake = Arc::new(Notify::new());
         let deliverer =
             Deliverer::new(store.clone() as Arc<dyn Store>, DeliveryPolicy::from_settings(&settings), wake.clone())?;
+        let share = DatabaseShare::new(ShareLimits {
+            per_tenant: settings.db_requests_per_tenant(),
+            queue: usize::try_from(settings.db_queue_per_tenant).unwrap_or(usize::MAX),
+            queue_wait: Duration::from_millis(settings.db_queue_wait_ms),
+            deadline: Duration::from_millis(settings.db_request_timeout_ms),
+        });
         let state = web::Data::new(AppState {
             store: store.clone() as Arc<dyn Store>,
+            share,
+            bodies: BodyBudget::new(settings.body_memory_bytes, Duration::from_millis(settings.body_memory_wait_ms)),
             verifier,
             limits,
             failures: failure_limiter(&settings),
@@ -167,6 +181,8 @@ fn failure_limiter(settings: &Settings) -> FailureLimiter {
     FailureLimiter::new(FailureQuota {
         burst: NonZeroU32::new(settings.auth_failure_burst).unwrap_or(NonZeroU32::MIN),
         refill: Duration::from_secs(settings.auth_failure_refill_seconds.max(1)),
+        address_burst: NonZeroU32::new(settings.auth_failure_address_burst).unwrap_or(NonZeroU32::MIN),
+        address_refill: Duration::from_millis(settings.auth_failure_address_refill_ms.max(1)),
     })
 }
 

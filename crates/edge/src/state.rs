@@ -1,16 +1,24 @@
+use std::future::Future;
 use std::sync::Arc;
 
-use domain::Store;
+use domain::{DomainError, Store, Tenant, TenantId};
 use token::limit::{FailureLimiter, TenantLimiter};
 use token::Verifier;
 use tokio::sync::Notify;
 
 use crate::config::Settings;
+use crate::error::ScimError;
+use crate::memory::BodyBudget;
+use crate::share::DatabaseShare;
 use crate::usage::TokenUsage;
 
 /// What every handler shares.
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// Each tenant's turns at the database.
+    pub share: DatabaseShare,
+    /// Memory for request bodies being read, parsed and written.
+    pub bodies: BodyBudget,
     pub verifier: Verifier,
     /// Per-tenant request limits (shared through Redis when configured).
     pub limits: TenantLimiter,
@@ -21,4 +29,16 @@ pub struct AppState {
     /// Poked after a write that may have appended events, so idle webhook deliverers look at
     /// once instead of at their next poll.
     pub deliveries: Arc<Notify>,
+}
+
+impl AppState {
+    /// Run `work` on the store in `tenant`'s turn at the database (see [`DatabaseShare`]).
+    pub async fn in_turn<T, F, Fut>(&self, tenant: &Tenant, work: F) -> Result<T, ScimError>
+    where
+        F: FnOnce(Arc<dyn Store>, TenantId) -> Fut,
+        Fut: Future<Output = Result<T, DomainError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.share.run(&tenant.name, work(self.store.clone(), tenant.id.clone())).await
+    }
 }

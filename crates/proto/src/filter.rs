@@ -68,6 +68,72 @@ pub const MAX_FILTER_LEN: usize = 8 * 1024;
 /// Deepest nesting of parentheses, `not` and value paths accepted.
 pub const MAX_FILTER_DEPTH: usize = 64;
 
+/// Most comparisons and presence tests one filter used for a search may hold. IdPs send one or
+/// two; a batch lookup by id a few dozen.
+pub const MAX_FILTER_CLAUSES: usize = 100;
+/// Most substring comparisons (`co`, `sw`, `ew`) over multi-valued attributes (`emails`,
+/// `members`, ...) one search filter may make: each one scans every value of every resource of
+/// the tenant, with no index to help.
+pub const MAX_MULTI_VALUED_SUBSTRINGS: usize = 4;
+
+/// Refuse a search filter that would cost more than one request may: more than
+/// [`MAX_FILTER_CLAUSES`] clauses, or more than [`MAX_MULTI_VALUED_SUBSTRINGS`] substring
+/// comparisons over multi-valued attributes ([`Error::TooLarge`], SCIM `tooMany`). Kept apart
+/// from [`parse`]: PATCH value filters run in memory over one resource and cost nothing.
+pub fn check_cost(filter: &Filter) -> Result<(), Error> {
+    let mut cost = Cost::default();
+    cost.add(filter, false);
+    if cost.clauses > MAX_FILTER_CLAUSES {
+        return Err(Error::TooLarge(format!(
+            "the filter has {} clauses; at most {MAX_FILTER_CLAUSES} are accepted",
+            cost.clauses
+        )));
+    }
+    if cost.multi_valued_substrings > MAX_MULTI_VALUED_SUBSTRINGS {
+        return Err(Error::TooLarge(format!(
+            "the filter has {} substring comparisons (co, sw, ew) over multi-valued attributes; at most \
+             {MAX_MULTI_VALUED_SUBSTRINGS} are accepted",
+            cost.multi_valued_substrings
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Cost {
+    clauses: usize,
+    multi_valued_substrings: usize,
+}
+
+impl Cost {
+    fn add(&mut self, filter: &Filter, inside_multi_valued: bool) {
+        match filter {
+            Filter::And(a, b) | Filter::Or(a, b) => {
+                self.add(a, inside_multi_valued);
+                self.add(b, inside_multi_valued);
+            }
+            Filter::Not(inner) => self.add(inner, inside_multi_valued),
+            Filter::Present(_) => self.clauses += 1,
+            Filter::Compare { attr, op, .. } => {
+                self.clauses += 1;
+                let substring = matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew);
+                if substring && (inside_multi_valued || is_multi_valued(attr)) {
+                    self.multi_valued_substrings += 1;
+                }
+            }
+            Filter::ValuePath { attr, filter } => self.add(filter, inside_multi_valued || is_multi_valued(attr)),
+        }
+    }
+}
+
+/// Whether `attr` names a multi-valued attribute of a User or a Group.
+fn is_multi_valued(attr: &AttrPath) -> bool {
+    use crate::schema::ResourceKind;
+    [ResourceKind::User, ResourceKind::Group]
+        .into_iter()
+        .any(|kind| kind.resolve(attr).is_some_and(|r| r.attr.multi_valued))
+}
+
 /// Parse an RFC 7644 filter. Operators and attribute names are case-insensitive; `and` binds
 /// tighter than `or`. Errors are [`Error::InvalidFilter`] (or [`Error::TooLarge`] past the limits).
 pub fn parse(input: &str) -> Result<Filter, Error> {
@@ -1019,6 +1085,28 @@ mod tests {
         // Long flat chains are fine: they are not nesting.
         let chain = vec!["a pr"; 1000].join(" or ");
         assert!(parse(&chain).is_ok());
+    }
+
+    #[test]
+    fn search_filters_have_a_cost_limit() {
+        let cost = |f: &str| check_cost(&parse(f).unwrap());
+        let ids = (0..MAX_FILTER_CLAUSES).map(|i| format!("id eq \"{i}\"")).collect::<Vec<_>>();
+        assert!(cost(&ids.join(" or ")).is_ok());
+        let one_more = format!("{} or id eq \"x\"", ids.join(" or "));
+        assert!(matches!(cost(&one_more), Err(Error::TooLarge(d)) if d.contains("clauses")));
+
+        let substrings =
+            |n: usize, attr: &str| (0..n).map(|i| format!("{attr} co \"zq{i}\"")).collect::<Vec<_>>().join(" or ");
+        assert!(cost(&substrings(MAX_MULTI_VALUED_SUBSTRINGS, "emails.value")).is_ok());
+        for attr in ["emails.value", "emails", "phoneNumbers.value", "members.value", "EMAILS.VALUE"] {
+            let err = cost(&substrings(MAX_MULTI_VALUED_SUBSTRINGS + 1, attr)).unwrap_err();
+            assert!(matches!(&err, Error::TooLarge(d) if d.contains("multi-valued")), "{attr}: {err}");
+        }
+        let inside = (0..=MAX_MULTI_VALUED_SUBSTRINGS).map(|i| format!("value ew \"{i}\"")).collect::<Vec<_>>();
+        assert!(cost(&format!("emails[{}]", inside.join(" or "))).is_err(), "inside a value path too");
+        // Substrings over single-valued attributes use the indexed columns' scans: not counted.
+        assert!(cost(&substrings(MAX_MULTI_VALUED_SUBSTRINGS + 10, "userName")).is_ok());
+        assert!(cost(&format!("emails[type eq \"work\"] and {}", substrings(3, "displayName"))).is_ok());
     }
 
     #[test]

@@ -7,6 +7,29 @@ use time::OffsetDateTime;
 use crate::schema::{find, AttrDef, AttrType, Mutability, ResourceKind, Returned, SchemaDef, COMMON};
 use crate::Error;
 
+/// Longest value, in characters, of the strings the store keeps in indexed columns: `userName`,
+/// `externalId`, `displayName` (of users and groups) and member ids. At four bytes per character
+/// at most, an index entry stays well inside PostgreSQL's btree row limit (2,704 bytes), so both
+/// stores accept and refuse exactly the same values.
+pub const MAX_INDEXED_CHARS: usize = 512;
+/// Most values one multi-valued attribute of a resource may hold (`emails`, `phoneNumbers`,
+/// `addresses`, ...): every value is scanned by filters over the attribute. Group `members` are
+/// bounded by the Group body size instead.
+pub const MAX_MULTI_VALUES: usize = 100;
+
+/// The top-level attributes kept in indexed columns.
+const INDEXED: [&str; 3] = ["userName", "externalId", "displayName"];
+
+fn check_indexed_length(name: &str, value: &str) -> Result<(), Error> {
+    let chars = value.chars().count();
+    if chars > MAX_INDEXED_CHARS {
+        return Err(Error::InvalidValue(format!(
+            "`{name}` is {chars} characters long; at most {MAX_INDEXED_CHARS} are accepted"
+        )));
+    }
+    Ok(())
+}
+
 /// Validate a client-sent User or Group body (POST or PUT) and return its canonical form:
 /// - attribute names spelled as in the schema (matched case-insensitively), extension attributes
 ///   under their URN key; `schemas` rebuilt as the core URN plus each extension present;
@@ -64,7 +87,11 @@ pub fn normalize(kind: ResourceKind, body: Value) -> Result<Value, Error> {
     );
     out.insert("schemas".into(), Value::Array(schemas));
     for def in COMMON.iter().chain(core.attributes) {
-        match found.take(core.id, def.name) {
+        let value = found.take(core.id, def.name);
+        if let (Some(Value::String(s)), true) = (&value, INDEXED.contains(&def.name)) {
+            check_indexed_length(def.name, s)?;
+        }
+        match value {
             // A blank `userName` or `displayName` identifies nothing.
             Some(Value::String(s)) if def.required && s.trim().is_empty() => {
                 return Err(Error::InvalidValue(format!("`{}` is required", def.name)));
@@ -166,6 +193,12 @@ pub(crate) fn attribute_value(def: &AttrDef, value: Value, label: &str) -> Resul
         if let Some(v) = single_value(def, item, &format!("{label}[{i}]"))? {
             out.push(v);
         }
+    }
+    if out.len() > MAX_MULTI_VALUES {
+        return Err(Error::InvalidValue(format!(
+            "`{label}` has {} values; at most {MAX_MULTI_VALUES} are accepted",
+            out.len()
+        )));
     }
     if out.iter().filter(|item| is_primary(item)).count() > 1 {
         // RFC 7643 §2.4: "primary" true appears no more than once.
@@ -306,6 +339,7 @@ pub(crate) fn member_values(value: Value) -> Result<Vec<Value>, Error> {
             }
             None => return Err(Error::InvalidValue(format!("`members[{i}]` has no `value`"))),
         };
+        check_indexed_length(&format!("members[{i}].value"), &id)?;
         let ty = match ty {
             None | Some(Value::Null) => None,
             Some(Value::String(t)) if t.eq_ignore_ascii_case("User") => Some("User"),
@@ -395,6 +429,33 @@ mod tests {
 
     fn user(body: Value) -> Result<Value, Error> {
         normalize(ResourceKind::User, body)
+    }
+
+    #[test]
+    fn indexed_strings_have_one_length_limit_in_characters() {
+        let at_limit = "é".repeat(MAX_INDEXED_CHARS);
+        let over = "é".repeat(MAX_INDEXED_CHARS + 1);
+        assert!(user(json!({"userName": at_limit, "externalId": at_limit, "displayName": at_limit})).is_ok());
+        for name in ["userName", "externalId", "displayName"] {
+            let mut body = json!({"userName": "bjensen"});
+            body[name] = json!(over);
+            let detail = invalid(user(body));
+            assert!(detail.contains(&format!("`{name}`")) && detail.contains("at most 512"), "{detail}");
+        }
+        let group = |body| normalize(ResourceKind::Group, body);
+        assert!(invalid(group(json!({"displayName": over}))).contains("`displayName`"));
+        let member = json!({"displayName": "g", "members": [{"value": "a"}, {"value": over}]});
+        assert!(invalid(group(member)).contains("`members[1].value`"));
+    }
+
+    #[test]
+    fn multi_valued_attributes_hold_a_bounded_number_of_values() {
+        let emails = |n: usize| (0..n).map(|i| json!({"value": format!("u{i}@example.com")})).collect::<Vec<_>>();
+        assert!(user(json!({"userName": "a", "emails": emails(MAX_MULTI_VALUES)})).is_ok());
+        let detail = invalid(user(json!({"userName": "a", "emails": emails(MAX_MULTI_VALUES + 1)})));
+        assert!(detail.contains("`emails`") && detail.contains("at most 100"), "{detail}");
+        let phones = (0..=MAX_MULTI_VALUES).map(|i| json!({"value": format!("+1555{i}")})).collect::<Vec<_>>();
+        assert!(invalid(user(json!({"userName": "a", "phoneNumbers": phones}))).contains("`phoneNumbers`"));
     }
 
     fn invalid(result: Result<Value, Error>) -> String {

@@ -40,12 +40,22 @@ pub struct PoolSettings {
     pub max_connections: u32,
     /// How long a request waits for a connection before it fails as unavailable (503).
     pub acquire_timeout: Duration,
+    /// The longest one statement may run on PostgreSQL before the server stops it
+    /// (`statement_timeout`), whether or not anybody still waits for its answer. `None`: no
+    /// limit. Migrations run without it.
+    pub statement_timeout: Option<Duration>,
 }
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        Self { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
+        Self { max_connections: 10, acquire_timeout: Duration::from_secs(5), statement_timeout: None }
     }
+}
+
+/// `SET statement_timeout` for `limit` (0: none), in whole milliseconds.
+fn statement_timeout_sql(limit: Option<Duration>) -> String {
+    let ms = limit.map_or(0, |d| d.as_millis().clamp(1, i32::MAX as u128));
+    format!("SET statement_timeout = {ms}")
 }
 
 /// A snapshot of the connection pool, see [`SqlStore::pool_status`].
@@ -60,6 +70,7 @@ pub struct PoolStatus {
 pub struct SqlStore {
     pool: AnyPool,
     dialect: Dialect,
+    statement_timeout: Option<Duration>,
 }
 
 impl SqlStore {
@@ -67,6 +78,7 @@ impl SqlStore {
     pub async fn connect(url: &DatabaseUrl, settings: &PoolSettings) -> Result<Self, DomainError> {
         sqlx::any::install_default_drivers();
         let dialect = url.dialect();
+        let statement_timeout = settings.statement_timeout;
         let options: AnyConnectOptions = url.connect_url().parse().map_err(|e: sqlx::Error| {
             DomainError::Internal(format!("cannot parse database URL {url}"), Some(Box::new(e)))
         })?;
@@ -79,6 +91,9 @@ impl SqlStore {
                         // WAL lets readers proceed while one writer writes; NORMAL sync is
                         // durable across application crashes, which is what WAL mode needs.
                         conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;").await?;
+                    } else if statement_timeout.is_some() {
+                        // Per session, so it covers every statement, in a transaction or not.
+                        conn.execute(statement_timeout_sql(statement_timeout).as_str()).await?;
                     }
                     Ok(())
                 })
@@ -86,7 +101,7 @@ impl SqlStore {
             .connect_with(options)
             .await
             .map_err(DomainError::from)?;
-        Ok(Self { pool, dialect })
+        Ok(Self { pool, dialect, statement_timeout })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -103,10 +118,17 @@ impl SqlStore {
     /// Apply pending migrations. Safe to run from several replicas at once on PostgreSQL
     /// (sqlx takes an advisory lock).
     pub async fn migrate(&self) -> Result<(), DomainError> {
-        self.migrator()
-            .run(&self.pool)
-            .await
-            .map_err(|e| DomainError::Internal("migration failed".into(), Some(Box::new(e))))
+        let failed =
+            |e: sqlx::migrate::MigrateError| DomainError::Internal("migration failed".into(), Some(Box::new(e)));
+        if self.dialect == Dialect::Sqlite || self.statement_timeout.is_none() {
+            return self.migrator().run(&self.pool).await.map_err(failed);
+        }
+        // A migration may rewrite a large table: no statement time limit for it.
+        let mut conn = self.pool.acquire().await?;
+        conn.execute(statement_timeout_sql(None).as_str()).await?;
+        let migrated = self.migrator().run(&mut *conn).await.map_err(failed);
+        conn.execute(statement_timeout_sql(self.statement_timeout).as_str()).await?;
+        migrated
     }
 
     pub async fn close(&self) {

@@ -101,7 +101,20 @@ fn take_members(data: &mut Value) -> Vec<NewMember> {
     let Some(Value::Array(members)) = data.as_object_mut().and_then(|o| o.remove("members")) else {
         return Vec::new();
     };
-    new_members(&members)
+    // Consumed, not copied: each member's id moves out of the document, whose memory goes back
+    // member by member, so a group of 100,000 members is not held twice.
+    let mut by_id = std::collections::BTreeMap::new();
+    for member in members {
+        let Value::Object(mut fields) = member else { continue };
+        if let Some(Value::String(id)) = fields.remove("value") {
+            let display = match fields.remove("display") {
+                Some(Value::String(display)) => Some(display),
+                _ => None,
+            };
+            by_id.insert(id, display);
+        }
+    }
+    by_id.into_iter().map(|(value, display)| NewMember { value, display }).collect()
 }
 
 /// Members from `{"value", "display"?}` objects, one per id (the last one sent wins).

@@ -73,7 +73,7 @@ fn store_status(e: &DomainError) -> StatusCode {
         DomainError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
         DomainError::NotModified => StatusCode::NOT_MODIFIED,
         DomainError::Invalid(_) | DomainError::InvalidTenantName(_) => StatusCode::BAD_REQUEST,
-        DomainError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        DomainError::Unavailable(_) | DomainError::TimedOut(_) => StatusCode::SERVICE_UNAVAILABLE,
         DomainError::Internal(..) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

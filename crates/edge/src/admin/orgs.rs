@@ -1,10 +1,12 @@
 //! Organizations, group mappings, memberships and readiness of one tenant.
 
+use std::sync::Arc;
+
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use domain::{
     format_rfc3339, GroupMapping, GroupMatcher, Membership, Organization, OrganizationName, ReadinessFacts, Role,
-    TenantName,
+    Store, TenantName,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -220,13 +222,16 @@ pub async fn readiness(
     state: web::Data<AppState>,
     org: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
-    Ok(HttpResponse::Ok().json(readiness_report(&state, &tenant_name(&org)?).await?))
+    Ok(HttpResponse::Ok().json(readiness_report(state.store.clone(), tenant_name(&org)?).await?))
 }
 
 /// The readiness report of a tenant, for operators and for the tenant's own IT admin.
-pub async fn readiness_report(state: &AppState, tenant: &TenantName) -> Result<serde_json::Value, domain::DomainError> {
-    let settings = state.store.tenant(tenant).await?.settings;
-    let facts: ReadinessFacts = state.store.readiness(tenant).await?;
+pub async fn readiness_report(
+    store: Arc<dyn Store>,
+    tenant: TenantName,
+) -> Result<serde_json::Value, domain::DomainError> {
+    let settings = store.tenant(&tenant).await?.settings;
+    let facts: ReadinessFacts = store.readiness(&tenant).await?;
     let findings = facts.findings(&settings);
     let ready = !findings.iter().any(|f| f.severity == domain::Severity::Warning);
     let findings: Vec<_> = findings

@@ -8,10 +8,17 @@ use proto::wire::SearchRequest;
 use serde_json::Value;
 
 use crate::error::ScimError;
+use crate::memory::{BodyBudget, Reservation, NODE_COST};
 
-/// Read and parse a JSON body of at most `limit` bytes. `application/scim+json` and
-/// `application/json` are accepted, and so is a missing content type (some IdPs omit it).
-pub async fn read_json(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Value, ScimError> {
+/// Read and parse a JSON body of at most `limit` bytes, within the memory `budget`: the
+/// reservation returned with it is held until the request is answered. `application/scim+json`
+/// and `application/json` are accepted, and so is a missing content type (some IdPs omit it).
+pub async fn read_json(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+    budget: &BodyBudget,
+) -> Result<(Value, Reservation), ScimError> {
     if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
         let content_type = content_type.to_str().unwrap_or_default();
         let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
@@ -24,6 +31,27 @@ pub async fn read_json(req: &HttpRequest, mut payload: web::Payload, limit: usiz
     if declared.is_some_and(|n| n > limit) {
         return Err(ScimError::PayloadTooLarge { limit });
     }
+    let mut reservation = Reservation::empty();
+    budget.reserve(&mut reservation, declared.unwrap_or(limit).min(limit)).await?;
+    let body = read_body(payload, limit, declared).await?;
+    let nodes = crate::memory::json_nodes(&body);
+    let parsed = nodes.saturating_mul(NODE_COST);
+    if let Some(capacity) = budget.capacity().filter(|c| body.len().saturating_add(parsed) > *c) {
+        let most = capacity.saturating_sub(body.len()) / NODE_COST;
+        return Err(proto::Error::TooLarge(format!(
+            "the request body holds {nodes} JSON values and keys; at most about {most} are accepted"
+        ))
+        .into());
+    }
+    budget.reserve(&mut reservation, parsed).await?;
+    Ok((parse_body(&body)?, reservation))
+}
+
+async fn read_body(
+    mut payload: web::Payload,
+    limit: usize,
+    declared: Option<usize>,
+) -> Result<web::BytesMut, ScimError> {
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| proto::Error::InvalidSyntax(format!("could not read the request body: {e}")))?;
@@ -35,7 +63,11 @@ pub async fn read_json(req: &HttpRequest, mut payload: web::Payload, limit: usiz
     if body.is_empty() {
         return Err(proto::Error::InvalidSyntax("the request body is empty".into()).into());
     }
-    let value: Value = serde_json::from_slice(&body)
+    Ok(body)
+}
+
+fn parse_body(body: &[u8]) -> Result<Value, ScimError> {
+    let value: Value = serde_json::from_slice(body)
         .map_err(|e| proto::Error::InvalidSyntax(format!("the request body is not valid JSON: {e}")))?;
     if proto::resource::holds_nul(&value) {
         return Err(proto::Error::InvalidValue("the request body contains the character U+0000".into()).into());

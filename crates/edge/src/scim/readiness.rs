@@ -11,6 +11,7 @@ use crate::error::ScimError;
 use crate::state::AppState;
 
 pub async fn readiness(ctx: TenantContext, state: web::Data<AppState>) -> Result<HttpResponse, ScimError> {
-    let report = readiness_report(&state, &ctx.tenant.name).await?;
+    let name = ctx.tenant.name.clone();
+    let report = state.in_turn(&ctx.tenant, |store, _| readiness_report(store, name)).await?;
     Ok(scim_json(StatusCode::OK, &report))
 }

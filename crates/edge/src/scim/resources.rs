@@ -75,8 +75,9 @@ pub async fn create(
     let kind = kind.0;
     ctx.require(write_scope(kind))?;
     let projection = projection_of(&req, kind)?;
-    let body = proto::resource::normalize(kind, read_json(&req, payload, limit.0).await?)?;
-    let resource = state.store.create(&ctx.tenant.id, kind, body).await?;
+    let (body, _memory) = read_json(&req, payload, limit.0, &state.bodies).await?;
+    let body = proto::resource::normalize(kind, body)?;
+    let resource = state.in_turn(&ctx.tenant, |store, t| async move { store.create(&t, kind, body).await }).await?;
     state.deliveries.notify_one();
     Ok(resource_response(StatusCode::CREATED, &ctx, &resource, &projection))
 }
@@ -92,7 +93,10 @@ pub async fn get(
     ctx.require(read_scope(kind))?;
     let projection = projection_of(&req, kind)?;
     let with_relation = projection.includes(kind, relation(kind));
-    let resource = state.store.get(&ctx.tenant.id, kind, &path.1, with_relation, &precondition(&req)).await?;
+    let (id, precondition) = (path.into_inner().1, precondition(&req));
+    let resource = state
+        .in_turn(&ctx.tenant, |store, t| async move { store.get(&t, kind, &id, with_relation, &precondition).await })
+        .await?;
     Ok(resource_response(StatusCode::OK, &ctx, &resource, &projection))
 }
 
@@ -108,8 +112,12 @@ pub async fn replace(
     let kind = kind.0;
     ctx.require(write_scope(kind))?;
     let projection = projection_of(&req, kind)?;
-    let body = proto::resource::normalize(kind, read_json(&req, payload, limit.0).await?)?;
-    let resource = state.store.replace(&ctx.tenant.id, kind, &path.1, body, &precondition(&req)).await?;
+    let (body, _memory) = read_json(&req, payload, limit.0, &state.bodies).await?;
+    let body = proto::resource::normalize(kind, body)?;
+    let (id, precondition) = (path.into_inner().1, precondition(&req));
+    let resource = state
+        .in_turn(&ctx.tenant, |store, t| async move { store.replace(&t, kind, &id, body, &precondition).await })
+        .await?;
     state.deliveries.notify_one();
     Ok(resource_response(StatusCode::OK, &ctx, &resource, &projection))
 }
@@ -126,10 +134,18 @@ pub async fn patch(
     let kind = kind.0;
     ctx.require(write_scope(kind))?;
     let projection = projection_of(&req, kind)?;
-    let ops = proto::patch::parse_request(&read_json(&req, payload, limit.0).await?)?;
+    let (body, _memory) = read_json(&req, payload, limit.0, &state.bodies).await?;
+    let ops = proto::patch::parse_request(&body)?;
+    drop(body);
     let without_body = patch_without_body(ctx.idp_profile, kind, &projection);
     let with_relation = !without_body && projection.includes(kind, relation(kind));
-    let resource = state.store.patch(&ctx.tenant.id, kind, &path.1, &ops, &precondition(&req), with_relation).await?;
+    let (id, precondition) = (path.into_inner().1, precondition(&req));
+    let resource = state
+        .in_turn(
+            &ctx.tenant,
+            |store, t| async move { store.patch(&t, kind, &id, &ops, &precondition, with_relation).await },
+        )
+        .await?;
     state.deliveries.notify_one();
     if without_body {
         let mut response = HttpResponse::NoContent().finish();
@@ -157,7 +173,8 @@ pub async fn delete(
 ) -> Result<HttpResponse, ScimError> {
     let kind = kind.0;
     ctx.require(write_scope(kind))?;
-    state.store.delete(&ctx.tenant.id, kind, &path.1, &precondition(&req)).await?;
+    let (id, precondition) = (path.into_inner().1, precondition(&req));
+    state.in_turn(&ctx.tenant, |store, t| async move { store.delete(&t, kind, &id, &precondition).await }).await?;
     state.deliveries.notify_one();
     Ok(HttpResponse::NoContent().finish())
 }
@@ -181,7 +198,8 @@ pub async fn search(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ScimError> {
     ctx.require(read_scope(kind.0))?;
-    let request = SearchRequest::from_body(&read_json(&req, payload, limit.0).await?)?;
+    let (body, _memory) = read_json(&req, payload, limit.0, &state.bodies).await?;
+    let request = SearchRequest::from_body(&body)?;
     run_search(&ctx, Some(kind.0), request, &state).await
 }
 
@@ -194,7 +212,8 @@ pub async fn search_all(
 ) -> Result<HttpResponse, ScimError> {
     ctx.require(Scope::UsersRead)?;
     ctx.require(Scope::GroupsRead)?;
-    let request = SearchRequest::from_body(&read_json(&req, payload, limit.0).await?)?;
+    let (body, _memory) = read_json(&req, payload, limit.0, &state.bodies).await?;
+    let request = SearchRequest::from_body(&body)?;
     run_search(&ctx, None, request, &state).await
 }
 
@@ -208,6 +227,9 @@ async fn run_search(
     let settings = &state.settings;
     let filter =
         request.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()).map(proto::filter::parse).transpose()?;
+    if let Some(filter) = &filter {
+        proto::filter::check_cost(filter)?;
+    }
     let sort_by = request
         .sort_by
         .as_deref()
@@ -238,10 +260,14 @@ async fn run_search(
         count,
         with_members,
     };
-    let page = match kind {
-        Some(kind) => state.store.search(&ctx.tenant.id, kind, &query).await?,
-        None => state.store.search_all(&ctx.tenant.id, &query).await?,
-    };
+    let page = state
+        .in_turn(&ctx.tenant, |store, t| async move {
+            match kind {
+                Some(kind) => store.search(&t, kind, &query).await,
+                None => store.search_all(&t, &query).await,
+            }
+        })
+        .await?;
     let resources = page
         .resources
         .iter()

@@ -157,8 +157,44 @@ mod failures {
         let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
         assert!((1..=60).contains(&retry_after), "{retry_after}");
         assert_scim_error(response, 429, None).await;
+        // Failures aimed at this tenant refuse nobody else from the same address: not another
+        // tenant's valid token, not the admin API.
+        let other = format!("{}-b", app.org);
+        let other_token = issue_token(&app.store, &other, token::Scopes::all()).await;
+        let other_url = format!("{}/scim/v2/{other}/Users", app.address);
+        for _ in 0..3 {
+            assert_eq!(app.client.get(&other_url).bearer_auth(&other_token).send().await.unwrap().status(), 200);
+        }
         let (status, _) = admin_json(app.admin(Method::GET, "/tenants", None).await).await;
-        assert_eq!(status, 429, "the admin API refuses the address too");
+        assert_eq!(status, 200, "the admin API is another target");
+        // Failures at the admin API have their own budget there.
+        for _ in 0..4 {
+            let response = app.client.get(format!("{}/admin/v1/tenants", app.address)).bearer_auth(&forged).send();
+            assert_eq!(response.await.unwrap().status(), 401);
+        }
+        let (status, _) = admin_json(app.admin(Method::GET, "/tenants", None).await).await;
+        assert_eq!(status, 429, "the admin API refuses the address once it failed there");
+        assert_eq!(app.client.get(&other_url).bearer_auth(&other_token).send().await.unwrap().status(), 200);
+    }
+
+    async fn spraying(backend: domain::testing::Backend) {
+        // One address failing at many tenants reaches the much higher per-address ceiling, and is
+        // then refused everywhere.
+        let Some(app) = spawn_app_with(backend, |s| {
+            s.auth_failure_burst = 3;
+            s.auth_failure_refill_seconds = 60;
+            s.auth_failure_address_burst = 8;
+            s.auth_failure_address_refill_ms = 60_000;
+        })
+        .await
+        else {
+            return;
+        };
+        for i in 0..9 {
+            let url = format!("{}/scim/v2/sprayed-{i}/Users", app.address);
+            assert_eq!(app.client.get(url).bearer_auth("garbage").send().await.unwrap().status(), 401, "{i}");
+        }
+        assert_eq!(app.status_with(&app.token).await, 429, "past the address ceiling");
     }
 
     async fn forwarded_addresses(backend: domain::testing::Backend) {
@@ -185,12 +221,14 @@ mod failures {
     async fn failed_authentications_are_limited_per_address_sqlite() {
         run(domain::testing::Backend::Sqlite).await;
         forwarded_addresses(domain::testing::Backend::Sqlite).await;
+        spraying(domain::testing::Backend::Sqlite).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn failed_authentications_are_limited_per_address_postgres() {
         run(domain::testing::Backend::Postgres).await;
         forwarded_addresses(domain::testing::Backend::Postgres).await;
+        spraying(domain::testing::Backend::Postgres).await;
     }
 }
 

@@ -139,9 +139,9 @@ impl TestApp {
         }
     }
 
-    /// Run one SQL statement on this app's database.
-    pub async fn execute_sql(&self, sql: &str) {
-        self.db.execute(sql).await;
+    /// The database under this app, for data in bulk and for looking at what it is doing.
+    pub fn db(&self) -> &TestDb {
+        &self.db
     }
 
     /// A request to the admin API with this app's operator token.

@@ -10,6 +10,7 @@ mod auth;
 mod cli;
 mod discovery;
 mod errors;
+mod fairness;
 mod filters;
 mod groups;
 mod limits;

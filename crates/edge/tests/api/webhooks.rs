@@ -845,7 +845,7 @@ async fn old_events_are_pruned_in_the_background(app: TestApp) {
     assert_eq!(feed_seqs(&app).await, [1, 2]);
     // The first event is two days old: a gateway that keeps one day of events deletes it, in
     // the background, as soon as it starts.
-    app.execute_sql("UPDATE events SET occurred_at = occurred_at - 172800000000 WHERE seq = 1").await;
+    app.db().execute("UPDATE events SET occurred_at = occurred_at - 172800000000 WHERE seq = 1").await.unwrap();
     let replica = app.spawn_replica(|s| s.event_retention_days = 1).await;
     let pruned = eventually(PATIENCE, || async { feed_seqs(&replica).await == [2] }).await;
     assert!(pruned, "events now: {:?}", feed_seqs(&replica).await);

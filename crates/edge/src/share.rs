@@ -1,0 +1,230 @@
+//! Fair use of the database between tenants.
+//!
+//! Each tenant may have at most `per_tenant` requests doing database work at once; more wait in
+//! the tenant's own queue (first come, first served), so a tenant that floods the gateway with
+//! expensive requests waits behind itself while every other tenant keeps its share of the
+//! connection pool. A request that would wait too long, or find its tenant's queue full, is
+//! refused at once with 429 and `Retry-After`: the excess is the tenant's own.
+//!
+//! The work runs in a task of its own that keeps the tenant's slot until the database is done
+//! with it, even when the client has gone away or the request's deadline passed (503): the slot
+//! counts what the database is really doing for the tenant, not what clients still wait for.
+//! The database's own statement time limit (PostgreSQL `statement_timeout`) stops a statement on
+//! the server once it has run too long, whoever still waits for it; on SQLite, which has no such
+//! limit here, the cost limits on filters and values bound what one statement can do.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use domain::{DomainError, TenantName};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::ScimError;
+
+/// How long a refused request is told to wait.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The limits of [`DatabaseShare`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareLimits {
+    /// Requests of one tenant doing database work at once.
+    pub per_tenant: usize,
+    /// Requests of one tenant waiting for a turn; more are refused at once.
+    pub queue: usize,
+    /// The longest a request waits for its turn.
+    pub queue_wait: Duration,
+    /// The longest one request's database work may take once started.
+    pub deadline: Duration,
+}
+
+/// Per-tenant turns at the database; see the module documentation.
+pub struct DatabaseShare {
+    limits: ShareLimits,
+    tenants: Mutex<HashMap<TenantName, Arc<Turns>>>,
+}
+
+struct Turns {
+    slots: Arc<Semaphore>,
+    /// Requests waiting for a slot.
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts one waiting request while it lives.
+struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl DatabaseShare {
+    pub fn new(limits: ShareLimits) -> Self {
+        let limits = ShareLimits { per_tenant: limits.per_tenant.max(1), ..limits };
+        Self { limits, tenants: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn limits(&self) -> ShareLimits {
+        self.limits
+    }
+
+    fn turns(&self, tenant: &TenantName) -> Arc<Turns> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        tenants
+            .entry(tenant.clone())
+            .or_insert_with(|| {
+                Arc::new(Turns {
+                    slots: Arc::new(Semaphore::new(self.limits.per_tenant)),
+                    waiting: std::sync::atomic::AtomicUsize::new(0),
+                })
+            })
+            .clone()
+    }
+
+    /// Requests of `tenant` doing database work right now.
+    pub fn in_flight(&self, tenant: &TenantName) -> usize {
+        let turns = self.turns(tenant);
+        self.limits.per_tenant.saturating_sub(turns.slots.available_permits())
+    }
+
+    /// Wait for a turn of `tenant`, then run `work` to completion (or its deadline) in a task
+    /// of its own that holds the turn.
+    pub async fn run<T, F>(&self, tenant: &TenantName, work: F) -> Result<T, ScimError>
+    where
+        F: Future<Output = Result<T, DomainError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let turn = self.wait_for_turn(tenant).await?;
+        // The turn goes with the work, not with the caller: it is given back when the database
+        // is done, which the statement time limit bounds, not when the client stops waiting.
+        let task = tokio::spawn(async move {
+            let result = work.await;
+            drop(turn);
+            result
+        });
+        match tokio::time::timeout(self.limits.deadline, task).await {
+            Ok(Ok(result)) => Ok(result?),
+            Ok(Err(_cancelled_or_panicked)) => Err(ScimError::Unavailable("the server is shutting down")),
+            Err(_elapsed) => Err(ScimError::DatabaseTimeout { retry_after: RETRY_AFTER }),
+        }
+    }
+
+    async fn wait_for_turn(&self, tenant: &TenantName) -> Result<OwnedSemaphorePermit, ScimError> {
+        let turns = self.turns(tenant);
+        if let Ok(permit) = turns.slots.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        let queued = turns.waiting.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let _waiting = Waiting(&turns.waiting);
+        if queued >= self.limits.queue {
+            crate::metrics::rate_limited(Some(tenant), crate::metrics::RateLimitReason::DatabaseShare);
+            return Err(ScimError::TooManyRequests { retry_after: RETRY_AFTER });
+        }
+        match tokio::time::timeout(self.limits.queue_wait, turns.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_closed)) => Err(ScimError::Unavailable("the server is shutting down")),
+            Err(_elapsed) => {
+                crate::metrics::rate_limited(Some(tenant), crate::metrics::RateLimitReason::DatabaseShare);
+                Err(ScimError::TooManyRequests { retry_after: RETRY_AFTER })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn share(per_tenant: usize, queue: usize) -> Arc<DatabaseShare> {
+        Arc::new(DatabaseShare::new(ShareLimits {
+            per_tenant,
+            queue,
+            queue_wait: Duration::from_millis(200),
+            deadline: Duration::from_secs(5),
+        }))
+    }
+
+    fn tenant(name: &str) -> TenantName {
+        TenantName::parse(name).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_busy_tenant_waits_behind_itself_and_others_go_ahead() {
+        let share = share(1, 1);
+        let (release, hold) = tokio::sync::oneshot::channel::<()>();
+        let busy = {
+            let share = share.clone();
+            tokio::spawn(async move {
+                share
+                    .run(&tenant("a"), async move {
+                        let _ = hold.await;
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        while share.in_flight(&tenant("a")) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // Tenant b is not slowed by a.
+        assert_eq!(share.run(&tenant("b"), async { Ok(7) }).await.unwrap(), 7);
+        // a's next request waits its turn, and past the wait is refused as a's own excess.
+        let refused = share.run(&tenant("a"), async { Ok(()) }).await.unwrap_err();
+        assert!(matches!(refused, ScimError::TooManyRequests { .. }), "{refused:?}");
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        assert_eq!(share.in_flight(&tenant("a")), 0);
+        assert_eq!(share.run(&tenant("a"), async { Ok(1) }).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn work_keeps_its_turn_after_the_caller_is_gone() {
+        let share = share(1, 0);
+        let (release, hold) = tokio::sync::oneshot::channel::<()>();
+        let caller = {
+            let share = share.clone();
+            tokio::spawn(async move {
+                share
+                    .run(&tenant("a"), async move {
+                        let _ = hold.await;
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        while share.in_flight(&tenant("a")) == 0 {
+            tokio::task::yield_now().await;
+        }
+        caller.abort();
+        let _ = caller.await;
+        assert_eq!(share.in_flight(&tenant("a")), 1, "the database is still working for a");
+        release.send(()).unwrap();
+        for _ in 0..100 {
+            if share.in_flight(&tenant("a")) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(share.in_flight(&tenant("a")), 0);
+    }
+
+    #[tokio::test]
+    async fn work_past_its_deadline_is_a_503_and_keeps_its_turn() {
+        let share = Arc::new(DatabaseShare::new(ShareLimits {
+            per_tenant: 1,
+            queue: 0,
+            queue_wait: Duration::ZERO,
+            deadline: Duration::from_millis(50),
+        }));
+        let a = tenant("a");
+        let slow = share.run(&a, async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(())
+        });
+        let err = slow.await.unwrap_err();
+        assert!(matches!(err, ScimError::DatabaseTimeout { .. }), "{err:?}");
+        assert_eq!(share.in_flight(&tenant("a")), 1, "until the work itself ends");
+    }
+}
