@@ -87,6 +87,13 @@ pub struct Settings {
     /// After SIGTERM or SIGINT, how long `/readyz` answers 503 while everything else is still
     /// served, before the listener closes (Kubernetes needs a few seconds to stop routing here).
     pub drain_seconds: u64,
+    /// OAuth federated credentials: an issuer's JWKS is fetched again at most this often, even
+    /// when an assertion names a key id it does not hold (and whatever its cache headers say).
+    pub oauth_jwks_min_refetch_seconds: u64,
+    /// How long fetching an issuer's JWKS may take.
+    pub oauth_jwks_timeout_ms: u64,
+    /// Clock skew allowed when checking an assertion's `exp` and `nbf`.
+    pub oauth_clock_skew_seconds: u64,
 }
 
 impl std::fmt::Debug for Settings {
@@ -121,6 +128,9 @@ impl std::fmt::Debug for Settings {
             .field("webhook_workers", &self.webhook_workers)
             .field("metrics_listen", &self.metrics_listen)
             .field("drain_seconds", &self.drain_seconds)
+            .field("oauth_jwks_min_refetch_seconds", &self.oauth_jwks_min_refetch_seconds)
+            .field("oauth_jwks_timeout_ms", &self.oauth_jwks_timeout_ms)
+            .field("oauth_clock_skew_seconds", &self.oauth_clock_skew_seconds)
             .finish()
     }
 }
@@ -157,6 +167,9 @@ impl Default for Settings {
             webhook_workers: 4,
             metrics_listen: MetricsListen::Address(SocketAddr::from(([127, 0, 0, 1], 9090))),
             drain_seconds: 0,
+            oauth_jwks_min_refetch_seconds: 60,
+            oauth_jwks_timeout_ms: 5000,
+            oauth_clock_skew_seconds: 60,
         }
     }
 }
@@ -247,6 +260,11 @@ impl Settings {
             return Err(ConfigError::Invalid("auth_failure_burst must be positive".into()));
         }
         settings.check_webhook_settings()?;
+        if settings.oauth_jwks_timeout_ms == 0 || settings.oauth_clock_skew_seconds > 300 {
+            return Err(ConfigError::Invalid(
+                "oauth_jwks_timeout_ms must be positive and oauth_clock_skew_seconds at most 300".into(),
+            ));
+        }
         Ok(settings)
     }
 

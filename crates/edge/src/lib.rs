@@ -10,6 +10,7 @@ pub mod error;
 pub mod health;
 pub mod issuing;
 pub mod metrics;
+pub mod oauth;
 pub mod route_table;
 pub mod scim;
 pub mod shutdown;

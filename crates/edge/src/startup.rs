@@ -18,12 +18,13 @@ use tracing_actix_web::TracingLogger;
 use crate::config::{ConfigError, Settings};
 use crate::error::ScimError;
 use crate::metrics::MetricsServer;
+use crate::oauth::JwksCache;
 use crate::shutdown::{Background, Draining};
 use crate::state::AppState;
 use crate::telemetry::RequestSpan;
 use crate::usage::TokenUsage;
 use crate::webhooks::{Deliverer, DeliveryPolicy};
-use crate::{admin, health, metrics, route_table, scim};
+use crate::{admin, health, metrics, oauth, route_table, scim};
 
 /// How often an unreachable Redis is probed, and idle limiter state dropped.
 const LIMITER_MAINTENANCE: Duration = Duration::from_secs(1);
@@ -38,6 +39,8 @@ pub enum StartupError {
     Database(#[from] domain::DomainError),
     #[error("webhook HTTP client: {0}")]
     WebhookClient(#[from] reqwest::Error),
+    #[error("JWKS HTTP client: {0}")]
+    JwksClient(reqwest::Error),
 }
 
 pub struct Application {
@@ -89,6 +92,11 @@ impl Application {
         let wake = Arc::new(Notify::new());
         let deliverer =
             Deliverer::new(store.clone() as Arc<dyn Store>, DeliveryPolicy::from_settings(&settings), wake.clone())?;
+        let jwks = JwksCache::new(
+            Duration::from_millis(settings.oauth_jwks_timeout_ms),
+            Duration::from_secs(settings.oauth_jwks_min_refetch_seconds),
+        )
+        .map_err(StartupError::JwksClient)?;
         let state = web::Data::new(AppState {
             store: store.clone() as Arc<dyn Store>,
             verifier,
@@ -97,6 +105,7 @@ impl Application {
             usage: usage.clone(),
             settings,
             deliveries: wake,
+            jwks,
         });
         spawn_failure_eviction(state.clone().into_inner());
         let metrics = metrics::serve(metrics_listen, state.clone(), store.clone())?;
@@ -114,6 +123,7 @@ impl Application {
                 .service(route_table::resource("", "/readyz").route(web::get().to(health::readyz)))
                 .configure(|cfg| scim::routes(cfg, max_payload, max_group_payload))
                 .configure(admin::routes)
+                .configure(oauth::routes)
                 .default_service(web::to(not_found))
         })
         .listen(listener)

@@ -6,6 +6,7 @@ use token::Verifier;
 use tokio::sync::Notify;
 
 use crate::config::Settings;
+use crate::oauth::JwksCache;
 use crate::usage::TokenUsage;
 
 /// What every handler shares.
@@ -21,4 +22,6 @@ pub struct AppState {
     /// Poked after a write that may have appended events, so idle webhook deliverers look at
     /// once instead of at their next poll.
     pub deliveries: Arc<Notify>,
+    /// The JWKS of the issuers that federated OAuth clients trust.
+    pub jwks: JwksCache,
 }

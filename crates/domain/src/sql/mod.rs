@@ -7,6 +7,7 @@
 mod dialect;
 mod events;
 mod filter;
+mod oauth;
 mod orgs;
 mod reconcile;
 mod resources;

@@ -14,6 +14,7 @@ mod filters;
 mod groups;
 mod limits;
 mod memberships;
+mod oauth;
 mod observability;
 mod openapi;
 mod patch;
