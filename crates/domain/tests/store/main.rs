@@ -9,6 +9,7 @@ use token::limit::Quota;
 use token::{Scope, Scopes, TokenKind, Validity};
 
 mod memberships;
+mod oauth;
 
 /// Expand `async fn case(store: &impl Store)` into one test per backend.
 #[macro_export]
