@@ -209,6 +209,8 @@ pub struct ReadinessFacts {
     pub live_tokens: u64,
     /// Live tokens that expire within a week.
     pub tokens_expiring_soon: u64,
+    /// Live OAuth clients (secret or federated).
+    pub live_oauth_clients: u64,
     pub webhooks: u64,
     pub failing_webhooks: u64,
     pub dead_letters: u64,

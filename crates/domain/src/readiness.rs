@@ -37,7 +37,7 @@ impl ReadinessFacts {
     pub fn findings(&self, settings: &TenantSettings) -> Vec<Finding> {
         use Severity::{Info, Warning};
         let mut out = Vec::new();
-        if self.live_tokens == 0 {
+        if self.live_tokens == 0 && !(settings.auth_methods.accepts_oauth() && self.live_oauth_clients > 0) {
             out.push(finding(
                 Warning,
                 "no_token",
@@ -113,7 +113,29 @@ impl ReadinessFacts {
                 ),
             ));
         }
+        out.extend(self.oauth_findings(settings));
         out
+    }
+
+    /// The Entra gallery accepts OAuth only: a tenant set up for it (OAuth only, or with a live
+    /// OAuth client) that still has live static tokens keeps a credential it should not need.
+    fn oauth_findings(&self, settings: &TenantSettings) -> Option<Finding> {
+        let gallery = !settings.auth_methods.accepts_bearer() || self.live_oauth_clients > 0;
+        if !gallery || self.live_tokens == 0 {
+            return None;
+        }
+        let message = if settings.auth_methods.accepts_bearer() {
+            format!(
+                "the tenant has OAuth clients but still accepts its {} live static token(s); once the IdP uses OAuth, revoke them and `scimgate tenant set --auth-methods oauth`",
+                self.live_tokens
+            )
+        } else {
+            format!(
+                "the tenant accepts OAuth only, yet {} static token(s) are still live (refused, but a credential to leak); revoke them",
+                self.live_tokens
+            )
+        };
+        Some(finding(Severity::Warning, "static_tokens_with_oauth", message))
     }
 }
 
@@ -142,6 +164,23 @@ mod tests {
         assert!(facts.findings(&off)[0].message.contains("Designers"));
         let on = TenantSettings { autoprovision: true, ..TenantSettings::default() };
         assert!(codes(&facts, &on).is_empty());
+    }
+
+    #[test]
+    fn a_gallery_tenant_with_static_tokens_is_warned() {
+        use crate::AuthMethods;
+        let facts = ReadinessFacts { live_tokens: 1, live_oauth_clients: 1, webhooks: 1, ..ReadinessFacts::default() };
+        assert_eq!(codes(&facts, &TenantSettings::default()), ["no_group_rules", "static_tokens_with_oauth"]);
+        let oauth_only = TenantSettings { auth_methods: AuthMethods::OAuth, ..TenantSettings::default() };
+        let without_clients = ReadinessFacts { live_oauth_clients: 0, ..facts.clone() };
+        assert!(codes(&without_clients, &oauth_only).contains(&"static_tokens_with_oauth"));
+        let tokens_only = ReadinessFacts { live_tokens: 0, ..facts.clone() };
+        assert!(!codes(&tokens_only, &oauth_only).contains(&"static_tokens_with_oauth"));
+        assert!(!codes(&tokens_only, &oauth_only).contains(&"no_token"), "an OAuth client is a credential");
+        let bearer_only = TenantSettings { auth_methods: AuthMethods::Bearer, ..TenantSettings::default() };
+        assert!(codes(&ReadinessFacts { live_oauth_clients: 0, ..facts }, &bearer_only)
+            .iter()
+            .all(|c| *c != "static_tokens_with_oauth"));
     }
 
     #[test]

@@ -4,6 +4,10 @@ use serde_json::Value;
 use token::{Scopes, SecretHash, TokenId, TokenKind, Validity};
 
 use crate::event::Event;
+use crate::oauth::{
+    NewAccessToken, NewClientSecret, NewOAuthClient, OAuthClientInfo, StoredAccessToken, StoredClientSecret,
+    StoredOAuthClient,
+};
 use crate::org::{GroupMapping, GroupMatcher, Membership, Organization, OrganizationName, ReadinessFacts, Role};
 use crate::webhook::{DeadLetter, DeliveryBatch, DeliveryResult, WebhookEndpoint, WebhookSecret, WebhookUrl};
 use crate::{DomainError, Page, Precondition, Query, Resource, Tenant, TenantId, TenantName, TenantUpdate};
@@ -62,12 +66,12 @@ pub struct NewToken {
 /// owns its transaction: a PATCH reads, applies, validates and writes atomically, or changes
 /// nothing.
 pub trait Store:
-    TenantStore + TokenStore + ResourceStore + OrganizationStore + EventStore + Send + Sync + 'static
+    TenantStore + TokenStore + OAuthStore + ResourceStore + OrganizationStore + EventStore + Send + Sync + 'static
 {
 }
 
 impl<T> Store for T where
-    T: TenantStore + TokenStore + ResourceStore + OrganizationStore + EventStore + Send + Sync + 'static
+    T: TenantStore + TokenStore + OAuthStore + ResourceStore + OrganizationStore + EventStore + Send + Sync + 'static
 {
 }
 
@@ -103,6 +107,41 @@ pub trait TokenStore: Send + Sync {
     async fn token_for_auth(&self, id: &TokenId) -> Result<Option<StoredToken>, DomainError>;
     /// Record when tokens were last used (batched by the caller; a time never moves backwards).
     async fn record_token_use(&self, uses: &[(TokenId, i64)]) -> Result<(), DomainError>;
+}
+
+/// A tenant's OAuth clients, their secrets, and the access tokens they obtain.
+#[async_trait]
+pub trait OAuthStore: Send + Sync {
+    async fn add_oauth_client(&self, tenant: &TenantName, client: NewOAuthClient) -> Result<(), DomainError>;
+    async fn list_oauth_clients(&self, tenant: &TenantName) -> Result<Vec<OAuthClientInfo>, DomainError>;
+    /// Revoke a client now: its secrets and access tokens stop working with it. Revoking a
+    /// revoked client changes nothing.
+    async fn revoke_oauth_client(&self, tenant: &TenantName, id: &TokenId) -> Result<(), DomainError>;
+    /// Give a client a new secret, expiring with the client at `expires_at`, and revoke its
+    /// earlier secrets at `revoke_others_at` (now, or later for an overlap). A federated client
+    /// has no secret to rotate (`Conflict`).
+    async fn rotate_client_secret(
+        &self,
+        tenant: &TenantName,
+        client: &TokenId,
+        secret: NewClientSecret,
+        expires_at: Option<i64>,
+        revoke_others_at: i64,
+    ) -> Result<(), DomainError>;
+    /// The client with this id, with its tenant; `None` if there is none.
+    async fn oauth_client_for_auth(&self, id: &TokenId) -> Result<Option<StoredOAuthClient>, DomainError>;
+    /// The federated clients of `tenant` that trust this issuer and subject.
+    async fn federated_clients_for_auth(
+        &self,
+        tenant: &TenantName,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Vec<StoredOAuthClient>, DomainError>;
+    async fn client_secret_for_auth(&self, id: &TokenId) -> Result<Option<StoredClientSecret>, DomainError>;
+    /// Keep a new access token (and forget the client's expired ones).
+    async fn add_access_token(&self, token: NewAccessToken) -> Result<(), DomainError>;
+    /// The access token with this id, its validity bounded by its client's and secret's.
+    async fn access_token_for_auth(&self, id: &TokenId) -> Result<Option<StoredAccessToken>, DomainError>;
 }
 
 #[async_trait]

@@ -3,6 +3,7 @@ use std::fmt;
 use proto::IdpProfile;
 use token::limit::Quota;
 
+use crate::oauth::{AccessTokenLifetime, AuthMethods};
 use crate::org::{Deprovision, Role};
 use crate::DomainError;
 
@@ -85,6 +86,10 @@ pub struct TenantSettings {
     pub default_role: Role,
     /// What happens to the memberships of a user who becomes inactive.
     pub deprovision: Deprovision,
+    /// Bearer tokens, OAuth access tokens, or both.
+    pub auth_methods: AuthMethods,
+    /// How long the access tokens of the tenant's OAuth clients live.
+    pub access_token_lifetime: AccessTokenLifetime,
 }
 
 /// A change to a tenant's settings. A field left `None` keeps its value.
@@ -96,6 +101,8 @@ pub struct TenantUpdate {
     pub autoprovision: Option<bool>,
     pub default_role: Option<Role>,
     pub deprovision: Option<Deprovision>,
+    pub auth_methods: Option<AuthMethods>,
+    pub access_token_lifetime: Option<AccessTokenLifetime>,
 }
 
 impl TenantUpdate {

@@ -173,8 +173,16 @@ async fn tenant_context(req: &HttpRequest) -> Result<TenantContext, ScimError> {
     let state = req.app_data::<web::Data<AppState>>().ok_or(ScimError::Unavailable("the server is not ready"))?;
     // Org names are lowercase: `/scim/v2/ACME` is tenant `acme`, as IdP admins type it.
     let org = req.match_info().get("org").unwrap_or_default().to_ascii_lowercase();
+    if let Some(presented) = crate::oauth::bearer_access_token(req) {
+        let access = crate::oauth::authenticate_access_token(req, state, &org, presented).await?;
+        return within_limit(req, state, access.tenant, access.id, access.scopes).await;
+    }
     let stored = authenticate(req, state, TokenKind::Tenant, Some(&org)).await?;
     let tenant = stored.tenant.ok_or(AuthError::Unauthorized("token has no tenant"))?;
+    if !tenant.settings.auth_methods.accepts_bearer() {
+        metrics::auth_failure(TokenKind::Tenant, "the tenant accepts OAuth access tokens only");
+        return Err(AuthError::Unauthorized("the tenant accepts OAuth access tokens only").into());
+    }
     within_limit(req, state, tenant, stored.id, stored.scopes).await
 }
 

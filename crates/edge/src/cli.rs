@@ -1,5 +1,6 @@
 //! The `scimgate` command line.
 
+mod oauth_clients;
 mod webhooks;
 
 use std::net::SocketAddr;
@@ -7,8 +8,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use domain::{
-    format_rfc3339, now_micros, Deprovision, GroupMatcher, Membership, OrganizationName, OrganizationStore, Role,
-    Tenant, TenantName, TenantStore, TenantUpdate, TokenInfo, TokenOwner, TokenStore,
+    format_rfc3339, now_micros, AccessTokenLifetime, AuthMethods, Deprovision, GroupMatcher, Membership,
+    OrganizationName, OrganizationStore, Role, Tenant, TenantName, TenantStore, TenantUpdate, TokenInfo, TokenOwner,
+    TokenStore,
 };
 use proto::IdpProfile;
 use token::limit::Quota;
@@ -18,6 +20,7 @@ use crate::config::{LogFormat, Overrides, Settings};
 use crate::issuing::{self, parse_duration, IssueError, TokenRequest};
 use crate::startup::{connect_store, Application};
 use domain::SqlStore;
+pub use oauth_clients::OAuthClientCommand;
 pub use webhooks::{EventsArgs, WebhookCommand};
 
 #[derive(Debug, Parser)]
@@ -67,6 +70,9 @@ pub enum Command {
     /// Manage a tenant's SCIM bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage a tenant's OAuth clients (client credentials or federated credentials).
+    #[command(subcommand)]
+    OauthClient(OAuthClientCommand),
     /// Manage operator tokens for the admin API (/admin/v1).
     #[command(subcommand)]
     AdminToken(AdminTokenCommand),
@@ -172,6 +178,12 @@ pub enum TenantCommand {
         /// What deactivating a user does to their memberships: suspend or remove.
         #[arg(long)]
         deprovision: Option<Deprovision>,
+        /// Which credentials the SCIM endpoint accepts: bearer, oauth or both.
+        #[arg(long)]
+        auth_methods: Option<AuthMethods>,
+        /// How long OAuth access tokens live, 1h to 6h (e.g. 2h).
+        #[arg(long)]
+        access_token_lifetime: Option<String>,
     },
     /// Delete a tenant and all its users, groups, tokens, organizations and events.
     Delete {
@@ -200,7 +212,7 @@ pub struct TokenOptions {
 }
 
 impl TokenOptions {
-    fn request(&self) -> Result<TokenRequest, IssueError> {
+    pub(crate) fn request(&self) -> Result<TokenRequest, IssueError> {
         TokenRequest::parse(
             self.scopes.as_deref(),
             self.name.as_deref(),
@@ -402,6 +414,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Tenant(command) => tenant(command, &settings, output).await,
         Command::Token(command) => token(command, &settings, output).await,
+        Command::OauthClient(command) => oauth_clients::oauth_client(command, &settings).await,
         Command::AdminToken(command) => admin_token(command, &settings, output).await,
         Command::Org(command) => organization(command, &settings, output).await,
         Command::Mapping(command) => mapping(command, &settings, output).await,
@@ -528,8 +541,16 @@ async fn tenant(command: TenantCommand, settings: &Settings, output: Output) -> 
             autoprovision,
             default_role,
             deprovision,
+            auth_methods,
+            access_token_lifetime,
         } => {
             let name = TenantName::parse(&name)?;
+            let access_token_lifetime = access_token_lifetime
+                .map(|l| {
+                    let d = parse_duration(&l, "access token lifetime")?;
+                    Ok::<_, anyhow::Error>(AccessTokenLifetime::from_seconds(d.as_secs())?)
+                })
+                .transpose()?;
             let rate_limit = match (rate_limit_per_second, rate_limit_burst, default_rate_limit) {
                 (Some(per_second), Some(burst), _) => Some(Some(
                     Quota::new(per_second, burst)
@@ -538,7 +559,15 @@ async fn tenant(command: TenantCommand, settings: &Settings, output: Output) -> 
                 (_, _, true) => Some(None),
                 _ => None,
             };
-            let update = TenantUpdate { rate_limit, idp_profile, autoprovision, default_role, deprovision };
+            let update = TenantUpdate {
+                rate_limit,
+                idp_profile,
+                autoprovision,
+                default_role,
+                deprovision,
+                auth_methods,
+                access_token_lifetime,
+            };
             let tenant = store.update_tenant(&name, &update).await?;
             show_tenant(&tenant, settings);
         }
@@ -571,6 +600,11 @@ fn show_tenant(tenant: &Tenant, settings: &Settings) {
     println!("autoprovision: {}", if settings.autoprovision { "on" } else { "off" });
     println!("default role: {}", settings.default_role);
     println!("deprovision: {}", settings.deprovision.as_str());
+    println!("auth methods: {}", settings.auth_methods);
+    println!(
+        "access token lifetime: {}",
+        humantime::format_duration(std::time::Duration::from_secs(settings.access_token_lifetime.seconds().into()))
+    );
 }
 
 async fn token(command: TokenCommand, settings: &Settings, output: Output) -> anyhow::Result<()> {

@@ -121,6 +121,13 @@ pub struct Settings {
     /// Events older than this many days are deleted in the background, once every webhook
     /// endpoint of their tenant has them (delivered or dead-lettered); 0 keeps every event.
     pub event_retention_days: u64,
+    /// OAuth federated credentials: an issuer's JWKS is fetched again at most this often, even
+    /// when an assertion names a key id it does not hold (and whatever its cache headers say).
+    pub oauth_jwks_min_refetch_seconds: u64,
+    /// How long fetching an issuer's JWKS may take.
+    pub oauth_jwks_timeout_ms: u64,
+    /// Clock skew allowed when checking an assertion's `exp` and `nbf`.
+    pub oauth_clock_skew_seconds: u64,
 }
 
 impl std::fmt::Debug for Settings {
@@ -167,6 +174,9 @@ impl std::fmt::Debug for Settings {
             .field("metrics_max_tenants", &self.metrics_max_tenants)
             .field("drain_seconds", &self.drain_seconds)
             .field("event_retention_days", &self.event_retention_days)
+            .field("oauth_jwks_min_refetch_seconds", &self.oauth_jwks_min_refetch_seconds)
+            .field("oauth_jwks_timeout_ms", &self.oauth_jwks_timeout_ms)
+            .field("oauth_clock_skew_seconds", &self.oauth_clock_skew_seconds)
             .finish()
     }
 }
@@ -217,6 +227,9 @@ impl Default for Settings {
             metrics_max_tenants: crate::metrics::DEFAULT_MAX_TENANTS,
             drain_seconds: 0,
             event_retention_days: 90,
+            oauth_jwks_min_refetch_seconds: 60,
+            oauth_jwks_timeout_ms: 5000,
+            oauth_clock_skew_seconds: 60,
         }
     }
 }
@@ -322,6 +335,11 @@ impl Settings {
             return Err(ConfigError::Invalid("max_db_connections and db_request_timeout_ms must be positive".into()));
         }
         settings.check_webhook_settings()?;
+        if settings.oauth_jwks_timeout_ms == 0 || settings.oauth_clock_skew_seconds > 300 {
+            return Err(ConfigError::Invalid(
+                "oauth_jwks_timeout_ms must be positive and oauth_clock_skew_seconds at most 300".into(),
+            ));
+        }
         Ok((settings, warnings))
     }
 
@@ -340,6 +358,9 @@ impl Settings {
     /// Requests of one tenant doing database work at once: as set, or a quarter of the pool.
     pub fn db_requests_per_tenant(&self) -> usize {
         let n = match self.db_requests_per_tenant {
+            // SQLite runs statements on the gateway's own cores: one tenant's second statement
+            // at a time would already take the other core from every other tenant.
+            0 if self.database_url.starts_with("sqlite:") => 1,
             0 => self.max_db_connections / 4,
             n => n,
         };
@@ -457,9 +478,16 @@ mod tests {
     }
 
     #[test]
-    fn a_tenant_gets_a_quarter_of_the_pool_unless_told_otherwise() {
-        let s = Settings::load_from(None, env(&[]), &Overrides::default()).unwrap();
+    fn a_tenant_gets_a_quarter_of_the_pool_or_one_turn_on_sqlite_unless_told_otherwise() {
+        let s = Settings::load_from(
+            None,
+            env(&[("SCIMGATE_DATABASE_URL", "postgres://db/scimgate")]),
+            &Overrides::default(),
+        )
+        .unwrap();
         assert_eq!((s.db_requests_per_tenant(), s.db_statement_timeout()), (2, Some(Duration::from_secs(20))));
+        let s = Settings::load_from(None, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(s.db_requests_per_tenant(), 1, "SQLite, the default store");
         let s = Settings::load_from(None, env(&[("SCIMGATE_MAX_DB_CONNECTIONS", "1")]), &Overrides::default()).unwrap();
         assert_eq!(s.db_requests_per_tenant(), 1);
         let s = Settings::load_from(

@@ -11,6 +11,7 @@ pub mod health;
 pub mod issuing;
 pub mod memory;
 pub mod metrics;
+pub mod oauth;
 pub mod retention;
 pub mod route_table;
 pub mod scim;

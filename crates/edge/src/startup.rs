@@ -19,13 +19,14 @@ use crate::config::{ConfigError, Settings};
 use crate::error::ScimError;
 use crate::memory::BodyBudget;
 use crate::metrics::MetricsServer;
+use crate::oauth::JwksCache;
 use crate::share::{DatabaseShare, ShareLimits};
 use crate::shutdown::{Background, Draining};
 use crate::state::AppState;
 use crate::telemetry::RequestSpan;
 use crate::usage::TokenUsage;
 use crate::webhooks::{Deliverer, DeliveryPolicy};
-use crate::{admin, health, metrics, route_table, scim};
+use crate::{admin, health, metrics, oauth, route_table, scim};
 
 /// How often an unreachable Redis is probed, and idle limiter state dropped.
 const LIMITER_MAINTENANCE: Duration = Duration::from_secs(1);
@@ -43,6 +44,8 @@ pub enum StartupError {
     OpenDatabase { database: domain::DatabaseUrl, source: domain::DomainError },
     #[error("webhook HTTP client: {0}")]
     WebhookClient(#[from] reqwest::Error),
+    #[error("JWKS HTTP client: {0}")]
+    JwksClient(reqwest::Error),
 }
 
 pub struct Application {
@@ -106,6 +109,11 @@ impl Application {
             queue_wait: Duration::from_millis(settings.db_queue_wait_ms),
             deadline: Duration::from_millis(settings.db_request_timeout_ms),
         });
+        let jwks = JwksCache::new(
+            Duration::from_millis(settings.oauth_jwks_timeout_ms),
+            Duration::from_secs(settings.oauth_jwks_min_refetch_seconds),
+        )
+        .map_err(StartupError::JwksClient)?;
         let state = web::Data::new(AppState {
             store: store.clone() as Arc<dyn Store>,
             share,
@@ -116,6 +124,7 @@ impl Application {
             usage: usage.clone(),
             settings,
             deliveries: wake,
+            jwks,
         });
         spawn_failure_eviction(state.clone().into_inner());
         let metrics = metrics::serve(metrics_listen, state.clone(), store.clone(), &background)?;
@@ -133,6 +142,7 @@ impl Application {
                 .service(route_table::resource("", "/readyz").route(web::get().to(health::readyz)))
                 .configure(|cfg| scim::routes(cfg, max_payload, max_group_payload))
                 .configure(admin::routes)
+                .configure(oauth::routes)
                 .default_service(web::to(not_found))
         })
         .listen(listener)

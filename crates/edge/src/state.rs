@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 use crate::config::Settings;
 use crate::error::ScimError;
 use crate::memory::BodyBudget;
+use crate::oauth::JwksCache;
 use crate::share::DatabaseShare;
 use crate::usage::TokenUsage;
 
@@ -29,6 +30,8 @@ pub struct AppState {
     /// Poked after a write that may have appended events, so idle webhook deliverers look at
     /// once instead of at their next poll.
     pub deliveries: Arc<Notify>,
+    /// The JWKS of the issuers that federated OAuth clients trust.
+    pub jwks: JwksCache,
 }
 
 impl AppState {

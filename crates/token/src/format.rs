@@ -93,26 +93,10 @@ impl std::fmt::Debug for ParsedToken {
 impl ParsedToken {
     /// Check prefix, lengths, alphabet and checksum. Pure string work: no I/O.
     pub fn parse(token: &str) -> Result<Self, TokenError> {
-        let mut parts = token.split('_');
-        let (Some(prefix), Some(id), Some(secret), Some(checksum), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed);
-        };
+        let (prefix, id, secret) = split_checked(token)?;
         let Some(kind) = TokenKind::from_prefix(prefix) else {
             return Err(TokenError::Malformed);
         };
-        let well_formed = secret.len() == SECRET_LEN
-            && secret.bytes().all(|b| b.is_ascii_alphanumeric())
-            && checksum.len() == CHECKSUM_LEN;
-        if !well_formed {
-            return Err(TokenError::Malformed);
-        }
-        let id = TokenId::parse(id)?;
-        let expected = checksum_of(&format!("{prefix}_{id}_{secret}"));
-        if !bool::from(expected.as_bytes().ct_eq(checksum.as_bytes())) {
-            return Err(TokenError::Malformed);
-        }
         Ok(Self { kind, id, secret: secret.to_owned() })
     }
 
@@ -121,17 +105,55 @@ impl ParsedToken {
     }
 }
 
+/// `prefix_id_secret_checksum` split into its prefix, id and secret once lengths, alphabet and
+/// checksum are right. The prefix is not checked: callers know which ones they accept.
+pub(crate) fn split_checked(token: &str) -> Result<(&str, TokenId, &str), TokenError> {
+    let mut parts = token.split('_');
+    let (Some(prefix), Some(id), Some(secret), Some(checksum), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    let well_formed = secret.len() == SECRET_LEN
+        && secret.bytes().all(|b| b.is_ascii_alphanumeric())
+        && checksum.len() == CHECKSUM_LEN;
+    if !well_formed {
+        return Err(TokenError::Malformed);
+    }
+    let id = TokenId::parse(id)?;
+    let expected = checksum_of(&format!("{prefix}_{id}_{secret}"));
+    if !bool::from(expected.as_bytes().ct_eq(checksum.as_bytes())) {
+        return Err(TokenError::Malformed);
+    }
+    Ok((prefix, id, secret))
+}
+
 pub(crate) fn generate(kind: TokenKind) -> (TokenId, String, String) {
-    let id = Alphanumeric.sample_string(&mut OsRng, ID_LEN);
+    generate_prefixed(kind.prefix())
+}
+
+/// A new random id and secret, and the text `prefix_id_secret_checksum`.
+pub(crate) fn generate_prefixed(prefix: &str) -> (TokenId, String, String) {
+    let id = new_id();
     let secret = Alphanumeric.sample_string(&mut OsRng, SECRET_LEN);
-    let plaintext = compose(kind, &id, &secret);
-    (TokenId(id), secret, plaintext)
+    let plaintext = compose_prefixed(prefix, id.as_str(), &secret);
+    (id, secret, plaintext)
+}
+
+/// A new random public id (16 base62 characters).
+pub fn new_id() -> TokenId {
+    TokenId(Alphanumeric.sample_string(&mut OsRng, ID_LEN))
 }
 
 /// The text of a token from its parts, checksum included. Tools and tests use it to make
 /// well-formed tokens; a real token's secret only ever comes from [`crate::issue`].
 pub fn compose(kind: TokenKind, id: &str, secret: &str) -> String {
-    let body = format!("{}_{id}_{secret}", kind.prefix());
+    compose_prefixed(kind.prefix(), id, secret)
+}
+
+/// [`compose`] with any prefix (OAuth client secrets and access tokens have their own).
+pub fn compose_prefixed(prefix: &str, id: &str, secret: &str) -> String {
+    let body = format!("{prefix}_{id}_{secret}");
     format!("{body}_{}", checksum_of(&body))
 }
 

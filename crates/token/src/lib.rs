@@ -15,11 +15,14 @@
 mod format;
 mod hash;
 pub mod limit;
+pub mod oauth;
 mod scope;
 mod validity;
 mod verifier;
 
-pub use format::{compose, ParsedToken, TokenId, TokenKind, OPERATOR_TOKEN_PREFIX, TOKEN_PREFIX};
+pub use format::{
+    compose, compose_prefixed, new_id, ParsedToken, TokenId, TokenKind, OPERATOR_TOKEN_PREFIX, TOKEN_PREFIX,
+};
 pub use hash::{hash_secret, SecretHash};
 pub use scope::{Scope, Scopes};
 pub use validity::Validity;

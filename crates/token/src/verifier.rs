@@ -63,10 +63,44 @@ impl Verifier {
 
     /// [`Verifier::verify`], and whether the verdict came from the cache (for metrics).
     pub async fn check(&self, token: &ParsedToken, hash: &SecretHash) -> (Result<(), TokenError>, CacheLookup) {
-        let key = cache_key(token);
+        self.check_keyed(cache_key(token), token.secret(), hash).await
+    }
+
+    /// [`Verifier::check`] for an OAuth client secret (its id and secret): the same cache, the
+    /// same bound on parallel Argon2 runs.
+    pub async fn check_client_secret(
+        &self,
+        secret: &crate::oauth::ClientSecret,
+        hash: &SecretHash,
+    ) -> (Result<(), TokenError>, CacheLookup) {
+        self.check_keyed(client_secret_key(secret), secret.secret(), hash).await
+    }
+
+    /// Refuse a client secret whose id is unknown after the Argon2 work a known one costs.
+    pub async fn refuse_unknown_client_secret(&self, secret: &crate::oauth::ClientSecret) -> TokenError {
+        let key = client_secret_key(secret);
+        if self.verdicts.get(&key).is_some() {
+            return TokenError::Invalid;
+        }
+        let dummy = self.dummy.get_or_init(|| hash_secret("scimgate: no token has this id").ok()).clone();
+        if let Some(dummy) = dummy {
+            if let Err(e) = self.verify_off_thread(secret.secret(), &dummy).await {
+                return e;
+            }
+        }
+        self.verdicts.insert(key, false);
+        TokenError::Invalid
+    }
+
+    async fn check_keyed(
+        &self,
+        key: [u8; 32],
+        secret: &str,
+        hash: &SecretHash,
+    ) -> (Result<(), TokenError>, CacheLookup) {
         let (matches, lookup) = match self.verdicts.get(&key) {
             Some(verdict) => (verdict, CacheLookup::Hit),
-            None => match self.verify_off_thread(token, hash).await {
+            None => match self.verify_off_thread(secret, hash).await {
                 Ok(verdict) => {
                     self.verdicts.insert(key, verdict);
                     (verdict, CacheLookup::Miss)
@@ -91,7 +125,7 @@ impl Verifier {
         }
         let dummy = self.dummy.get_or_init(|| hash_secret("scimgate: no token has this id").ok()).clone();
         if let Some(dummy) = dummy {
-            if let Err(e) = self.verify_off_thread(token, &dummy).await {
+            if let Err(e) = self.verify_off_thread(token.secret(), &dummy).await {
                 return (e, CacheLookup::Miss);
             }
         }
@@ -104,9 +138,9 @@ impl Verifier {
         self.verdicts.contains_key(&cache_key(token))
     }
 
-    async fn verify_off_thread(&self, token: &ParsedToken, hash: &SecretHash) -> Result<bool, TokenError> {
+    async fn verify_off_thread(&self, secret: &str, hash: &SecretHash) -> Result<bool, TokenError> {
         let _permit = self.permits.acquire().await.map_err(|_| TokenError::Interrupted)?;
-        let secret = token.secret().to_owned();
+        let secret = secret.to_owned();
         let hash = hash.clone();
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || span.in_scope(|| verify_secret(&secret, &hash)))
@@ -120,6 +154,17 @@ fn cache_key(token: &ParsedToken) -> [u8; 32] {
     digest.update(token.id.as_str().as_bytes());
     digest.update(b"_");
     digest.update(token.secret().as_bytes());
+    digest.finalize().into()
+}
+
+/// Client secrets are keyed apart from bearer tokens, so one kind's verdict never answers for
+/// the other.
+fn client_secret_key(secret: &crate::oauth::ClientSecret) -> [u8; 32] {
+    let mut digest = Sha256::new();
+    digest.update(b"oauth-client-secret:");
+    digest.update(secret.id.as_str().as_bytes());
+    digest.update(b"_");
+    digest.update(secret.secret().as_bytes());
     digest.finalize().into()
 }
 

@@ -8,6 +8,7 @@ mod dialect;
 mod events;
 mod filter;
 mod gauges;
+mod oauth;
 mod orgs;
 mod reconcile;
 mod resources;

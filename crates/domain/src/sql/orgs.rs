@@ -291,6 +291,7 @@ impl OrganizationStore for SqlStore {
         let expiring = format!("{live} AND expires_at IS NOT NULL AND expires_at <= $3");
         facts.tokens_expiring_soon =
             count_of(&mut conn, &expiring, vec![text(id.as_str()), Arg::Int(now), Arg::Int(week)]).await?;
+        facts.live_oauth_clients = self.live_oauth_clients(&mut conn, &id, now).await?;
 
         // Mappings that no provisioned group matches, compared as link_group compares.
         drop(conn);

@@ -10,13 +10,14 @@ use super::{bound, text, SqlStore};
 use crate::error::is_unique_violation;
 use crate::store::TenantStore;
 use crate::time_util::now_micros;
-use crate::{DomainError, Tenant, TenantId, TenantName, TenantSettings, TenantUpdate};
+use crate::{AccessTokenLifetime, DomainError, Tenant, TenantId, TenantName, TenantSettings, TenantUpdate};
 
 /// The columns [`tenant_from_row`] reads, for joins (`n` is the tenants alias).
 pub(super) const TENANT_COLUMNS: &str = "n.id AS tenant_id, n.name AS tenant_name, n.created_at AS tenant_created_at, \
      n.rate_limit_per_second AS tenant_rate_per_second, n.rate_limit_burst AS tenant_rate_burst, \
      n.idp_profile AS tenant_idp_profile, CASE WHEN n.autoprovision THEN 1 ELSE 0 END AS tenant_autoprovision, \
-     n.default_role AS tenant_default_role, n.deprovision AS tenant_deprovision";
+     n.default_role AS tenant_default_role, n.deprovision AS tenant_deprovision, \
+     n.auth_methods AS tenant_auth_methods, n.access_token_seconds AS tenant_access_token_seconds";
 
 pub(super) fn tenant_from_row(row: &AnyRow) -> Result<Tenant, DomainError> {
     let name: String = row.try_get("tenant_name")?;
@@ -34,11 +35,18 @@ pub(super) fn tenant_from_row(row: &AnyRow) -> Result<Tenant, DomainError> {
     let idp_profile: String = row.try_get("tenant_idp_profile")?;
     let default_role: String = row.try_get("tenant_default_role")?;
     let deprovision: String = row.try_get("tenant_deprovision")?;
+    let auth_methods: String = row.try_get("tenant_auth_methods")?;
+    let access_token_seconds: i64 = row.try_get("tenant_access_token_seconds")?;
     let settings = TenantSettings {
         idp_profile: idp_profile.parse().map_err(|_| corrupt("IdP profile"))?,
         autoprovision: row.try_get::<i64, _>("tenant_autoprovision")? != 0,
         default_role: default_role.parse().map_err(|_| corrupt("default role"))?,
         deprovision: deprovision.parse().map_err(|_| corrupt("deprovisioning"))?,
+        auth_methods: auth_methods.parse().map_err(|_| corrupt("authentication methods"))?,
+        access_token_lifetime: u64::try_from(access_token_seconds)
+            .ok()
+            .and_then(|s| AccessTokenLifetime::from_seconds(s).ok())
+            .ok_or_else(|| corrupt("access token lifetime"))?,
     };
     Ok(Tenant {
         id: TenantId(row.try_get("tenant_id")?),
@@ -133,6 +141,8 @@ impl TenantStore for SqlStore {
             ("autoprovision", update.autoprovision.map(Arg::Bool)),
             ("default_role", update.default_role.map(|r| Arg::Text(r.as_str().into()))),
             ("deprovision", update.deprovision.map(|d| Arg::Text(d.as_str().into()))),
+            ("auth_methods", update.auth_methods.map(|m| Arg::Text(m.as_str().into()))),
+            ("access_token_seconds", update.access_token_lifetime.map(|l| Arg::Int(i64::from(l.seconds())))),
         ];
         for (column, value) in settings {
             if let Some(value) = value {

@@ -10,6 +10,7 @@ use token::{Scope, Scopes, TokenKind, Validity};
 
 mod gauges;
 mod memberships;
+mod oauth;
 
 /// Expand `async fn case(store: &impl Store)` into one test per backend.
 #[macro_export]

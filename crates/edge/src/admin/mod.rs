@@ -3,6 +3,7 @@
 
 mod error;
 mod events;
+mod oauth_clients;
 pub mod orgs;
 mod tenants;
 mod tokens;
@@ -58,6 +59,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 route_table::resource(SCOPE, "/tenants/{org}/tokens/{id}")
                     .route(web::delete().to(tokens::revoke))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                route_table::resource(SCOPE, "/tenants/{org}/oauth-clients")
+                    .route(web::get().to(oauth_clients::list))
+                    .route(web::post().to(oauth_clients::create))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                route_table::resource(SCOPE, "/tenants/{org}/oauth-clients/{id}")
+                    .route(web::delete().to(oauth_clients::revoke))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                route_table::resource(SCOPE, "/tenants/{org}/oauth-clients/{id}/rotate")
+                    .route(web::post().to(oauth_clients::rotate))
                     .default_service(web::to(method_not_allowed)),
             )
             .service(

@@ -1,6 +1,6 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use domain::{format_rfc3339, Deprovision, Role, Tenant, TenantName, TenantUpdate};
+use domain::{format_rfc3339, AccessTokenLifetime, AuthMethods, Deprovision, Role, Tenant, TenantName, TenantUpdate};
 use proto::IdpProfile;
 use serde::{Deserialize, Deserializer, Serialize};
 use token::limit::Quota;
@@ -20,6 +20,12 @@ struct TenantView {
     autoprovision: bool,
     default_role: Role,
     deprovision: Deprovision,
+    /// Which credentials the SCIM endpoint accepts: `bearer`, `oauth` or `both`.
+    auth_methods: AuthMethods,
+    /// Lifetime of the access tokens its OAuth clients obtain, in seconds.
+    access_token_lifetime_seconds: AccessTokenLifetime,
+    /// The OAuth token endpoint of this tenant.
+    token_url: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, Clone, Copy)]
@@ -52,6 +58,9 @@ fn view(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> TenantView {
         autoprovision: tenant.settings.autoprovision,
         default_role: tenant.settings.default_role,
         deprovision: tenant.settings.deprovision,
+        auth_methods: tenant.settings.auth_methods,
+        access_token_lifetime_seconds: tenant.settings.access_token_lifetime,
+        token_url: format!("{}/oauth2/{}/token", public_origin(req, &state.settings), tenant.name),
     }
 }
 
@@ -76,6 +85,9 @@ pub struct TenantSettingsBody {
     autoprovision: Option<bool>,
     default_role: Option<Role>,
     deprovision: Option<Deprovision>,
+    auth_methods: Option<AuthMethods>,
+    /// 3600 to 21600.
+    access_token_lifetime_seconds: Option<AccessTokenLifetime>,
 }
 
 impl TenantSettingsBody {
@@ -86,6 +98,8 @@ impl TenantSettingsBody {
             autoprovision: self.autoprovision,
             default_role: self.default_role,
             deprovision: self.deprovision,
+            auth_methods: self.auth_methods,
+            access_token_lifetime: self.access_token_lifetime_seconds,
         })
     }
 }

@@ -15,6 +15,7 @@ mod filters;
 mod groups;
 mod limits;
 mod memberships;
+mod oauth;
 mod observability;
 mod openapi;
 mod patch;

@@ -136,8 +136,9 @@ fn every_reference_in_the_document_resolves() {
     assert!(broken.is_empty(), "unresolved references: {broken:?}");
 }
 
-/// SCIM operations take the tenant token, admin operations the operator token, health checks
-/// none; so do the operations that only answer 501, which never look at a token.
+/// SCIM operations take the tenant token or an OAuth access token, admin operations the operator
+/// token, the token endpoint client credentials, health checks none; so do the operations that
+/// only answer 501, which never look at a token.
 #[test]
 fn each_api_has_its_own_kind_of_token() {
     let doc = document();
@@ -145,11 +146,12 @@ fn each_api_has_its_own_kind_of_token() {
         for method in methods {
             let operation = &doc["paths"][&path][&method];
             let not_implemented = operation["responses"].as_object().is_some_and(|r| r.keys().eq(["501"]));
-            let expected = match path.split('/').nth(1) {
-                _ if not_implemented => None,
-                Some("scim") => Some("tenantToken"),
-                Some("admin") => Some("operatorToken"),
-                _ => None,
+            let expected: &[&str] = match path.split('/').nth(1) {
+                _ if not_implemented => &[],
+                Some("scim") => &["tenantToken", "idpAccessToken"],
+                Some("admin") => &["operatorToken"],
+                Some("oauth2") if path.ends_with("/token") => &["oauthClientBasic"],
+                _ => &[],
             };
             let security = operation.get("security").or_else(|| doc.get("security"));
             let schemes: Vec<&str> = security
@@ -159,7 +161,7 @@ fn each_api_has_its_own_kind_of_token() {
                 .filter_map(Value::as_object)
                 .flat_map(|requirement| requirement.keys().map(String::as_str))
                 .collect();
-            assert_eq!(schemes, expected.into_iter().collect::<Vec<_>>(), "{method} {path}");
+            assert_eq!(schemes, expected, "{method} {path}");
         }
     }
 }
