@@ -349,6 +349,7 @@ impl Place {
             | Command::Memberships { tenant, .. }
             | Command::Readiness { tenant } => Some(tenant),
             Command::Webhook(command) => Some(command.tenant()),
+            Command::OauthClient(command) => Some(command.tenant()),
             Command::Events(args) => Some(args.tenant()),
         };
         Self { tenant: tenant.cloned(), database: !matches!(cli.command, Command::Serve) }

@@ -53,6 +53,18 @@ pub enum OAuthClientCommand {
     Revoke { tenant: String, client_id: String },
 }
 
+impl OAuthClientCommand {
+    /// The tenant the command is about, for error messages.
+    pub fn tenant(&self) -> &String {
+        match self {
+            Self::Create { tenant, .. }
+            | Self::List { tenant }
+            | Self::Rotate { tenant, .. }
+            | Self::Revoke { tenant, .. } => tenant,
+        }
+    }
+}
+
 fn parse_client_id(id: &str) -> anyhow::Result<TokenId> {
     TokenId::parse(id)
         .map_err(|_| anyhow::anyhow!("`{id}` is not a client id (16 letters and digits, as `list` shows)"))

@@ -32,7 +32,7 @@ pub async fn authenticate_access_token(
     presented: &str,
 ) -> Result<StoredAccessToken, AuthError> {
     let client = client_address(req, state.settings.trusted_proxy_hops);
-    if let Some(retry_after) = client.and_then(|ip| state.failures.blocked_for(ip)) {
+    if let Some(retry_after) = client.and_then(|ip| state.failures.blocked_for(ip, org)) {
         metrics::rate_limited(None, metrics::RateLimitReason::AuthFailures);
         return Err(AuthError::TooManyFailures { retry_after });
     }
@@ -40,7 +40,7 @@ pub async fn authenticate_access_token(
     if let Err(AuthError::Unauthorized(reason)) = &result {
         metrics::auth_failure(TokenKind::Tenant, reason);
         if let Some(ip) = client {
-            state.failures.record_failure(ip);
+            state.failures.record_failure(ip, org);
         }
     }
     result

@@ -35,7 +35,10 @@ pub async fn token(
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
     let client = client_address(&req, state.settings.trusted_proxy_hops);
-    if let Some(retry_after) = client.and_then(|ip| state.failures.blocked_for(ip)) {
+    // Failures are counted per tenant, as for bearer tokens: one tenant's attacker never locks
+    // another tenant's IdP out.
+    let target = org.to_ascii_lowercase();
+    if let Some(retry_after) = client.and_then(|ip| state.failures.blocked_for(ip, &target)) {
         metrics::rate_limited(None, metrics::RateLimitReason::AuthFailures);
         return Err(OAuthError::TooManyFailures { retry_after });
     }
@@ -44,7 +47,7 @@ pub async fn token(
         tracing::info!(reason, org = %org, "token request refused");
         metrics::auth_failure(TokenKind::Tenant, "oauth client refused");
         if let Some(ip) = client {
-            state.failures.record_failure(ip);
+            state.failures.record_failure(ip, &target);
         }
     }
     result
@@ -58,7 +61,8 @@ async fn grant(
 ) -> Result<HttpResponse, OAuthError> {
     let params = form(req, payload).await?;
     let grant_type = params.get("grant_type").ok_or_else(|| invalid_request("grant_type is missing"))?;
-    let tenant = TenantName::parse(org).map_err(|_| OAuthError::InvalidClient("no such tenant".into()))?;
+    let tenant =
+        TenantName::parse(&org.to_ascii_lowercase()).map_err(|_| OAuthError::InvalidClient("no such tenant".into()))?;
     let authenticated = match grant_type.as_str() {
         "client_credentials" => authenticate_client(req, state, &tenant, &params).await?,
         JWT_BEARER_GRANT => {
