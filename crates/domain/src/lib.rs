@@ -5,6 +5,7 @@
 
 mod error;
 mod event;
+mod link;
 mod org;
 mod readiness;
 mod resource;
@@ -16,6 +17,10 @@ mod webhook;
 
 pub use error::DomainError;
 pub use event::{Event, EventType};
+pub use link::{
+    linking_email, AccountId, AccountsRegistered, DuplicateEmails, LinkBy, LinkMatch, LinkedUser, ProductAccount,
+    UserLookup, MAX_ACCOUNTS_PER_CALL,
+};
 pub use org::{
     Deprovision, GroupMapping, GroupMatcher, Membership, MembershipState, Organization, OrganizationName,
     ReadinessFacts, Role,
@@ -24,8 +29,8 @@ pub use readiness::{Finding, Severity};
 pub use resource::{EntityTags, GroupRef, Member, Page, Precondition, Query, Resource};
 pub use sql::{DatabaseUrl, SqlStore};
 pub use store::{
-    EventStore, NewToken, OrganizationStore, ResourceStore, Store, StoredToken, TenantStore, TokenInfo, TokenOwner,
-    TokenStore,
+    AccountStore, EventStore, NewToken, OrganizationStore, ResourceStore, Store, StoredToken, TenantStore, TokenInfo,
+    TokenOwner, TokenStore,
 };
 pub use tenant::{Tenant, TenantId, TenantName, TenantSettings, TenantUpdate};
 pub use time_util::{format_rfc3339, now_micros};

@@ -3,6 +3,7 @@ use std::fmt;
 use proto::IdpProfile;
 use token::limit::Quota;
 
+use crate::link::{DuplicateEmails, LinkBy};
 use crate::org::{Deprovision, Role};
 use crate::DomainError;
 
@@ -85,6 +86,8 @@ pub struct TenantSettings {
     pub default_role: Role,
     /// What happens to the memberships of a user who becomes inactive.
     pub deprovision: Deprovision,
+    pub link_by: LinkBy,
+    pub duplicate_emails: DuplicateEmails,
 }
 
 /// A change to a tenant's settings. A field left `None` keeps its value.
@@ -96,6 +99,8 @@ pub struct TenantUpdate {
     pub autoprovision: Option<bool>,
     pub default_role: Option<Role>,
     pub deprovision: Option<Deprovision>,
+    pub link_by: Option<LinkBy>,
+    pub duplicate_emails: Option<DuplicateEmails>,
 }
 
 impl TenantUpdate {

@@ -1,5 +1,6 @@
 //! The `scimgate` command line.
 
+mod accounts;
 mod webhooks;
 
 use std::net::SocketAddr;
@@ -7,8 +8,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use domain::{
-    format_rfc3339, now_micros, Deprovision, GroupMatcher, Membership, OrganizationName, OrganizationStore, Role,
-    Tenant, TenantName, TenantStore, TenantUpdate, TokenInfo, TokenOwner, TokenStore,
+    format_rfc3339, now_micros, Deprovision, DuplicateEmails, GroupMatcher, LinkBy, Membership, OrganizationName,
+    OrganizationStore, Role, Tenant, TenantName, TenantStore, TenantUpdate, TokenInfo, TokenOwner, TokenStore,
 };
 use proto::IdpProfile;
 use token::limit::Quota;
@@ -17,6 +18,7 @@ use token::{IssuedToken, TokenId};
 use crate::config::{LogFormat, Overrides, Settings};
 use crate::issuing::{self, parse_duration, IssueError, TokenRequest};
 use crate::startup::{connect_store, Application};
+pub use accounts::{AccountCommand, UserCommand};
 pub use webhooks::{EventsArgs, WebhookCommand};
 
 #[derive(Debug, Parser)]
@@ -64,8 +66,14 @@ pub enum Command {
     Mapping(MappingCommand),
     /// Show a user's organization memberships.
     Memberships { tenant: String, user_id: String },
-    /// What will go wrong with a tenant's provisioning.
+    /// What will go wrong with a tenant's provisioning (the readiness report, as JSON).
     Readiness { tenant: String },
+    /// Register the product's accounts, which SCIM users link to.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Read a tenant's users by id, email or linked account.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Manage a tenant's webhook endpoints and their dead letters.
     #[command(subcommand)]
     Webhook(WebhookCommand),
@@ -155,6 +163,13 @@ pub enum TenantCommand {
         /// What deactivating a user does to their memberships: suspend or remove.
         #[arg(long)]
         deprovision: Option<Deprovision>,
+        /// What may link a SCIM user to a product account: email, externalId, both
+        /// (comma-separated) or none.
+        #[arg(long)]
+        link_by: Option<LinkBy>,
+        /// Two users with one linking email: allow (and flag) or refuse (409).
+        #[arg(long)]
+        duplicate_emails: Option<DuplicateEmails>,
     },
     /// Delete a tenant and all its users, groups and tokens.
     Delete {
@@ -269,16 +284,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Readiness { tenant } => {
             let store = connect_store(&settings).await?;
             let tenant = TenantName::parse(&tenant)?;
-            let settings = store.tenant(&tenant).await?.settings;
-            let findings = store.readiness(&tenant).await?.findings(&settings);
-            if findings.is_empty() {
-                println!("ready: nothing to report");
-            }
-            for finding in findings {
-                println!("{}: {}", finding.severity.as_str(), finding.message);
-            }
+            let default_rate = settings.default_quota().map(|q| q.per_second.get());
+            let report = crate::admin::orgs::readiness_report_of(&store, default_rate, &tenant).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
+        Command::Account(command) => accounts::account(command, &settings).await,
+        Command::User(command) => accounts::user(command, &settings).await,
         Command::Webhook(command) => webhooks::webhook(command, &settings).await,
         Command::Events(args) => webhooks::events(args, &settings).await,
     }
@@ -338,6 +350,8 @@ async fn tenant(command: TenantCommand, settings: &Settings) -> anyhow::Result<(
             autoprovision,
             default_role,
             deprovision,
+            link_by,
+            duplicate_emails,
         } => {
             let name = TenantName::parse(&name)?;
             let rate_limit = match (rate_limit_per_second, rate_limit_burst, default_rate_limit) {
@@ -348,7 +362,15 @@ async fn tenant(command: TenantCommand, settings: &Settings) -> anyhow::Result<(
                 (_, _, true) => Some(None),
                 _ => None,
             };
-            let update = TenantUpdate { rate_limit, idp_profile, autoprovision, default_role, deprovision };
+            let update = TenantUpdate {
+                rate_limit,
+                idp_profile,
+                autoprovision,
+                default_role,
+                deprovision,
+                link_by,
+                duplicate_emails,
+            };
             let tenant = store.update_tenant(&name, &update).await?;
             show_tenant(&tenant, settings);
         }
@@ -375,6 +397,8 @@ fn show_tenant(tenant: &Tenant, settings: &Settings) {
     println!("autoprovision: {}", if settings.autoprovision { "on" } else { "off" });
     println!("default role: {}", settings.default_role);
     println!("deprovision: {}", settings.deprovision.as_str());
+    println!("link by:     {}", settings.link_by);
+    println!("duplicate emails: {}", settings.duplicate_emails.as_str());
 }
 
 async fn token(command: TokenCommand, settings: &Settings) -> anyhow::Result<()> {

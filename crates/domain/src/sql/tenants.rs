@@ -16,7 +16,8 @@ use crate::{DomainError, Tenant, TenantId, TenantName, TenantSettings, TenantUpd
 pub(super) const TENANT_COLUMNS: &str = "n.id AS tenant_id, n.name AS tenant_name, n.created_at AS tenant_created_at, \
      n.rate_limit_per_second AS tenant_rate_per_second, n.rate_limit_burst AS tenant_rate_burst, \
      n.idp_profile AS tenant_idp_profile, CASE WHEN n.autoprovision THEN 1 ELSE 0 END AS tenant_autoprovision, \
-     n.default_role AS tenant_default_role, n.deprovision AS tenant_deprovision";
+     n.default_role AS tenant_default_role, n.deprovision AS tenant_deprovision, \
+     n.link_by AS tenant_link_by, n.duplicate_emails AS tenant_duplicate_emails";
 
 pub(super) fn tenant_from_row(row: &AnyRow) -> Result<Tenant, DomainError> {
     let name: String = row.try_get("tenant_name")?;
@@ -34,11 +35,15 @@ pub(super) fn tenant_from_row(row: &AnyRow) -> Result<Tenant, DomainError> {
     let idp_profile: String = row.try_get("tenant_idp_profile")?;
     let default_role: String = row.try_get("tenant_default_role")?;
     let deprovision: String = row.try_get("tenant_deprovision")?;
+    let link_by: String = row.try_get("tenant_link_by")?;
+    let duplicate_emails: String = row.try_get("tenant_duplicate_emails")?;
     let settings = TenantSettings {
         idp_profile: idp_profile.parse().map_err(|_| corrupt("IdP profile"))?,
         autoprovision: row.try_get::<i64, _>("tenant_autoprovision")? != 0,
         default_role: default_role.parse().map_err(|_| corrupt("default role"))?,
         deprovision: deprovision.parse().map_err(|_| corrupt("deprovisioning"))?,
+        link_by: link_by.parse().map_err(|_| corrupt("link_by"))?,
+        duplicate_emails: duplicate_emails.parse().map_err(|_| corrupt("duplicate email policy"))?,
     };
     Ok(Tenant {
         id: TenantId(row.try_get("tenant_id")?),
@@ -133,6 +138,8 @@ impl TenantStore for SqlStore {
             ("autoprovision", update.autoprovision.map(Arg::Bool)),
             ("default_role", update.default_role.map(|r| Arg::Text(r.as_str().into()))),
             ("deprovision", update.deprovision.map(|d| Arg::Text(d.as_str().into()))),
+            ("link_by", update.link_by.map(|l| Arg::Text(l.as_string()))),
+            ("duplicate_emails", update.duplicate_emails.map(|d| Arg::Text(d.as_str().into()))),
         ];
         for (column, value) in settings {
             if let Some(value) = value {
@@ -158,6 +165,24 @@ impl TenantStore for SqlStore {
         }
         write.commit().await?;
         self.tenant_by_name(name).await
+    }
+
+    async fn record_user_agents(&self, seen: &[(TenantId, String, i64)]) -> Result<(), DomainError> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for (tenant, agent, at) in seen {
+            bound(
+                "UPDATE tenants SET last_user_agent = $2, last_user_agent_at = $3 \
+                 WHERE id = $1 AND (last_user_agent_at IS NULL OR last_user_agent_at < $3)",
+                vec![text(tenant.as_str()), text(agent), Arg::Int(*at)],
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn delete_tenant(&self, name: &TenantName) -> Result<(), DomainError> {

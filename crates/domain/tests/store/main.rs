@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use token::limit::Quota;
 use token::{Scope, Scopes, TokenKind, Validity};
 
+mod lifecycle;
 mod memberships;
 
 /// Expand `async fn case(store: &impl Store)` into one test per backend.

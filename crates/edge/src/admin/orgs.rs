@@ -20,16 +20,22 @@ fn organization_name(name: &str) -> Result<OrganizationName, AdminError> {
 struct OrganizationView {
     id: String,
     name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display_name: Option<String>,
     autoprovisioned: bool,
     created: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    archived: Option<String>,
 }
 
 fn organization_view(o: &Organization) -> OrganizationView {
     OrganizationView {
         id: o.id.clone(),
         name: o.name.to_string(),
+        display_name: o.display_name.clone(),
         autoprovisioned: o.autoprovisioned,
         created: format_rfc3339(o.created_at),
+        archived: o.archived_at.map(format_rfc3339),
     }
 }
 
@@ -225,13 +231,24 @@ pub async fn readiness(
 
 /// The readiness report of a tenant, for operators and for the tenant's own IT admin.
 pub async fn readiness_report(state: &AppState, tenant: &TenantName) -> Result<serde_json::Value, domain::DomainError> {
-    let settings = state.store.tenant(tenant).await?.settings;
-    let facts: ReadinessFacts = state.store.readiness(tenant).await?;
-    let findings = facts.findings(&settings);
+    let default_rate = state.settings.default_quota().map(|q| q.per_second.get());
+    readiness_report_of(state.store.as_ref(), default_rate, tenant).await
+}
+
+/// The readiness report, from the store and the gateway's default rate limit (the CLI prints
+/// the same).
+pub async fn readiness_report_of(
+    store: &dyn domain::Store,
+    default_rate: Option<u32>,
+    tenant: &TenantName,
+) -> Result<serde_json::Value, domain::DomainError> {
+    let settings = store.tenant(tenant).await?.settings;
+    let facts: ReadinessFacts = store.readiness(tenant).await?;
+    let findings = facts.findings(&settings, default_rate);
     let ready = !findings.iter().any(|f| f.severity == domain::Severity::Warning);
     let findings: Vec<_> = findings
         .iter()
-        .map(|f| json!({"severity": f.severity.as_str(), "code": f.code, "message": f.message}))
+        .map(|f| json!({"severity": f.severity.as_str(), "code": f.code, "message": f.message, "remedy": f.remedy}))
         .collect();
     Ok(json!({
         "tenant": tenant.as_str(),
@@ -241,6 +258,9 @@ pub async fn readiness_report(state: &AppState, tenant: &TenantName) -> Result<s
             "autoprovision": settings.autoprovision,
             "default_role": settings.default_role,
             "deprovision": settings.deprovision,
+            "link_by": settings.link_by,
+            "duplicate_emails": settings.duplicate_emails,
+            "rate_limit_per_second": facts.tenant_rate_per_second.or(default_rate),
         },
         "counts": {
             "users": facts.users,
@@ -250,7 +270,9 @@ pub async fn readiness_report(state: &AppState, tenant: &TenantName) -> Result<s
             "live_tokens": facts.live_tokens,
             "webhooks": facts.webhooks,
             "dead_letters": facts.dead_letters,
+            "duplicate_emails": facts.duplicate_emails,
         },
+        "last_user_agent": facts.last_user_agent,
         "findings": findings,
     }))
 }

@@ -1,6 +1,6 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use domain::{format_rfc3339, Deprovision, Role, Tenant, TenantName, TenantUpdate};
+use domain::{format_rfc3339, Deprovision, DuplicateEmails, LinkBy, Role, Tenant, TenantName, TenantUpdate};
 use proto::IdpProfile;
 use serde::{Deserialize, Deserializer, Serialize};
 use token::limit::Quota;
@@ -20,6 +20,8 @@ struct TenantView {
     autoprovision: bool,
     default_role: Role,
     deprovision: Deprovision,
+    link_by: LinkBy,
+    duplicate_emails: DuplicateEmails,
 }
 
 #[derive(Debug, Serialize, Deserialize, Clone, Copy)]
@@ -52,6 +54,8 @@ fn view(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> TenantView {
         autoprovision: tenant.settings.autoprovision,
         default_role: tenant.settings.default_role,
         deprovision: tenant.settings.deprovision,
+        link_by: tenant.settings.link_by,
+        duplicate_emails: tenant.settings.duplicate_emails,
     }
 }
 
@@ -76,6 +80,9 @@ pub struct TenantSettingsBody {
     autoprovision: Option<bool>,
     default_role: Option<Role>,
     deprovision: Option<Deprovision>,
+    /// `email,externalId`, `email`, `externalId` or `none`.
+    link_by: Option<LinkBy>,
+    duplicate_emails: Option<DuplicateEmails>,
 }
 
 impl TenantSettingsBody {
@@ -86,6 +93,8 @@ impl TenantSettingsBody {
             autoprovision: self.autoprovision,
             default_role: self.default_role,
             deprovision: self.deprovision,
+            link_by: self.link_by,
+            duplicate_emails: self.duplicate_emails,
         })
     }
 }
