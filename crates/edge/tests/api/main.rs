@@ -13,6 +13,7 @@ mod errors;
 mod filters;
 mod groups;
 mod limits;
+mod linking;
 mod memberships;
 mod observability;
 mod openapi;
