@@ -11,6 +11,7 @@ both_backends!(
     operator_tokens_and_tenant_settings_through_the_cli,
     organizations_mappings_and_memberships_through_the_cli,
     tenant_names_are_validated_with_a_clear_message,
+    accounts_and_users_through_the_cli,
 );
 
 fn scimgate(app: &TestApp, args: &[&str]) -> Output {
@@ -155,4 +156,34 @@ async fn tenant_names_are_validated_with_a_clear_message(app: TestApp) {
     assert!(String::from_utf8_lossy(&output.stderr).contains("already exists"));
     let output = scimgate(&app, &["token", "create", "no-such-tenant"]);
     assert!(String::from_utf8_lossy(&output.stderr).contains("tenant not found"));
+}
+
+async fn accounts_and_users_through_the_cli(app: TestApp) {
+    let org = &app.org;
+    let shown = stdout(&scimgate(&app, &["tenant", "set", org, "--link-by", "email", "--duplicate-emails", "refuse"]));
+    assert!(shown.contains("link by:     email") && shown.contains("duplicate emails: refuse"), "{shown}");
+    let added = stdout(&scimgate(&app, &["account", "add", org, "acct-ann", "--email", "Ann@Example.com"]));
+    assert!(added.contains("ann@example.com") && added.contains("nobody yet"), "{added}");
+    let file = std::env::temp_dir().join(format!("{org}-accounts.jsonl"));
+    let lines: Vec<String> = (0..50)
+        .map(|i| serde_json::json!({"id": format!("acct-{i}"), "email": format!("u{i}@example.com")}).to_string())
+        .collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let imported = stdout(&scimgate(&app, &["account", "import", org, file.to_str().unwrap()]));
+    assert!(imported.contains("50 created, 0 updated"), "{imported}");
+    std::fs::remove_file(&file).unwrap();
+
+    let body = serde_json::json!({"schemas": [proto::schema::USER], "userName": "ann", "emails": [{"value": "ann@example.com", "type": "work"}]});
+    let user = app.create_user_json(body).await;
+    let shown = stdout(&scimgate(&app, &["account", "show", org, "acct-ann"]));
+    assert!(shown.contains(&format!("linked to:   {} (by email)", user["id"].as_str().unwrap())), "{shown}");
+    let line = stdout(&scimgate(&app, &["user", "show", org, "--account", "acct-ann"]));
+    let found: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!((found["id"].as_str(), found["scim"]["userName"].as_str()), (user["id"].as_str(), Some("ann")));
+    let by_email = stdout(&scimgate(&app, &["user", "show", org, "--email", "ANN@example.com"]));
+    assert!(by_email.contains("acct-ann"), "{by_email}");
+    assert!(!scimgate(&app, &["user", "show", org, "--email", "nobody@example.com"]).status.success());
+    let report: serde_json::Value = serde_json::from_str(&stdout(&scimgate(&app, &["readiness", org]))).unwrap();
+    assert_eq!(report["settings"]["duplicate_emails"], "refuse", "{report}");
+    assert!(stdout(&scimgate(&app, &["account", "remove", org, "acct-ann"])).contains("removed"));
 }

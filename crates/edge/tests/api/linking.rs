@@ -240,3 +240,14 @@ async fn a_fresh_tenant_is_not_ready_on_sqlite() {
 async fn a_fresh_tenant_is_not_ready_on_postgres() {
     readiness_preflight(domain::testing::Backend::Postgres).await;
 }
+
+#[test]
+fn every_event_type_is_documented() {
+    let docs = include_str!("../../../../docs/webhooks.md");
+    let examples = docs.split("### Examples").nth(1).unwrap();
+    for event_type in domain::EventType::ALL {
+        let name = event_type.as_str();
+        assert!(docs.contains(&format!("| `{name}` |")), "docs/webhooks.md has no row for {name}");
+        assert!(examples.contains(&format!("`{name}`")), "docs/webhooks.md has no example of {name}");
+    }
+}
