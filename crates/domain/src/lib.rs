@@ -5,6 +5,7 @@
 
 mod error;
 mod event;
+mod link;
 mod oauth;
 mod org;
 mod readiness;
@@ -17,6 +18,10 @@ mod webhook;
 
 pub use error::DomainError;
 pub use event::{Event, EventType};
+pub use link::{
+    linking_email, AccountId, AccountsRegistered, DuplicateEmails, LinkBy, LinkMatch, LinkedUser, ProductAccount,
+    UserLookup, MAX_ACCOUNTS_PER_CALL,
+};
 pub use oauth::{
     AccessTokenLifetime, AuthMethods, ClientCredential, ClientSecretInfo, Federation, NewAccessToken, NewClientSecret,
     NewOAuthClient, OAuthClientInfo, StoredAccessToken, StoredClientSecret, StoredOAuthClient,
@@ -29,8 +34,8 @@ pub use readiness::{Finding, Severity};
 pub use resource::{EntityTags, GroupRef, Member, Page, Precondition, Query, Resource};
 pub use sql::{DatabaseUrl, SqlStore};
 pub use store::{
-    EventStore, NewToken, OAuthStore, OrganizationStore, ResourceStore, Store, StoredToken, TenantStore, TokenInfo,
-    TokenOwner, TokenStore,
+    AccountStore, EventStore, NewToken, OAuthStore, OrganizationStore, ResourceStore, Store, StoredToken, TenantStore,
+    TokenInfo, TokenOwner, TokenStore,
 };
 pub use tenant::{Tenant, TenantId, TenantName, TenantSettings, TenantUpdate};
 pub use time_util::{format_rfc3339, now_micros};

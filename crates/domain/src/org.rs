@@ -21,12 +21,14 @@ impl OrganizationName {
         }
     }
 
-    /// The organization an autoprovisioned group gets: its display name lower-cased, with every
-    /// run of other characters turned into one '-' (`Design Team (EU)` → `design-team-eu`).
-    /// `None` when nothing usable is left.
-    pub fn from_group_name(display_name: &str) -> Option<Self> {
+    /// The organization a group gives by its name: the name transliterated to ASCII
+    /// (`Équipe` → `equipe`, `日本チーム` → `ri-ben-timu`), lower-cased, with every run of other
+    /// characters turned into one '-' (`Design Team (EU)` → `design-team-eu`). A name with
+    /// nothing usable left (`!!!`) gets `group-` and a hash of the name, so every group has one
+    /// and a group of the same name gets the same one again.
+    pub fn from_group_name(display_name: &str) -> Self {
         let mut slug = String::new();
-        for c in display_name.chars().flat_map(char::to_lowercase) {
+        for c in deunicode::deunicode(display_name).chars().flat_map(char::to_lowercase) {
             if c.is_ascii_lowercase() || c.is_ascii_digit() {
                 slug.push(c);
             } else if !slug.is_empty() && !slug.ends_with('-') {
@@ -35,7 +37,12 @@ impl OrganizationName {
         }
         slug.truncate(63);
         let slug = slug.trim_end_matches('-');
-        Self::parse(slug).ok()
+        Self::parse(slug).unwrap_or_else(|_| {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(display_name.trim().to_lowercase().as_bytes());
+            let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+            Self(format!("group-{hex}"))
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -53,9 +60,13 @@ impl fmt::Display for OrganizationName {
 pub struct Organization {
     pub id: String,
     pub name: OrganizationName,
+    /// The name of the group an autoprovisioned organization follows (its slug stays as it was).
+    pub display_name: Option<String>,
     /// Created because a group matched nothing, with autoprovisioning on.
     pub autoprovisioned: bool,
     pub created_at: i64,
+    /// When the group it was created for was deleted.
+    pub archived_at: Option<i64>,
 }
 
 /// A member's role in an organization. Ordered: when a user's groups give several roles in one
@@ -203,6 +214,7 @@ pub struct ReadinessFacts {
     /// autoprovisioning), with a few of their names.
     pub unlinked_groups: u64,
     pub unlinked_group_names: Vec<String>,
+    pub mappings: u64,
     /// Mappings that match no group yet.
     pub idle_mappings: Vec<GroupMapping>,
     pub organizations: u64,
@@ -214,6 +226,13 @@ pub struct ReadinessFacts {
     pub webhooks: u64,
     pub failing_webhooks: u64,
     pub dead_letters: u64,
+    /// Linking emails that more than one user has, and a few of them.
+    pub duplicate_emails: u64,
+    pub duplicate_email_samples: Vec<String>,
+    /// The tenant's own rate limit (`None`: the gateway's default applies).
+    pub tenant_rate_per_second: Option<u32>,
+    /// The User-Agent of the tenant's latest SCIM request.
+    pub last_user_agent: Option<String>,
 }
 
 #[cfg(test)]
@@ -222,13 +241,20 @@ mod tests {
 
     #[test]
     fn group_names_become_organization_slugs() {
-        let slug = |s: &str| OrganizationName::from_group_name(s).map(|n| n.to_string());
-        assert_eq!(slug("Designers").as_deref(), Some("designers"));
-        assert_eq!(slug("Design Team (EU)").as_deref(), Some("design-team-eu"));
-        assert_eq!(slug("  R&D / Platform  ").as_deref(), Some("r-d-platform"));
-        assert_eq!(slug("Équipe").as_deref(), Some("quipe"));
-        assert_eq!(slug("!!!"), None);
-        assert_eq!(slug(&"x".repeat(100)).map(|s| s.len()), Some(63));
+        let slug = |s: &str| OrganizationName::from_group_name(s).to_string();
+        assert_eq!(slug("Designers"), "designers");
+        assert_eq!(slug("Design Team (EU)"), "design-team-eu");
+        assert_eq!(slug("  R&D / Platform  "), "r-d-platform");
+        assert_eq!(slug("Équipe"), "equipe");
+        assert_eq!(slug("Ventes — Île-de-France"), "ventes-ile-de-france");
+        assert_eq!(slug("日本チーム"), "ri-ben-timu");
+        assert_eq!(slug(&"x".repeat(100)).len(), 63);
+        // Nothing usable: a stable name from a hash of the group's name.
+        let bangs = slug("!!!");
+        assert!(bangs.starts_with("group-") && bangs.len() == 16, "{bangs}");
+        assert!(OrganizationName::parse(&bangs).is_ok());
+        assert_eq!(slug("!!!"), bangs);
+        assert_ne!(slug("???"), bangs);
     }
 
     #[test]

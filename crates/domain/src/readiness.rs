@@ -1,6 +1,9 @@
 //! The readiness check: what will go wrong (or already does) with a tenant's provisioning, said
 //! so an IT admin can fix it before switching provisioning on.
 
+use proto::IdpProfile;
+
+use crate::link::DuplicateEmails;
 use crate::org::{GroupMatcher, ReadinessFacts};
 use crate::TenantSettings;
 
@@ -27,21 +30,30 @@ pub struct Finding {
     /// Stable, for programs: `unlinked_groups`, `idle_mapping`, `no_token`, ...
     pub code: &'static str,
     pub message: String,
+    /// What to do about it, in one line.
+    pub remedy: &'static str,
 }
 
-fn finding(severity: Severity, code: &'static str, message: String) -> Finding {
-    Finding { severity, code, message }
+/// The fewest requests per second a tenant provisioned by Entra needs: Entra's provisioning
+/// service sends bursts of concurrent writes and quarantines a job that keeps hitting `429`.
+pub const ENTRA_MIN_RATE_PER_SECOND: u32 = 25;
+
+fn finding(severity: Severity, code: &'static str, message: String, remedy: &'static str) -> Finding {
+    Finding { severity, code, message, remedy }
 }
 
 impl ReadinessFacts {
-    pub fn findings(&self, settings: &TenantSettings) -> Vec<Finding> {
+    /// What to report, given the tenant's settings and the rate limit that applies to it
+    /// (`default_rate`: the gateway's, when the tenant has none of its own).
+    pub fn findings(&self, settings: &TenantSettings, default_rate: Option<u32>) -> Vec<Finding> {
         use Severity::{Info, Warning};
         let mut out = Vec::new();
         if self.live_tokens == 0 && !(settings.auth_methods.accepts_oauth() && self.live_oauth_clients > 0) {
             out.push(finding(
                 Warning,
                 "no_token",
-                "no live token: the IdP cannot connect; create one with `scimgate token create`".into(),
+                "no usable token: the IdP cannot connect".into(),
+                "create one with `scimgate token create <tenant>` and paste it into the IdP as the Secret Token",
             ));
         }
         if self.tokens_expiring_soon > 0 {
@@ -49,9 +61,10 @@ impl ReadinessFacts {
                 Warning,
                 "token_expiring",
                 format!(
-                    "{} token(s) expire within 7 days: an IdP whose token expires stops provisioning (Entra quarantines the job); regenerate with a grace period",
+                    "{} token(s) expire within 7 days: an IdP whose token expires stops provisioning (Entra quarantines the job)",
                     self.tokens_expiring_soon
                 ),
+                "regenerate the token with a grace period and paste the new one into the IdP",
             ));
         }
         if self.unlinked_groups > 0 && !settings.autoprovision {
@@ -63,13 +76,16 @@ impl ReadinessFacts {
                     self.unlinked_groups,
                     self.unlinked_group_names.join(", ")
                 ),
+                "map them (`scimgate mapping add`), create organizations named like them, or turn autoprovisioning on",
             ));
         }
-        if self.groups == 0 && self.idle_mappings.is_empty() && !settings.autoprovision && self.organizations == 0 {
+        if self.groups == 0 && self.mappings == 0 && !settings.autoprovision && self.organizations == 0 {
             out.push(finding(
-                Info,
+                Warning,
                 "no_group_rules",
-                "no group mapping, no organization and autoprovisioning is off: groups will give no membership".into(),
+                "no group mapping, no organization and autoprovisioning is off: no group can give anyone a membership"
+                    .into(),
+                "add a group mapping, create the organizations, or turn autoprovisioning on",
             ));
         }
         for mapping in &self.idle_mappings {
@@ -77,40 +93,93 @@ impl ReadinessFacts {
                 GroupMatcher::DisplayName(name) => format!("group named \"{name}\""),
                 GroupMatcher::Id(id) => format!("group with id {id}"),
             };
+            // Once groups arrive, a mapping by name that matches none of them most likely lost
+            // its group to a rename.
+            let renamed = self.groups > 0 && matches!(mapping.matcher, GroupMatcher::DisplayName(_));
             out.push(finding(
-                Info,
+                if renamed { Warning } else { Info },
                 "idle_mapping",
                 format!(
-                    "mapping {} ({matcher} → {} as {}) matches no provisioned group yet",
-                    mapping.id, mapping.organization, mapping.role
+                    "mapping {} ({matcher} → {} as {}) matches no provisioned group{}",
+                    mapping.id,
+                    mapping.organization,
+                    mapping.role,
+                    if renamed { ": was the group renamed?" } else { " yet" }
                 ),
+                "map the group by its id (`--group-id`) so renames keep it, or remove the mapping and add one with the new name",
             ));
+        }
+        if self.duplicate_emails > 0 {
+            let refuse = settings.duplicate_emails == DuplicateEmails::Refuse;
+            out.push(finding(
+                if refuse { Warning } else { Info },
+                "duplicate_emails",
+                format!(
+                    "{} email(s) are the email of more than one user, so they link no account{}: {}",
+                    self.duplicate_emails,
+                    if refuse { ", and further writes of those users are refused" } else { "" },
+                    self.duplicate_email_samples.join(", ")
+                ),
+                "give each user its own work email in the IdP, or link those users by externalId",
+            ));
+        }
+        let rate = self.tenant_rate_per_second.or(default_rate);
+        if settings.idp_profile == IdpProfile::Entra && rate.is_some_and(|r| r < ENTRA_MIN_RATE_PER_SECOND) {
+            out.push(finding(
+                Warning,
+                "rate_limit_too_low",
+                format!(
+                    "the rate limit is {}/s; Entra needs at least {ENTRA_MIN_RATE_PER_SECOND}/s or it backs off and quarantines the job",
+                    rate.unwrap_or_default()
+                ),
+                "raise it with `scimgate tenant set <tenant> --rate-limit-per-second 25 --rate-limit-burst 100`",
+            ));
+        }
+        if let Some((agent, seen)) =
+            self.last_user_agent.as_ref().and_then(|a| Some((a, IdpProfile::from_user_agent(a)?)))
+        {
+            if seen != settings.idp_profile {
+                out.push(finding(
+                    Warning,
+                    "idp_profile_mismatch",
+                    format!(
+                        "requests come from {seen} (User-Agent \"{agent}\") but the tenant's IdP profile is {}",
+                        settings.idp_profile
+                    ),
+                    "set the profile the traffic shows: `scimgate tenant set <tenant> --idp-profile <profile>`",
+                ));
+            }
         }
         if self.users > 0 && self.groups == 0 {
             out.push(finding(
                 Info,
                 "no_groups",
-                "users are provisioned but no group yet: in Entra, assign groups to the application and provision them; in Okta, push groups".into(),
+                "users are provisioned but no group yet, so nobody has a membership".into(),
+                "in Entra, assign groups to the application and provision them; in Okta, push groups",
             ));
         }
         if self.webhooks == 0 {
-            out.push(finding(Info, "no_webhook", "no webhook endpoint: the product must poll the event feed".into()));
+            out.push(finding(
+                Info,
+                "no_webhook",
+                "no webhook endpoint: the product must poll the event feed".into(),
+                "add one with `scimgate webhook add <tenant> <url>`, or poll `GET /admin/v1/tenants/<tenant>/events`",
+            ));
         }
         if self.failing_webhooks > 0 {
             out.push(finding(
                 Warning,
                 "webhook_failing",
                 format!("{} webhook endpoint(s) are failing and retrying", self.failing_webhooks),
+                "check the endpoint's `last_error` in `scimgate webhook list <tenant>` and fix the receiver",
             ));
         }
         if self.dead_letters > 0 {
             out.push(finding(
                 Warning,
                 "dead_letters",
-                format!(
-                    "{} event(s) could not be delivered after every retry; see the webhook's dead letters",
-                    self.dead_letters
-                ),
+                format!("{} event(s) could not be delivered after every retry", self.dead_letters),
+                "fix the receiver, then `scimgate webhook redeliver <tenant> <id>`",
             ));
         }
         out.extend(self.oauth_findings(settings));
@@ -124,18 +193,24 @@ impl ReadinessFacts {
         if !gallery || self.live_tokens == 0 {
             return None;
         }
-        let message = if settings.auth_methods.accepts_bearer() {
-            format!(
-                "the tenant has OAuth clients but still accepts its {} live static token(s); once the IdP uses OAuth, revoke them and `scimgate tenant set --auth-methods oauth`",
-                self.live_tokens
+        let (message, remedy) = if settings.auth_methods.accepts_bearer() {
+            (
+                format!(
+                    "the tenant has OAuth clients but still accepts its {} live static token(s)",
+                    self.live_tokens
+                ),
+                "once the IdP uses OAuth, revoke the static tokens and `scimgate tenant set <tenant> --auth-methods oauth`",
             )
         } else {
-            format!(
-                "the tenant accepts OAuth only, yet {} static token(s) are still live (refused, but a credential to leak); revoke them",
-                self.live_tokens
+            (
+                format!(
+                    "the tenant accepts OAuth only, yet {} static token(s) are still live (refused, but a credential to leak)",
+                    self.live_tokens
+                ),
+                "revoke them with `scimgate token revoke <tenant> <token-id>`",
             )
         };
-        Some(finding(Severity::Warning, "static_tokens_with_oauth", message))
+        Some(finding(Severity::Warning, "static_tokens_with_oauth", message, remedy))
     }
 }
 
@@ -145,7 +220,7 @@ mod tests {
     use crate::org::{GroupMapping, OrganizationName, Role};
 
     fn codes(facts: &ReadinessFacts, settings: &TenantSettings) -> Vec<&'static str> {
-        facts.findings(settings).iter().map(|f| f.code).collect()
+        facts.findings(settings, None).iter().map(|f| f.code).collect()
     }
 
     #[test]
@@ -161,7 +236,7 @@ mod tests {
         };
         let off = TenantSettings::default();
         assert_eq!(codes(&facts, &off), ["unlinked_groups"]);
-        assert!(facts.findings(&off)[0].message.contains("Designers"));
+        assert!(facts.findings(&off, None)[0].message.contains("Designers"));
         let on = TenantSettings { autoprovision: true, ..TenantSettings::default() };
         assert!(codes(&facts, &on).is_empty());
     }
@@ -187,6 +262,7 @@ mod tests {
     fn a_fresh_tenant_hears_what_to_set_up() {
         let facts = ReadinessFacts::default();
         assert_eq!(codes(&facts, &TenantSettings::default()), ["no_token", "no_group_rules", "no_webhook"]);
+        assert!(facts.findings(&TenantSettings::default(), None).iter().all(|f| !f.remedy.is_empty()));
         let idle = GroupMapping {
             id: "m1".into(),
             matcher: GroupMatcher::DisplayName("Engineering".into()),
@@ -194,10 +270,69 @@ mod tests {
             role: Role::Member,
             created_at: 0,
         };
-        let facts =
-            ReadinessFacts { live_tokens: 1, webhooks: 1, idle_mappings: vec![idle], ..ReadinessFacts::default() };
-        let findings = facts.findings(&TenantSettings::default());
+        let facts = ReadinessFacts {
+            live_tokens: 1,
+            webhooks: 1,
+            mappings: 1,
+            idle_mappings: vec![idle],
+            ..ReadinessFacts::default()
+        };
+        let findings = facts.findings(&TenantSettings::default(), None);
         assert_eq!(findings.len(), 1);
         assert!(findings[0].message.contains("\"Engineering\" → acme-eng as member"), "{}", findings[0].message);
+    }
+
+    #[test]
+    fn entra_needs_a_rate_limit_of_25_per_second() {
+        let facts = ReadinessFacts { live_tokens: 1, webhooks: 1, mappings: 1, ..ReadinessFacts::default() };
+        let entra = TenantSettings { idp_profile: IdpProfile::Entra, ..TenantSettings::default() };
+        assert_eq!(codes_with(&facts, &entra, Some(10)), ["rate_limit_too_low"]);
+        assert!(codes_with(&facts, &entra, Some(25)).is_empty());
+        assert!(codes_with(&facts, &entra, None).is_empty(), "no limit at all is enough");
+        assert!(codes_with(&facts, &TenantSettings::default(), Some(10)).is_empty());
+        let own = ReadinessFacts { tenant_rate_per_second: Some(50), ..facts };
+        assert!(codes_with(&own, &entra, Some(10)).is_empty(), "the tenant's own limit wins");
+    }
+
+    #[test]
+    fn the_traffic_must_come_from_the_configured_idp() {
+        let facts = ReadinessFacts {
+            live_tokens: 1,
+            webhooks: 1,
+            mappings: 1,
+            last_user_agent: Some("Okta SCIM Client 1.0.0".into()),
+            ..ReadinessFacts::default()
+        };
+        let entra = TenantSettings { idp_profile: IdpProfile::Entra, ..TenantSettings::default() };
+        let findings = facts.findings(&entra, None);
+        assert_eq!(findings.len(), 1);
+        assert_eq!((findings[0].code, findings[0].severity), ("idp_profile_mismatch", Severity::Warning));
+        assert!(findings[0].message.contains("from okta"), "{}", findings[0].message);
+        let okta = TenantSettings { idp_profile: IdpProfile::Okta, ..TenantSettings::default() };
+        assert!(codes_with(&facts, &okta, None).is_empty());
+        let unknown = ReadinessFacts { last_user_agent: Some("curl/8.0".into()), ..facts };
+        assert!(codes_with(&unknown, &entra, None).is_empty(), "an agent naming no IdP says nothing");
+    }
+
+    #[test]
+    fn duplicate_emails_block_only_under_the_refuse_policy() {
+        let facts = ReadinessFacts {
+            live_tokens: 1,
+            webhooks: 1,
+            mappings: 1,
+            duplicate_emails: 1,
+            duplicate_email_samples: vec!["bob@contoso.com".into()],
+            ..ReadinessFacts::default()
+        };
+        let allow = facts.findings(&TenantSettings::default(), None);
+        assert_eq!((allow[0].code, allow[0].severity), ("duplicate_emails", Severity::Info));
+        let refuse = TenantSettings { duplicate_emails: DuplicateEmails::Refuse, ..TenantSettings::default() };
+        let refused = facts.findings(&refuse, None);
+        assert_eq!((refused[0].code, refused[0].severity), ("duplicate_emails", Severity::Warning));
+        assert!(refused[0].message.contains("bob@contoso.com"));
+    }
+
+    fn codes_with(facts: &ReadinessFacts, settings: &TenantSettings, rate: Option<u32>) -> Vec<&'static str> {
+        facts.findings(settings, rate).iter().map(|f| f.code).collect()
     }
 }

@@ -4,6 +4,7 @@ use serde_json::Value;
 use token::{Scopes, SecretHash, TokenId, TokenKind, Validity};
 
 use crate::event::Event;
+use crate::link::{AccountId, AccountsRegistered, LinkedUser, ProductAccount, UserLookup};
 use crate::oauth::{
     NewAccessToken, NewClientSecret, NewOAuthClient, OAuthClientInfo, StoredAccessToken, StoredClientSecret,
     StoredOAuthClient,
@@ -66,12 +67,30 @@ pub struct NewToken {
 /// owns its transaction: a PATCH reads, applies, validates and writes atomically, or changes
 /// nothing.
 pub trait Store:
-    TenantStore + TokenStore + OAuthStore + ResourceStore + OrganizationStore + EventStore + Send + Sync + 'static
+    TenantStore
+    + TokenStore
+    + OAuthStore
+    + ResourceStore
+    + OrganizationStore
+    + AccountStore
+    + EventStore
+    + Send
+    + Sync
+    + 'static
 {
 }
 
 impl<T> Store for T where
-    T: TenantStore + TokenStore + OAuthStore + ResourceStore + OrganizationStore + EventStore + Send + Sync + 'static
+    T: TenantStore
+        + TokenStore
+        + OAuthStore
+        + ResourceStore
+        + OrganizationStore
+        + AccountStore
+        + EventStore
+        + Send
+        + Sync
+        + 'static
 {
 }
 
@@ -87,6 +106,9 @@ pub trait TenantStore: Send + Sync {
     async fn update_tenant(&self, name: &TenantName, update: &TenantUpdate) -> Result<Tenant, DomainError>;
     /// Delete a tenant and everything it owns (users, groups, memberships, tokens).
     async fn delete_tenant(&self, name: &TenantName) -> Result<(), DomainError>;
+    /// Record the User-Agent each tenant's IdP sent last (batched by the caller; an older
+    /// sighting never replaces a newer one).
+    async fn record_user_agents(&self, seen: &[(TenantId, String, i64)]) -> Result<(), DomainError>;
 }
 
 #[async_trait]
@@ -217,6 +239,24 @@ pub trait OrganizationStore: Send + Sync {
         organization: &OrganizationName,
     ) -> Result<Vec<Membership>, DomainError>;
     async fn readiness(&self, tenant: &TenantName) -> Result<ReadinessFacts, DomainError>;
+}
+
+/// The product's own accounts, which SCIM users link to, and users as the product reads them.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Register accounts (new ids are added, known ids get the email and external id given),
+    /// in one transaction, and link the unlinked users they match.
+    async fn register_accounts(
+        &self,
+        tenant: &TenantName,
+        accounts: &[ProductAccount],
+    ) -> Result<AccountsRegistered, DomainError>;
+    /// One account, with the user linked to it.
+    async fn account(&self, tenant: &TenantName, id: &AccountId) -> Result<ProductAccount, DomainError>;
+    /// Forget an account; its user is unlinked (`user.unlinked`).
+    async fn delete_account(&self, tenant: &TenantName, id: &AccountId) -> Result<(), DomainError>;
+    /// Users by id, linking email or linked account (at most 100).
+    async fn find_users(&self, tenant: &TenantName, lookup: &UserLookup) -> Result<Vec<LinkedUser>, DomainError>;
 }
 
 /// The event feed and its delivery to webhook endpoints.

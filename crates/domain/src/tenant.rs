@@ -3,6 +3,7 @@ use std::fmt;
 use proto::IdpProfile;
 use token::limit::Quota;
 
+use crate::link::{DuplicateEmails, LinkBy};
 use crate::oauth::{AccessTokenLifetime, AuthMethods};
 use crate::org::{Deprovision, Role};
 use crate::DomainError;
@@ -90,6 +91,8 @@ pub struct TenantSettings {
     pub auth_methods: AuthMethods,
     /// How long the access tokens of the tenant's OAuth clients live.
     pub access_token_lifetime: AccessTokenLifetime,
+    pub link_by: LinkBy,
+    pub duplicate_emails: DuplicateEmails,
 }
 
 /// A change to a tenant's settings. A field left `None` keeps its value.
@@ -103,6 +106,8 @@ pub struct TenantUpdate {
     pub deprovision: Option<Deprovision>,
     pub auth_methods: Option<AuthMethods>,
     pub access_token_lifetime: Option<AccessTokenLifetime>,
+    pub link_by: Option<LinkBy>,
+    pub duplicate_emails: Option<DuplicateEmails>,
 }
 
 impl TenantUpdate {

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use domain::testing::{Backend, TestDb};
 use domain::{
-    GroupMatcher, NewToken, OrganizationName, OrganizationStore, Role, SqlStore, TenantName, TenantStore, TokenOwner,
-    TokenStore,
+    AccountId, AccountStore, GroupMatcher, NewToken, OrganizationName, OrganizationStore, ProductAccount, Role,
+    SqlStore, TenantName, TenantStore, TokenOwner, TokenStore, MAX_ACCOUNTS_PER_CALL,
 };
 use edge::{Application, Settings};
 use futures_util::stream::{self, StreamExt};
@@ -66,7 +66,12 @@ impl Gateway {
     async fn users(&self, n: usize) -> Vec<String> {
         stream::iter(0..n)
             .map(|i| async move {
-                let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("user{i:06}@example.com")});
+                let email = format!("user{i:06}@example.com");
+                let body = json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": email,
+                    "emails": [{"value": email, "type": "work", "primary": true}],
+                });
                 let response = self
                     .client
                     .post(format!("{}/Users", self.base))
@@ -111,6 +116,21 @@ async fn median_read(gateway: &Gateway, path: &str, n: usize) -> Duration {
 async fn run(backend: Backend, n_users: usize) {
     let Some(gateway) = Gateway::start(backend).await else { return };
     let name = backend.name();
+    if std::env::var("BENCH_LINKING").map_or(true, |v| v != "0") {
+        // The product registered an account per user first, so every user is linked as it
+        // arrives and every membership event names its product account.
+        let tenant = TenantName::parse("bench").unwrap();
+        let accounts: Vec<ProductAccount> = (0..n_users)
+            .map(|i| {
+                let id = AccountId::parse(&format!("acct-{i}")).unwrap();
+                ProductAccount::new(id, Some(&format!("user{i:06}@example.com")), None).unwrap()
+            })
+            .collect();
+        for chunk in accounts.chunks(MAX_ACCOUNTS_PER_CALL) {
+            gateway.store.register_accounts(&tenant, chunk).await.unwrap();
+        }
+        println!("{name}: registered {n_users} product accounts");
+    }
     let started = Instant::now();
     let users = gateway.users(n_users).await;
     println!("{name}: created {n_users} users in {:.1} s", started.elapsed().as_secs_f64());

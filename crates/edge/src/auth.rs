@@ -65,7 +65,13 @@ pub async fn authenticate(
         state.failures.record_failure(ip, target);
     }
     let stored = result?;
-    state.usage.record(&stored.id, now_micros());
+    let now = now_micros();
+    state.usage.record(&stored.id, now);
+    if let (Some(tenant), Some(agent)) =
+        (&stored.tenant, req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()))
+    {
+        state.usage.record_user_agent(&tenant.id, agent, now);
+    }
     Ok(stored)
 }
 

@@ -1,5 +1,6 @@
 //! The `scimgate` command line.
 
+mod accounts;
 mod oauth_clients;
 mod webhooks;
 
@@ -8,9 +9,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use domain::{
-    format_rfc3339, now_micros, AccessTokenLifetime, AuthMethods, Deprovision, GroupMatcher, Membership,
-    OrganizationName, OrganizationStore, Role, Tenant, TenantName, TenantStore, TenantUpdate, TokenInfo, TokenOwner,
-    TokenStore,
+    format_rfc3339, now_micros, AccessTokenLifetime, AuthMethods, Deprovision, DuplicateEmails, GroupMatcher, LinkBy,
+    Membership, OrganizationName, OrganizationStore, Role, Tenant, TenantName, TenantStore, TenantUpdate, TokenInfo,
+    TokenOwner, TokenStore,
 };
 use proto::IdpProfile;
 use token::limit::Quota;
@@ -19,6 +20,7 @@ use token::{IssuedToken, TokenId};
 use crate::config::{LogFormat, Overrides, Settings};
 use crate::issuing::{self, parse_duration, IssueError, TokenRequest};
 use crate::startup::{connect_store, Application};
+pub use accounts::{AccountCommand, UserCommand};
 use domain::SqlStore;
 pub use oauth_clients::OAuthClientCommand;
 pub use webhooks::{EventsArgs, WebhookCommand};
@@ -84,8 +86,14 @@ pub enum Command {
     Mapping(MappingCommand),
     /// Show a user's organization memberships.
     Memberships { tenant: String, user_id: String },
-    /// What will go wrong with a tenant's provisioning.
+    /// What will go wrong with a tenant's provisioning (the readiness report, as JSON).
     Readiness { tenant: String },
+    /// Register the product's accounts, which SCIM users link to.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Read a tenant's users by id, email or linked account.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Manage a tenant's webhook endpoints and their dead letters.
     #[command(subcommand)]
     Webhook(WebhookCommand),
@@ -184,6 +192,13 @@ pub enum TenantCommand {
         /// How long OAuth access tokens live, 1h to 6h (e.g. 2h).
         #[arg(long)]
         access_token_lifetime: Option<String>,
+        /// What may link a SCIM user to a product account: email, externalId, both
+        /// (comma-separated) or none.
+        #[arg(long)]
+        link_by: Option<LinkBy>,
+        /// Two users with one linking email: allow (and flag) or refuse (409).
+        #[arg(long)]
+        duplicate_emails: Option<DuplicateEmails>,
     },
     /// Delete a tenant and all its users, groups, tokens, organizations and events.
     Delete {
@@ -350,6 +365,8 @@ impl Place {
             | Command::Readiness { tenant } => Some(tenant),
             Command::Webhook(command) => Some(command.tenant()),
             Command::OauthClient(command) => Some(command.tenant()),
+            Command::Account(command) => Some(command.tenant()),
+            Command::User(command) => Some(command.tenant()),
             Command::Events(args) => Some(args.tenant()),
         };
         Self { tenant: tenant.cloned(), database: !matches!(cli.command, Command::Serve) }
@@ -427,16 +444,13 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Readiness { tenant } => {
             let store = open_store(&settings).await?;
             let tenant = TenantName::parse(&tenant)?;
-            let settings = store.tenant(&tenant).await?.settings;
-            let findings = store.readiness(&tenant).await?.findings(&settings);
-            if findings.is_empty() {
-                println!("ready: nothing to report");
-            }
-            for finding in findings {
-                println!("{}: {}", finding.severity.as_str(), finding.message);
-            }
+            let default_rate = settings.default_rate_per_second();
+            let report = crate::admin::orgs::readiness_report_of(&store, default_rate, &tenant).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
+        Command::Account(command) => accounts::account(command, &settings).await,
+        Command::User(command) => accounts::user(command, &settings).await,
         Command::Webhook(command) => webhooks::webhook(command, &settings, output).await,
         Command::Events(args) => webhooks::events(args, &settings).await,
     }
@@ -544,6 +558,8 @@ async fn tenant(command: TenantCommand, settings: &Settings, output: Output) -> 
             deprovision,
             auth_methods,
             access_token_lifetime,
+            link_by,
+            duplicate_emails,
         } => {
             let name = TenantName::parse(&name)?;
             let access_token_lifetime = access_token_lifetime
@@ -568,6 +584,8 @@ async fn tenant(command: TenantCommand, settings: &Settings, output: Output) -> 
                 deprovision,
                 auth_methods,
                 access_token_lifetime,
+                link_by,
+                duplicate_emails,
             };
             let tenant = store.update_tenant(&name, &update).await?;
             show_tenant(&tenant, settings);
@@ -606,6 +624,8 @@ fn show_tenant(tenant: &Tenant, settings: &Settings) {
         "access token lifetime: {}",
         humantime::format_duration(std::time::Duration::from_secs(settings.access_token_lifetime.seconds().into()))
     );
+    println!("link by:     {}", settings.link_by);
+    println!("duplicate emails: {}", settings.duplicate_emails.as_str());
 }
 
 async fn token(command: TokenCommand, settings: &Settings, output: Output) -> anyhow::Result<()> {

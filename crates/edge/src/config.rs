@@ -372,6 +372,11 @@ impl Settings {
         (self.db_statement_timeout_ms > 0).then(|| std::time::Duration::from_millis(self.db_statement_timeout_ms))
     }
 
+    /// The sustained rate of a tenant without a limit of its own, if tenants are limited.
+    pub fn default_rate_per_second(&self) -> Option<u32> {
+        self.default_quota().map(|q| q.per_second.get())
+    }
+
     /// The limit of a tenant without one of its own.
     pub fn default_quota(&self) -> Option<Quota> {
         Quota::new(self.rate_limit_per_second, self.rate_limit_burst)

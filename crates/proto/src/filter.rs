@@ -543,8 +543,20 @@ impl<'a> Parser<'a> {
             let inner = self.or_expr(true)?;
             self.close(b']')?;
             self.leave();
-            return Ok(Filter::ValuePath { attr, filter: Box::new(inner) });
+            if !self.eat(b'.') {
+                return Ok(Filter::ValuePath { attr, filter: Box::new(inner) });
+            }
+            // `emails[type eq "work"].value eq "x"` (as Entra sends it) asks for one element
+            // matching both, which is `emails[type eq "work" and value eq "x"]`.
+            let sub = self.attr_name()?;
+            let condition = self.comparison(AttrPath::simple(sub))?;
+            return Ok(Filter::ValuePath { attr, filter: Box::new(Filter::And(Box::new(inner), Box::new(condition))) });
         }
+        self.comparison(attr)
+    }
+
+    /// The `SP "pr"` or `SP compareOp SP compValue` after an attribute path.
+    fn comparison(&mut self, attr: AttrPath) -> Result<Filter, Error> {
         let before_ws = self.pos;
         self.skip_ws();
         if self.pos == before_ws {
@@ -998,6 +1010,34 @@ mod tests {
         );
         assert!(invalid(r#"emails[type eq "work" and x[y pr]]"#).contains("cannot be nested"));
         assert!(invalid(r#"name.givenName[x pr]"#).contains("sub-attribute"));
+    }
+
+    #[test]
+    fn value_path_with_sub_attribute_as_entra_sends_it() {
+        let f = parse(r#"emails[type eq "work"].value eq "bob@contoso.com""#).unwrap();
+        assert_eq!(
+            f,
+            Filter::ValuePath {
+                attr: path("emails"),
+                filter: Box::new(and(
+                    cmp("type", CompareOp::Eq, s("work")),
+                    cmp("value", CompareOp::Eq, s("bob@contoso.com"))
+                )),
+            }
+        );
+        assert_eq!(f.to_string(), r#"emails[type eq "work" and value eq "bob@contoso.com"]"#);
+        let f = parse(r#"addresses[type eq "work" or type eq "home"].postalCode pr and userName pr"#).unwrap();
+        assert_eq!(f.to_string(), r#"addresses[(type eq "work" or type eq "home") and postalCode pr] and userName pr"#);
+        let user = json!({"emails": [
+            {"type": "home", "value": "bob@contoso.com"},
+            {"type": "work", "value": "Bob@Contoso.com"}
+        ]});
+        let defs = USER_SCHEMA.attributes;
+        assert!(eval(r#"emails[type eq "work"].value eq "bob@contoso.com""#, &user, defs));
+        assert!(!eval(r#"emails[type eq "work"].value eq "ann@contoso.com""#, &user, defs));
+        assert!(invalid(r#"emails[type eq "work"].value"#).starts_with("expected an operator after `value`"));
+        assert!(invalid(r#"emails[type eq "work"]."#).starts_with("expected a sub-attribute name"));
+        assert!(invalid(r#"emails[type eq "work"].a.b eq "x""#).contains("expected an operator after `a`"));
     }
 
     #[test]

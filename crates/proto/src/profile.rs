@@ -32,6 +32,26 @@ impl IdpProfile {
     pub const ALL: [IdpProfile; 6] =
         [Self::Generic, Self::Entra, Self::Okta, Self::OneLogin, Self::JumpCloud, Self::Ping];
 
+    /// The IdP a request's `User-Agent` names, if it names one (`Okta SCIM Client 1.0.0`).
+    /// Entra often sends none at all.
+    pub fn from_user_agent(agent: &str) -> Option<Self> {
+        let agent = agent.to_ascii_lowercase();
+        let has = |needles: &[&str]| needles.iter().any(|n| agent.contains(n));
+        if has(&["okta"]) {
+            Some(Self::Okta)
+        } else if has(&["azure", "microsoft", "entra"]) {
+            Some(Self::Entra)
+        } else if has(&["onelogin"]) {
+            Some(Self::OneLogin)
+        } else if has(&["jumpcloud"]) {
+            Some(Self::JumpCloud)
+        } else if has(&["pingidentity", "pingfederate", "pingone", "ping identity"]) {
+            Some(Self::Ping)
+        } else {
+            None
+        }
+    }
+
     /// The name used in settings and documentation: `generic`, `entra`, `okta`, `onelogin`,
     /// `jumpcloud`, `ping`.
     pub fn as_str(self) -> &'static str {
@@ -98,6 +118,19 @@ mod tests {
         }
         assert_eq!(IdpProfile::default(), IdpProfile::Generic);
         assert!(matches!("azure".parse::<IdpProfile>(), Err(Error::InvalidValue(_))));
+    }
+
+    #[test]
+    fn user_agents_name_their_idp() {
+        let seen = |agent: &str| IdpProfile::from_user_agent(agent);
+        assert_eq!(seen("Okta SCIM Client 1.0.0"), Some(IdpProfile::Okta));
+        assert_eq!(seen("OKTA SCIM Integration"), Some(IdpProfile::Okta));
+        assert_eq!(seen("Microsoft Azure AD SCIM Provisioning"), Some(IdpProfile::Entra));
+        assert_eq!(seen("OneLogin SCIM"), Some(IdpProfile::OneLogin));
+        assert_eq!(seen("JumpCloud-SCIM/1.0"), Some(IdpProfile::JumpCloud));
+        assert_eq!(seen("PingFederate SCIM Provisioner"), Some(IdpProfile::Ping));
+        assert_eq!(seen("curl/8.5.0"), None);
+        assert_eq!(seen("Shopping-bot"), None);
     }
 
     #[test]

@@ -41,6 +41,21 @@ impl Dialect {
         }
     }
 
+    /// A relation `(id, email, external_id)` from a JSON array parameter of
+    /// `{"id", "email", "external_id"}` objects: product accounts to register.
+    pub(crate) fn json_accounts_param(self, n: usize) -> String {
+        match self {
+            Dialect::Postgres => format!(
+                "(SELECT e->>'id' AS id, e->>'email' AS email, e->>'external_id' AS external_id \
+                 FROM json_array_elements(${n}::json) AS e)"
+            ),
+            Dialect::Sqlite => format!(
+                "(SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.email') AS email, \
+                 json_extract(value, '$.external_id') AS external_id FROM json_each(${n}))"
+            ),
+        }
+    }
+
     /// A relation `(idx, type, data)` from a JSON array parameter of `{"type", "data"}` objects,
     /// `idx` counting from 0 and `data` in the dialect's stored JSON type: events to append.
     pub(crate) fn json_events_param(self, n: usize) -> String {

@@ -4,6 +4,7 @@
 //! where their SQL differs (JSON access, row locks, substring functions) live in [`Dialect`].
 //! Every statement is executed by the shared store test suite on both backends.
 
+mod accounts;
 mod dialect;
 mod events;
 mod filter;

@@ -20,13 +20,15 @@ fn organization_from_row(row: &AnyRow) -> Result<Organization, DomainError> {
     Ok(Organization {
         id: row.try_get("id")?,
         name: OrganizationName::parse(&name)?,
+        display_name: row.try_get("display_name")?,
         autoprovisioned: row.try_get::<i64, _>("autoprovisioned")? != 0,
         created_at: row.try_get("created_at")?,
+        archived_at: row.try_get("archived_at")?,
     })
 }
 
-const ORGANIZATION_COLUMNS: &str =
-    "o.id AS id, o.name AS name, CASE WHEN o.autoprovisioned THEN 1 ELSE 0 END AS autoprovisioned, o.created_at AS created_at";
+const ORGANIZATION_COLUMNS: &str = "o.id AS id, o.name AS name, o.display_name AS display_name, \
+     CASE WHEN o.autoprovisioned THEN 1 ELSE 0 END AS autoprovisioned, o.created_at AS created_at, o.archived_at AS archived_at";
 
 fn mapping_from_row(row: &AnyRow) -> Result<GroupMapping, DomainError> {
     let match_by: String = row.try_get("match_by")?;
@@ -257,8 +259,13 @@ impl OrganizationStore for SqlStore {
         let mut facts = ReadinessFacts {
             users: count_of(&mut conn, "SELECT COUNT(*) AS n FROM users WHERE tenant_id = $1", t()).await?,
             groups: count_of(&mut conn, "SELECT COUNT(*) AS n FROM groups WHERE tenant_id = $1", t()).await?,
-            organizations: count_of(&mut conn, "SELECT COUNT(*) AS n FROM organizations WHERE tenant_id = $1", t())
-                .await?,
+            organizations: count_of(
+                &mut conn,
+                "SELECT COUNT(*) AS n FROM organizations WHERE tenant_id = $1 AND archived_at IS NULL",
+                t(),
+            )
+            .await?,
+            mappings: count_of(&mut conn, "SELECT COUNT(*) AS n FROM group_mappings WHERE tenant_id = $1", t()).await?,
             webhooks: count_of(&mut conn, "SELECT COUNT(*) AS n FROM webhooks WHERE tenant_id = $1", t()).await?,
             failing_webhooks: count_of(
                 &mut conn,
@@ -282,6 +289,26 @@ impl OrganizationStore for SqlStore {
                 .iter()
                 .map(|r| r.try_get("name"))
                 .collect::<Result<_, _>>()?;
+
+        let duplicates = "FROM users WHERE tenant_id = $1 AND email_lower IS NOT NULL \
+                          GROUP BY email_lower HAVING COUNT(*) > 1";
+        facts.duplicate_emails =
+            count_of(&mut conn, &format!("SELECT COUNT(*) AS n FROM (SELECT email_lower {duplicates}) d"), t()).await?;
+        if facts.duplicate_emails > 0 {
+            facts.duplicate_email_samples =
+                bound(&format!("SELECT email_lower {duplicates} ORDER BY email_lower LIMIT 3"), t())
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get("email_lower"))
+                    .collect::<Result<_, _>>()?;
+        }
+        let row = bound("SELECT rate_limit_per_second, last_user_agent FROM tenants WHERE id = $1", t())
+            .fetch_one(&mut *conn)
+            .await?;
+        facts.tenant_rate_per_second =
+            row.try_get::<Option<i64>, _>("rate_limit_per_second")?.and_then(|r| u32::try_from(r).ok());
+        facts.last_user_agent = row.try_get("last_user_agent")?;
 
         let now = now_micros();
         let week = now + 7 * 24 * 3600 * 1_000_000;

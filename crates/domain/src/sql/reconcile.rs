@@ -47,6 +47,13 @@ impl Users {
     }
 }
 
+/// A user as reconciliation needs it.
+struct Person {
+    user_name: String,
+    account: Option<String>,
+    active: bool,
+}
+
 /// The organization's part of a membership event.
 fn organization_subject(id: &str, name: &str) -> Value {
     json!({"id": id, "name": name})
@@ -96,6 +103,7 @@ impl SqlStore {
         if current == wanted {
             return Ok(false);
         }
+        self.restore_archived(w, group_id, display_name, wanted.keys()).await?;
         bound("DELETE FROM group_links WHERE tenant_id = $1 AND group_id = $2", vec![text(&tenant), text(group_id)])
             .execute(&mut *w.tx)
             .await?;
@@ -111,8 +119,8 @@ impl SqlStore {
     }
 
     /// The organization a group that no mapping matches belongs to: the one autoprovisioned for
-    /// it (whatever it is called now), else the one named like it, else with autoprovisioning a
-    /// new one.
+    /// it (whatever it is called now: its display name follows the group's), else the one named
+    /// like it (an archived one comes back), else with autoprovisioning a new one.
     async fn unmapped_group_organization(
         &self,
         w: &mut TenantWrite,
@@ -121,15 +129,35 @@ impl SqlStore {
     ) -> Result<Option<String>, DomainError> {
         let tenant = w.tenant.as_str().to_owned();
         let own = bound(
-            "SELECT id FROM organizations WHERE tenant_id = $1 AND source_group_id = $2 ORDER BY created_at LIMIT 1",
+            "SELECT id, name, display_name FROM organizations WHERE tenant_id = $1 AND source_group_id = $2 \
+             ORDER BY created_at LIMIT 1",
             vec![text(&tenant), text(group_id)],
         )
         .fetch_optional(&mut *w.tx)
         .await?;
         if let Some(row) = own {
-            return Ok(Some(row.try_get("id")?));
+            let id: String = row.try_get("id")?;
+            let previous: Option<String> = row.try_get("display_name")?;
+            if previous.as_deref() != Some(display_name) {
+                bound(
+                    "UPDATE organizations SET display_name = $3 WHERE tenant_id = $1 AND id = $2",
+                    vec![text(&tenant), text(&id), text(display_name)],
+                )
+                .execute(&mut *w.tx)
+                .await?;
+                let name: String = row.try_get("name")?;
+                let mut data = json!({
+                    "organization": {"id": id, "name": name, "displayName": display_name},
+                    "group": {"id": group_id, "displayName": display_name},
+                });
+                if let Some(previous) = previous {
+                    data["previous_display_name"] = Value::String(previous);
+                }
+                w.emit(EventType::OrganizationRenamed, data);
+            }
+            return Ok(Some(id));
         }
-        let Some(name) = OrganizationName::from_group_name(display_name) else { return Ok(None) };
+        let name = OrganizationName::from_group_name(display_name);
         let named = bound(
             "SELECT id FROM organizations WHERE tenant_id = $1 AND name = $2",
             vec![text(&tenant), text(name.as_str())],
@@ -142,8 +170,85 @@ impl SqlStore {
         if !w.settings.autoprovision {
             return Ok(None);
         }
-        let organization = self.insert_organization(w, &name, Some(group_id)).await?;
+        let organization = self.insert_organization(w, &name, Some((group_id, display_name))).await?;
         Ok(Some(organization))
+    }
+
+    /// Bring back the archived organizations among those a group now gives
+    /// (`organization.restored`); an autoprovisioned one follows this group from now on.
+    async fn restore_archived<'a>(
+        &self,
+        w: &mut TenantWrite,
+        group_id: &str,
+        display_name: &str,
+        organizations: impl Iterator<Item = &'a String>,
+    ) -> Result<(), DomainError> {
+        let ids: Vec<&String> = organizations.collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let tenant = w.tenant.as_str().to_owned();
+        let sql = format!(
+            "SELECT id, name, CASE WHEN autoprovisioned THEN 1 ELSE 0 END AS autoprovisioned FROM organizations \
+             WHERE tenant_id = $1 AND archived_at IS NOT NULL AND id IN {}",
+            self.dialect.json_array_param(2)
+        );
+        let archived = bound(&sql, vec![text(&tenant), json_ids(&ids)]).fetch_all(&mut *w.tx).await?;
+        for row in archived {
+            let (id, name): (String, String) = (row.try_get("id")?, row.try_get("name")?);
+            let autoprovisioned = row.try_get::<i64, _>("autoprovisioned")? != 0;
+            let (sql, mut args) = ("UPDATE organizations SET archived_at = NULL", vec![text(&tenant), text(&id)]);
+            let sql = if autoprovisioned {
+                args.extend([text(group_id), text(display_name)]);
+                format!("{sql}, source_group_id = $3, display_name = $4 WHERE tenant_id = $1 AND id = $2")
+            } else {
+                format!("{sql} WHERE tenant_id = $1 AND id = $2")
+            };
+            bound(&sql, args).execute(&mut *w.tx).await?;
+            let mut organization = organization_subject(&id, &name);
+            if autoprovisioned {
+                organization["displayName"] = Value::String(display_name.to_owned());
+            }
+            w.emit(
+                EventType::OrganizationRestored,
+                json!({"organization": organization, "group": {"id": group_id, "displayName": display_name}}),
+            );
+        }
+        Ok(())
+    }
+
+    /// After a group was deleted: archive the organizations autoprovisioned for it that no other
+    /// group gives (their memberships are already gone), each with `organization.archived`.
+    pub(super) async fn archive_group_organizations(
+        &self,
+        w: &mut TenantWrite,
+        group_id: &str,
+    ) -> Result<(), DomainError> {
+        let tenant = w.tenant.as_str().to_owned();
+        let orphans = bound(
+            "SELECT o.id AS id, o.name AS name, o.display_name AS display_name FROM organizations o \
+             WHERE o.tenant_id = $1 AND o.source_group_id = $2 AND o.archived_at IS NULL AND NOT EXISTS \
+             (SELECT 1 FROM group_links l WHERE l.tenant_id = o.tenant_id AND l.organization_id = o.id)",
+            vec![text(&tenant), text(group_id)],
+        )
+        .fetch_all(&mut *w.tx)
+        .await?;
+        let now = now_micros();
+        for row in orphans {
+            let (id, name): (String, String) = (row.try_get("id")?, row.try_get("name")?);
+            bound(
+                "UPDATE organizations SET archived_at = $3 WHERE tenant_id = $1 AND id = $2",
+                vec![text(&tenant), text(&id), Arg::Int(now)],
+            )
+            .execute(&mut *w.tx)
+            .await?;
+            let mut organization = organization_subject(&id, &name);
+            if let Some(display_name) = row.try_get::<Option<String>, _>("display_name")? {
+                organization["displayName"] = Value::String(display_name);
+            }
+            w.emit(EventType::OrganizationArchived, json!({"organization": organization, "group": {"id": group_id}}));
+        }
+        Ok(())
     }
 
     /// Create an organization and say so; its id.
@@ -151,19 +256,20 @@ impl SqlStore {
         &self,
         w: &mut TenantWrite,
         name: &OrganizationName,
-        source_group: Option<&str>,
+        source_group: Option<(&str, &str)>,
     ) -> Result<String, DomainError> {
         let id = uuid::Uuid::now_v7().to_string();
         bound(
-            "INSERT INTO organizations (tenant_id, id, name, autoprovisioned, source_group_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO organizations (tenant_id, id, name, autoprovisioned, source_group_id, created_at, display_name) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
             vec![
                 text(w.tenant.as_str()),
                 text(&id),
                 text(name.as_str()),
                 Arg::Bool(source_group.is_some()),
-                source_group.map_or(Arg::NullText, text),
+                source_group.map_or(Arg::NullText, |(group, _)| text(group)),
                 Arg::Int(now_micros()),
+                source_group.map_or(Arg::NullText, |(_, display_name)| text(display_name)),
             ],
         )
         .execute(&mut *w.tx)
@@ -177,9 +283,12 @@ impl SqlStore {
         })?;
         let mut subject = organization_subject(&id, name.as_str());
         subject["autoprovisioned"] = Value::Bool(source_group.is_some());
+        if let Some((_, display_name)) = source_group {
+            subject["displayName"] = Value::String(display_name.to_owned());
+        }
         let mut data = json!({ "organization": subject });
-        if let Some(group) = source_group {
-            data["group"] = json!({ "id": group });
+        if let Some((group, display_name)) = source_group {
+            data["group"] = json!({ "id": group, "displayName": display_name });
         }
         w.emit(EventType::OrganizationCreated, data);
         Ok(id)
@@ -262,13 +371,18 @@ impl SqlStore {
 
         // Who the users are now (a deleted user is simply absent).
         let sql = format!(
-            "SELECT id, user_name, CASE WHEN active THEN 1 ELSE 0 END AS active FROM users WHERE tenant_id = $1{}",
+            "SELECT id, user_name, account_id, CASE WHEN active THEN 1 ELSE 0 END AS active FROM users WHERE tenant_id = $1{}",
             users.condition(d, "id", 2)
         );
-        let mut people: HashMap<String, (String, bool)> = HashMap::new();
+        let mut people: HashMap<String, Person> = HashMap::new();
         for row in bound(&sql, users.args(vec![text(&tenant)])).fetch_all(&mut *w.tx).await? {
             let active: i64 = row.try_get("active")?;
-            people.insert(row.try_get("id")?, (row.try_get("user_name")?, active != 0));
+            let person = Person {
+                user_name: row.try_get("user_name")?,
+                account: row.try_get("account_id")?,
+                active: active != 0,
+            };
+            people.insert(row.try_get("id")?, person);
         }
 
         // What their groups give: the highest role per organization.
@@ -281,7 +395,7 @@ impl SqlStore {
         let mut wanted: BTreeMap<(String, String), (Role, MembershipState)> = BTreeMap::new();
         for row in bound(&sql, users.args(vec![text(&tenant)])).fetch_all(&mut *w.tx).await? {
             let user: String = row.try_get("user_id")?;
-            let Some((_, active)) = people.get(&user) else { continue };
+            let Some(Person { active, .. }) = people.get(&user) else { continue };
             let state = match (active, w.settings.deprovision) {
                 (true, _) => MembershipState::Active,
                 (false, Deprovision::Suspend) => MembershipState::Suspended,
@@ -317,10 +431,12 @@ impl SqlStore {
                 .map(|r| Ok((r.try_get("id")?, r.try_get("name")?)))
                 .collect::<Result<_, DomainError>>()?;
         let subject = |organization: &str, user: &str, role: Role, state: MembershipState| {
-            let user_name = people.get(user).map(|(name, _)| name.as_str());
             let mut user_subject = json!({ "id": user });
-            if let Some(name) = user_name {
-                user_subject["userName"] = Value::String(name.to_owned());
+            if let Some(person) = people.get(user) {
+                user_subject["userName"] = Value::String(person.user_name.clone());
+                if let Some(account) = &person.account {
+                    user_subject["productAccountId"] = Value::String(account.clone());
+                }
             }
             json!({
                 "organization": organization_subject(organization, organizations.get(organization).map_or("", String::as_str)),

@@ -1,6 +1,6 @@
 //! Users and Groups: create, read, replace, patch, delete, search; group members as rows.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use proto::patch::MemberOp;
@@ -9,12 +9,14 @@ use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use super::accounts::user_subject;
 use super::filter::{Arg, Sql, Translator};
 use super::reconcile::Users;
 use super::write::TenantWrite;
 use super::{bound, json_ids, opt_text, text, Dialect, SqlStore};
 use crate::error::is_unique_violation;
 use crate::event::EventType;
+use crate::link::linking_email;
 use crate::resource::{GroupRef, Member, Page, Precondition, Query, Resource};
 use crate::store::ResourceStore;
 use crate::time_util::now_micros;
@@ -44,6 +46,8 @@ struct Columns {
     external_id: Option<String>,
     display_name: Option<String>,
     active: bool,
+    /// A user's linking email, lower-cased.
+    email: Option<String>,
 }
 
 impl Columns {
@@ -54,6 +58,7 @@ impl Columns {
             external_id: s("externalId"),
             display_name: s("displayName"),
             active: data.get("active").and_then(Value::as_bool).unwrap_or(true),
+            email: if kind == ResourceKind::User { linking_email(data) } else { None },
         };
         // normalize() guarantees these; the check keeps a bug from storing an unusable row.
         match kind {
@@ -135,6 +140,51 @@ fn ids_of(members: &[NewMember]) -> Vec<&str> {
 
 fn json_members(members: &[NewMember]) -> Arg {
     Arg::Text(serde_json::to_string(members).unwrap_or_else(|_| "[]".into()))
+}
+
+/// Who joined and who left a group in one write, net of one another (a member added and
+/// removed again in the same PATCH did neither).
+#[derive(Debug, Default)]
+struct MemberDiff {
+    added: BTreeMap<String, ResourceKind>,
+    removed: BTreeMap<String, ResourceKind>,
+    /// Members whose `display` alone changed.
+    redisplayed: u64,
+}
+
+fn member_kind(kind: &str) -> ResourceKind {
+    if kind == "Group" {
+        ResourceKind::Group
+    } else {
+        ResourceKind::User
+    }
+}
+
+impl MemberDiff {
+    fn added(&mut self, id: String, kind: &str) {
+        if self.removed.remove(&id).is_none() {
+            self.added.insert(id, member_kind(kind));
+        }
+    }
+
+    fn removed(&mut self, id: String, kind: &str) {
+        if self.added.remove(&id).is_none() {
+            self.removed.insert(id, member_kind(kind));
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
+    }
+
+    /// Whether the group's member list changed at all.
+    fn changed(&self) -> bool {
+        !self.is_empty() || self.redisplayed > 0
+    }
+
+    fn members(&self) -> impl Iterator<Item = (&str, ResourceKind)> {
+        self.added.iter().chain(&self.removed).map(|(id, kind)| (id.as_str(), *kind))
+    }
 }
 
 impl SqlStore {
@@ -258,38 +308,65 @@ impl SqlStore {
     }
 
     /// Add members (set-based: one statement whatever their number). A member already present
-    /// keeps its row; only a changed `display` is written. Returns rows added or changed.
+    /// keeps its row; only a changed `display` is written. Records who joined in `diff`.
     async fn add_members(
         &self,
         conn: &mut AnyConnection,
         tenant: &TenantId,
         group_id: &str,
         members: &[NewMember],
-    ) -> Result<u64, DomainError> {
+        diff: &mut MemberDiff,
+    ) -> Result<(), DomainError> {
         self.check_members(conn, tenant, group_id, &ids_of(members)).await?;
         if members.is_empty() {
-            return Ok(0);
+            return Ok(());
         }
-        // Only members that are new or whose `display` changed reach the insert: re-sending a
-        // large group (Okta's "Push Now") then writes nothing. Members that are no user are groups
-        // (check_members has refused everything else). The conflict clause still guards against a
-        // concurrent insert. `WHERE` keeps SQLite from parsing ON CONFLICT as part of the SELECT.
-        let sql = format!(
-            "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) \
-             SELECT $1, $2, j.id, CASE WHEN u.id IS NULL THEN 'Group' ELSE 'User' END, j.display \
-             FROM {} AS j \
+        // Only members that are new reach the insert: re-sending a large group (Okta's "Push
+        // Now") then writes nothing. Members that are no user are groups (check_members has
+        // refused everything else). The conflict clause still guards against a concurrent insert.
+        // `WHERE` keeps SQLite from parsing ON CONFLICT as part of the SELECT.
+        let param = self.dialect.json_members_param(3);
+        let source = format!(
+            "SELECT $1, $2, j.id, CASE WHEN u.id IS NULL THEN 'Group' ELSE 'User' END, j.display \
+             FROM {param} AS j \
              LEFT JOIN users u ON u.tenant_id = $1 AND u.id = j.id \
-             LEFT JOIN group_members gm ON gm.tenant_id = $1 AND gm.group_id = $2 AND gm.member_id = j.id \
-             WHERE gm.member_id IS NULL OR {} \
-             ON CONFLICT (tenant_id, group_id, member_id) DO UPDATE SET display = excluded.display WHERE {}",
-            self.dialect.json_members_param(3),
-            self.dialect.is_distinct("gm.display", "j.display"),
-            self.dialect.is_distinct("group_members.display", "excluded.display"),
+             LEFT JOIN group_members gm ON gm.tenant_id = $1 AND gm.group_id = $2 AND gm.member_id = j.id"
         );
-        Ok(bound(&sql, vec![text(tenant.as_str()), text(group_id), json_members(members)])
-            .execute(&mut *conn)
-            .await?
-            .rows_affected())
+        let args = || vec![text(tenant.as_str()), text(group_id), json_members(members)];
+        let sql = format!(
+            "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) {source} \
+             WHERE gm.member_id IS NULL ON CONFLICT (tenant_id, group_id, member_id) DO NOTHING \
+             RETURNING member_id, member_type"
+        );
+        for row in bound(&sql, args()).fetch_all(&mut *conn).await? {
+            diff.added(row.try_get("member_id")?, &row.try_get::<String, _>("member_type")?);
+        }
+        // A `display` is kept as the IdP last sent it.
+        if members.iter().any(|m| m.display.is_some()) {
+            let sql = format!(
+                "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) {source} \
+                 WHERE gm.member_id IS NOT NULL AND {} \
+                 ON CONFLICT (tenant_id, group_id, member_id) DO UPDATE SET display = excluded.display WHERE {}",
+                self.dialect.is_distinct("gm.display", "j.display"),
+                self.dialect.is_distinct("group_members.display", "excluded.display"),
+            );
+            diff.redisplayed += bound(&sql, args()).execute(&mut *conn).await?.rows_affected();
+        }
+        Ok(())
+    }
+
+    /// Run a `DELETE ... RETURNING member_id, member_type` and record who left.
+    async fn delete_members(
+        &self,
+        conn: &mut AnyConnection,
+        sql: &str,
+        args: Vec<Arg>,
+        diff: &mut MemberDiff,
+    ) -> Result<(), DomainError> {
+        for row in bound(sql, args).fetch_all(&mut *conn).await? {
+            diff.removed(row.try_get("member_id")?, &row.try_get::<String, _>("member_type")?);
+        }
+        Ok(())
     }
 
     async fn remove_members(
@@ -298,19 +375,18 @@ impl SqlStore {
         tenant: &TenantId,
         group_id: &str,
         ids: &[String],
-    ) -> Result<u64, DomainError> {
+        diff: &mut MemberDiff,
+    ) -> Result<(), DomainError> {
         if ids.is_empty() {
-            return Ok(0);
+            return Ok(());
         }
         self.prefer_hash_joins(conn, ids.len()).await?;
         let sql = format!(
-            "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND member_id IN {}",
+            "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND member_id IN {} \
+             RETURNING member_id, member_type",
             self.dialect.json_array_param(3)
         );
-        Ok(bound(&sql, vec![text(tenant.as_str()), text(group_id), json_ids(ids)])
-            .execute(&mut *conn)
-            .await?
-            .rows_affected())
+        self.delete_members(conn, &sql, vec![text(tenant.as_str()), text(group_id), json_ids(ids)], diff).await
     }
 
     /// Make the member set exactly `members`: delete the others, insert the missing.
@@ -320,17 +396,17 @@ impl SqlStore {
         tenant: &TenantId,
         group_id: &str,
         members: &[NewMember],
-    ) -> Result<u64, DomainError> {
+        diff: &mut MemberDiff,
+    ) -> Result<(), DomainError> {
         self.check_members(conn, tenant, group_id, &ids_of(members)).await?;
         let sql = format!(
-            "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND member_id NOT IN {}",
+            "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND member_id NOT IN {} \
+             RETURNING member_id, member_type",
             self.dialect.json_array_param(3)
         );
-        let removed = bound(&sql, vec![text(tenant.as_str()), text(group_id), json_ids(&ids_of(members))])
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-        Ok(removed + self.add_members(conn, tenant, group_id, members).await?)
+        let args = vec![text(tenant.as_str()), text(group_id), json_ids(&ids_of(members))];
+        self.delete_members(conn, &sql, args, diff).await?;
+        self.add_members(conn, tenant, group_id, members, diff).await
     }
 
     async fn apply_member_ops(
@@ -339,32 +415,104 @@ impl SqlStore {
         tenant: &TenantId,
         group_id: &str,
         ops: &[MemberOp],
-    ) -> Result<u64, DomainError> {
-        let mut changed = 0;
+        diff: &mut MemberDiff,
+    ) -> Result<(), DomainError> {
         for op in ops {
-            changed += match op {
-                MemberOp::Add(values) => self.add_members(conn, tenant, group_id, &new_members(values)).await?,
-                MemberOp::Remove(ids) => self.remove_members(conn, tenant, group_id, ids).await?,
-                MemberOp::Replace(values) => self.replace_members(conn, tenant, group_id, &new_members(values)).await?,
-                MemberOp::RemoveAll => bound(
-                    "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2",
-                    vec![text(tenant.as_str()), text(group_id)],
-                )
-                .execute(&mut *conn)
-                .await?
-                .rows_affected(),
+            match op {
+                MemberOp::Add(values) => self.add_members(conn, tenant, group_id, &new_members(values), diff).await?,
+                MemberOp::Remove(ids) => self.remove_members(conn, tenant, group_id, ids, diff).await?,
+                MemberOp::Replace(values) => {
+                    self.replace_members(conn, tenant, group_id, &new_members(values), diff).await?;
+                }
+                MemberOp::RemoveAll => {
+                    let sql = "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 \
+                               RETURNING member_id, member_type";
+                    self.delete_members(conn, sql, vec![text(tenant.as_str()), text(group_id)], diff).await?;
+                }
                 MemberOp::RemoveWhere(filter) => {
                     let mut sql = Sql { args: vec![text(tenant.as_str()), text(group_id)] };
                     let predicate =
                         Translator::new(self.dialect, ResourceKind::Group, &mut sql, false).member_predicate(filter)?;
                     let statement = format!(
-                        "DELETE FROM group_members AS m WHERE m.tenant_id = $1 AND m.group_id = $2 AND ({predicate})"
+                        "DELETE FROM group_members AS m WHERE m.tenant_id = $1 AND m.group_id = $2 AND ({predicate}) \
+                         RETURNING member_id, member_type"
                     );
-                    bound(&statement, sql.args).execute(&mut *conn).await?.rows_affected()
+                    self.delete_members(conn, &statement, sql.args, diff).await?;
                 }
-            };
+            }
         }
-        Ok(changed)
+        Ok(())
+    }
+
+    /// `group.member_added` / `group.member_removed` for each member who joined or left a
+    /// group in this write, naming the group and the user (or the nested group).
+    async fn emit_member_events(
+        &self,
+        w: &mut TenantWrite,
+        group: &Value,
+        diff: &MemberDiff,
+    ) -> Result<(), DomainError> {
+        if diff.is_empty() {
+            return Ok(());
+        }
+        let users: Vec<&str> = diff.members().filter(|(_, k)| *k == ResourceKind::User).map(|(id, _)| id).collect();
+        let groups: Vec<&str> = diff.members().filter(|(_, k)| *k == ResourceKind::Group).map(|(id, _)| id).collect();
+        let users = self.member_subjects(w, ResourceKind::User, &users).await?;
+        let groups = self.member_subjects(w, ResourceKind::Group, &groups).await?;
+        for (kind, members) in
+            [(EventType::GroupMemberRemoved, &diff.removed), (EventType::GroupMemberAdded, &diff.added)]
+        {
+            for (id, member_kind) in members {
+                let data = match member_kind {
+                    ResourceKind::User => {
+                        json!({"group": group, "user": users.get(id).cloned().unwrap_or_else(|| json!({"id": id}))})
+                    }
+                    ResourceKind::Group => json!({
+                        "group": group,
+                        "member_group": groups.get(id).cloned().unwrap_or_else(|| json!({"id": id})),
+                    }),
+                };
+                w.emit(kind, data);
+            }
+        }
+        Ok(())
+    }
+
+    /// The subjects of users (`id`, `userName`, `externalId`, `productAccountId`) or groups
+    /// (`id`, `displayName`, `externalId`) by id, in one query.
+    async fn member_subjects(
+        &self,
+        w: &mut TenantWrite,
+        kind: ResourceKind,
+        ids: &[&str],
+    ) -> Result<HashMap<String, Value>, DomainError> {
+        let mut subjects = HashMap::new();
+        if ids.is_empty() {
+            return Ok(subjects);
+        }
+        let sql = match kind {
+            ResourceKind::User => format!(
+                "SELECT id, user_name AS name, external_id, account_id FROM users WHERE tenant_id = $1 AND id IN {}",
+                self.dialect.json_array_param(2)
+            ),
+            ResourceKind::Group => format!(
+                "SELECT id, display_name AS name, external_id, CAST(NULL AS TEXT) AS account_id FROM groups WHERE tenant_id = $1 AND id IN {}",
+                self.dialect.json_array_param(2)
+            ),
+        };
+        let name_key = if kind == ResourceKind::User { "userName" } else { "displayName" };
+        for row in bound(&sql, vec![text(w.tenant.as_str()), json_ids(ids)]).fetch_all(&mut *w.tx).await? {
+            let id: String = row.try_get("id")?;
+            let mut subject = json!({"id": id, name_key: row.try_get::<String, _>("name")?});
+            if let Some(external_id) = row.try_get::<Option<String>, _>("external_id")? {
+                subject["externalId"] = Value::String(external_id);
+            }
+            if let Some(account) = row.try_get::<Option<String>, _>("account_id")? {
+                subject["productAccountId"] = Value::String(account);
+            }
+            subjects.insert(id, subject);
+        }
+        Ok(subjects)
     }
 
     /// Write a resource's new JSON and columns, bumping its version.
@@ -383,7 +531,7 @@ impl SqlStore {
             ResourceKind::User => {
                 let sql = format!(
                     "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, display_name = $6, active = $7, \
-                     data = {}, version = version + 1, updated_at = $9 WHERE tenant_id = $1 AND id = $2",
+                     data = {}, version = version + 1, updated_at = $9, email_lower = $10 WHERE tenant_id = $1 AND id = $2",
                     self.dialect.json_param(8)
                 );
                 let user_name = columns.user_name.unwrap_or_default();
@@ -399,6 +547,7 @@ impl SqlStore {
                         Arg::Bool(columns.active),
                         json,
                         Arg::Int(now),
+                        opt_text(columns.email.as_deref()),
                     ],
                 )
                 .execute(&mut *conn)
@@ -519,34 +668,6 @@ fn conflict_or(e: sqlx::Error, data: &Value) -> DomainError {
     }
 }
 
-/// The ids among `ops` when every operation names its members; `None` when one works by filter or
-/// on the whole set, so the change is only known by comparing the set before and after.
-fn explicit_member_ids(ops: &[MemberOp]) -> Option<Vec<String>> {
-    let mut ids = Vec::new();
-    for op in ops {
-        match op {
-            MemberOp::Add(values) => ids.extend(new_members(values).into_iter().map(|m| m.value)),
-            MemberOp::Remove(removed) => ids.extend(removed.iter().cloned()),
-            MemberOp::Replace(_) | MemberOp::RemoveAll | MemberOp::RemoveWhere(_) => return None,
-        }
-    }
-    Some(ids)
-}
-
-/// The event subject of a user: what a product needs to find its own record.
-fn user_subject(id: &str, data: &Value) -> Value {
-    let mut subject = json!({ "id": id });
-    for key in ["userName", "externalId", "displayName", "active"] {
-        if let Some(value) = data.get(key) {
-            subject[key] = value.clone();
-        }
-    }
-    if subject.get("active").is_none() {
-        subject["active"] = Value::Bool(true);
-    }
-    subject
-}
-
 fn group_subject(id: &str, data: &Value) -> Value {
     let mut subject = json!({ "id": id });
     for key in ["displayName", "externalId"] {
@@ -572,52 +693,61 @@ struct Change<'a> {
     id: &'a str,
     before: &'a Value,
     after: &'a Value,
-    members_changed: bool,
+    /// A group's members who joined or left.
+    members: MemberDiff,
+    /// Where the write's own events go: before what relinking a renamed group emitted.
+    mark: usize,
 }
 
 impl SqlStore {
-    /// Events and reconciliation after a user's JSON changed.
+    /// Events, linking and reconciliation after a user's JSON changed.
     async fn user_changed(&self, w: &mut TenantWrite, change: Change<'_>) -> Result<(), DomainError> {
         let mut changed = changed_attributes(change.before, change.after);
         let (was_active, now_active) = (is_active(change.before), is_active(change.after));
         changed.retain(|k| k != "active");
+        let email_changed = linking_email(change.before) != linking_email(change.after);
+        let link = self.link_user(w, change.id, change.after, email_changed).await?;
+        let subject = user_subject(change.id, change.after, link.account.as_deref());
         if !changed.is_empty() {
-            w.emit(EventType::UserUpdated, json!({"user": user_subject(change.id, change.after), "changed": changed}));
+            let mut data = json!({"user": subject, "changed": changed});
+            if link.duplicate_email {
+                data["flags"] = json!(["duplicate_email"]);
+            }
+            w.emit(EventType::UserUpdated, data);
+        }
+        if let Some(data) = link.event(subject.clone()) {
+            w.emit(EventType::UserLinked, data);
         }
         if was_active != now_active {
             let kind = if now_active { EventType::UserReactivated } else { EventType::UserDeactivated };
-            w.emit(kind, json!({"user": user_subject(change.id, change.after)}));
+            w.emit(kind, json!({"user": subject}));
             self.reconcile(w, Users::These(vec![change.id.to_owned()])).await?;
         }
         Ok(())
     }
 
-    /// Events after a group's JSON or members changed (reconciliation is the caller's).
-    fn group_changed(w: &mut TenantWrite, change: Change<'_>) {
+    /// Events after a group's JSON or members changed (reconciliation is the caller's): the
+    /// group's own, then one per member who joined or left.
+    async fn group_changed(&self, w: &mut TenantWrite, change: Change<'_>) -> Result<(), DomainError> {
         let mut changed = changed_attributes(change.before, change.after);
-        if change.members_changed {
+        if change.members.changed() {
             changed.push("members".into());
         }
+        let subject = group_subject(change.id, change.after);
+        // Relinking a renamed group may have emitted organization events already: the group's
+        // own events go before them.
+        let after_relink = w.emitted();
         if !changed.is_empty() {
-            w.emit(
-                EventType::GroupUpdated,
-                json!({"group": group_subject(change.id, change.after), "changed": changed}),
-            );
+            w.emit(EventType::GroupUpdated, json!({"group": subject, "changed": changed}));
         }
+        self.emit_member_events(w, &subject, &change.members).await?;
+        w.move_to(after_relink, change.mark);
+        Ok(())
     }
 
-    /// Before a group's members or name change: who was in it, when reconciliation will need
-    /// to compare and the operations alone cannot tell.
-    async fn group_before_change(
-        &self,
-        w: &mut TenantWrite,
-        id: &str,
-        explicit: &Option<Vec<String>>,
-    ) -> Result<GroupBefore, DomainError> {
-        let linked = self.group_is_linked(w, id).await?;
-        let users =
-            if linked && explicit.is_none() { Some(self.user_members(w, &[id.to_owned()]).await?) } else { None };
-        Ok(GroupBefore { linked, users })
+    /// Before a group's members or name change: whether its members' memberships depend on it.
+    async fn group_before_change(&self, w: &mut TenantWrite, id: &str) -> Result<GroupBefore, DomainError> {
+        Ok(GroupBefore { linked: self.group_is_linked(w, id).await? })
     }
 
     /// After a group's members (and perhaps its name) changed: relink it if it was renamed; the
@@ -628,25 +758,23 @@ impl SqlStore {
         id: &str,
         renamed_to: Option<&str>,
         before: GroupBefore,
-        members_changed: bool,
-        explicit: Option<Vec<String>>,
+        diff: &MemberDiff,
     ) -> Result<Vec<String>, DomainError> {
         let relinked = match renamed_to {
             Some(name) => self.link_group(w, id, name).await?,
             None => false,
         };
+        let users = |members: &BTreeMap<String, ResourceKind>| {
+            members.iter().filter(|(_, k)| **k == ResourceKind::User).map(|(id, _)| id.clone()).collect::<Vec<_>>()
+        };
         let affected: Vec<String> = if relinked {
             // Everyone in it now, and everyone who left it in this write.
             let after = self.user_members(w, &[id.to_owned()]).await?;
-            let left = before.users.into_iter().flatten().chain(explicit.into_iter().flatten());
-            after.into_iter().chain(left).collect::<BTreeSet<_>>().into_iter().collect()
-        } else if !before.linked || !members_changed {
+            after.into_iter().chain(users(&diff.removed)).collect::<BTreeSet<_>>().into_iter().collect()
+        } else if !before.linked {
             Vec::new()
-        } else if let Some(users) = before.users {
-            let after = self.user_members(w, &[id.to_owned()]).await?;
-            users.symmetric_difference(&after).cloned().collect()
         } else {
-            explicit.unwrap_or_default()
+            users(&diff.added).into_iter().chain(users(&diff.removed)).collect()
         };
         Ok(affected)
     }
@@ -667,12 +795,12 @@ impl SqlStore {
         with_members: bool,
     ) -> Result<Resource, DomainError> {
         let id = change.id;
-        if change.before != change.after || change.members_changed {
+        if change.before != change.after || change.members.changed() {
             self.write_row(&mut w.tx, tenant, kind, id, change.after).await?;
         }
         match kind {
             ResourceKind::User => self.user_changed(&mut w, change).await?,
-            ResourceKind::Group => Self::group_changed(&mut w, change),
+            ResourceKind::Group => self.group_changed(&mut w, change).await?,
         }
         self.reconcile(&mut w, Users::These(affected)).await?;
         let resource = self.load_one(&mut w.tx, tenant, kind, id, with_members).await?;
@@ -684,7 +812,6 @@ impl SqlStore {
 /// What a group was before a change, as far as reconciliation needs it.
 struct GroupBefore {
     linked: bool,
-    users: Option<BTreeSet<String>>,
 }
 
 #[async_trait]
@@ -699,8 +826,8 @@ impl ResourceStore for SqlStore {
             ResourceKind::User => {
                 let user_name = columns.user_name.clone().unwrap_or_default();
                 let sql = format!(
-                    "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, display_name, active, data, version, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, {}, 1, $9, $9)",
+                    "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, display_name, active, data, version, created_at, updated_at, email_lower) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, {}, 1, $9, $9, $10)",
                     self.dialect.json_param(8)
                 );
                 bound(
@@ -715,6 +842,7 @@ impl ResourceStore for SqlStore {
                         Arg::Bool(columns.active),
                         Arg::Text(body.to_string()),
                         Arg::Int(now),
+                        opt_text(columns.email.as_deref()),
                     ],
                 )
                 .execute(&mut *w.tx)
@@ -743,12 +871,26 @@ impl ResourceStore for SqlStore {
         };
         result.map_err(|e| conflict_or(e, &body))?;
         match kind {
-            ResourceKind::User => w.emit(EventType::UserCreated, json!({"user": user_subject(&id, &body)})),
-            ResourceKind::Group => {
-                w.emit(EventType::GroupCreated, json!({"group": group_subject(&id, &body)}));
-                if !members.is_empty() {
-                    self.add_members(&mut w.tx, tenant, &id, &members).await?;
+            ResourceKind::User => {
+                let link = self.link_user(&mut w, &id, &body, true).await?;
+                let subject = user_subject(&id, &body, link.account.as_deref());
+                let mut data = json!({"user": subject});
+                if link.duplicate_email {
+                    data["flags"] = json!(["duplicate_email"]);
                 }
+                w.emit(EventType::UserCreated, data);
+                if let Some(data) = link.event(subject) {
+                    w.emit(EventType::UserLinked, data);
+                }
+            }
+            ResourceKind::Group => {
+                let subject = group_subject(&id, &body);
+                w.emit(EventType::GroupCreated, json!({"group": subject}));
+                let mut diff = MemberDiff::default();
+                if !members.is_empty() {
+                    self.add_members(&mut w.tx, tenant, &id, &members, &mut diff).await?;
+                }
+                self.emit_member_events(&mut w, &subject, &diff).await?;
                 let display_name = columns.display_name.clone().unwrap_or_default();
                 if self.link_group(&mut w, &id, &display_name).await? {
                     let users = self.user_members(&mut w, std::slice::from_ref(&id)).await?;
@@ -788,17 +930,20 @@ impl ResourceStore for SqlStore {
         let mut w = self.begin_tenant_write(tenant).await?;
         let current = self.load_row(&mut w.tx, tenant, kind, id, true).await?;
         Self::check_precondition(precondition, &current)?;
-        let (members_changed, affected) = match kind {
-            ResourceKind::User => (false, Vec::new()),
+        let mark = w.emitted();
+        let (members, affected) = match kind {
+            ResourceKind::User => (MemberDiff::default(), Vec::new()),
             ResourceKind::Group => {
                 let members = take_members(&mut body);
-                let before = self.group_before_change(&mut w, id, &None).await?;
-                let changed = self.replace_members(&mut w.tx, tenant, id, &members).await? > 0;
+                let before = self.group_before_change(&mut w, id).await?;
+                let mut diff = MemberDiff::default();
+                self.replace_members(&mut w.tx, tenant, id, &members, &mut diff).await?;
                 let renamed_to = body.get("displayName").and_then(Value::as_str).filter(|_| body != current.data);
-                (changed, self.group_after_change(&mut w, id, renamed_to, before, changed, None).await?)
+                let affected = self.group_after_change(&mut w, id, renamed_to, before, &diff).await?;
+                (diff, affected)
             }
         };
-        let change = Change { id, before: &current.data, after: &body, members_changed };
+        let change = Change { id, before: &current.data, after: &body, members, mark };
         self.finish_change(w, tenant, kind, change, affected, true).await
     }
 
@@ -817,17 +962,18 @@ impl ResourceStore for SqlStore {
         let mut data = current.data.clone();
         let outcome = proto::patch::apply(kind, &mut data, ops)?;
         let data_changed = data != current.data;
-        let (members_changed, affected) =
-            if kind == ResourceKind::Group && (!outcome.member_ops.is_empty() || data_changed) {
-                let explicit = explicit_member_ids(&outcome.member_ops);
-                let before = self.group_before_change(&mut w, id, &explicit).await?;
-                let changed = self.apply_member_ops(&mut w.tx, tenant, id, &outcome.member_ops).await? > 0;
-                let renamed_to = data.get("displayName").and_then(Value::as_str).filter(|_| data_changed);
-                (changed, self.group_after_change(&mut w, id, renamed_to, before, changed, explicit).await?)
-            } else {
-                (false, Vec::new())
-            };
-        let change = Change { id, before: &current.data, after: &data, members_changed };
+        let mark = w.emitted();
+        let (members, affected) = if kind == ResourceKind::Group && (!outcome.member_ops.is_empty() || data_changed) {
+            let before = self.group_before_change(&mut w, id).await?;
+            let mut diff = MemberDiff::default();
+            self.apply_member_ops(&mut w.tx, tenant, id, &outcome.member_ops, &mut diff).await?;
+            let renamed_to = data.get("displayName").and_then(Value::as_str).filter(|_| data_changed);
+            let affected = self.group_after_change(&mut w, id, renamed_to, before, &diff).await?;
+            (diff, affected)
+        } else {
+            (MemberDiff::default(), Vec::new())
+        };
+        let change = Change { id, before: &current.data, after: &data, members, mark };
         self.finish_change(w, tenant, kind, change, affected, with_members).await
     }
 
@@ -849,19 +995,59 @@ impl ResourceStore for SqlStore {
             }
             ResourceKind::Group => Vec::new(),
         };
+        let account: Option<String> = match kind {
+            ResourceKind::User => bound(
+                "SELECT account_id FROM users WHERE tenant_id = $1 AND id = $2",
+                vec![text(tenant.as_str()), text(id)],
+            )
+            .fetch_one(&mut *w.tx)
+            .await?
+            .try_get("account_id")?,
+            ResourceKind::Group => None,
+        };
         self.touch_groups_with_member(&mut w.tx, tenant, id).await?;
-        bound(
-            "DELETE FROM group_members WHERE tenant_id = $1 AND member_id = $2",
+        // The groups it leaves, each with a `group.member_removed` naming it.
+        let left = bound(
+            "DELETE FROM group_members WHERE tenant_id = $1 AND member_id = $2 RETURNING group_id",
             vec![text(tenant.as_str()), text(id)],
         )
-        .execute(&mut *w.tx)
-        .await?;
+        .fetch_all(&mut *w.tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("group_id"))
+        .collect::<Result<Vec<_>, _>>()?;
+        let left_refs: Vec<&str> = left.iter().map(String::as_str).collect();
+        let groups = self.member_subjects(&mut w, ResourceKind::Group, &left_refs).await?;
+        let member = match kind {
+            ResourceKind::User => {
+                let mut subject = json!({"id": id});
+                for key in ["userName", "externalId"] {
+                    if let Some(value) = current.data.get(key) {
+                        subject[key] = value.clone();
+                    }
+                }
+                if let Some(account) = &account {
+                    subject["productAccountId"] = Value::String(account.clone());
+                }
+                ("user", subject)
+            }
+            ResourceKind::Group => ("member_group", group_subject(id, &current.data)),
+        };
+        for group in &left {
+            let group = groups.get(group).cloned().unwrap_or_else(|| json!({"id": group}));
+            w.emit(EventType::GroupMemberRemoved, json!({"group": group, member.0: member.1}));
+        }
         let sql = format!("DELETE FROM {} WHERE tenant_id = $1 AND id = $2", table(kind));
         bound(&sql, vec![text(tenant.as_str()), text(id)]).execute(&mut *w.tx).await?;
         self.reconcile(&mut w, Users::These(affected)).await?;
         match kind {
-            ResourceKind::User => w.emit(EventType::UserDeleted, json!({"user": user_subject(id, &current.data)})),
-            ResourceKind::Group => w.emit(EventType::GroupDeleted, json!({"group": group_subject(id, &current.data)})),
+            ResourceKind::User => {
+                w.emit(EventType::UserDeleted, json!({"user": user_subject(id, &current.data, account.as_deref())}));
+            }
+            ResourceKind::Group => {
+                self.archive_group_organizations(&mut w, id).await?;
+                w.emit(EventType::GroupDeleted, json!({"group": group_subject(id, &current.data)}));
+            }
         }
         w.commit().await
     }

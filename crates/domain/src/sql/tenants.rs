@@ -17,7 +17,8 @@ pub(super) const TENANT_COLUMNS: &str = "n.id AS tenant_id, n.name AS tenant_nam
      n.rate_limit_per_second AS tenant_rate_per_second, n.rate_limit_burst AS tenant_rate_burst, \
      n.idp_profile AS tenant_idp_profile, CASE WHEN n.autoprovision THEN 1 ELSE 0 END AS tenant_autoprovision, \
      n.default_role AS tenant_default_role, n.deprovision AS tenant_deprovision, \
-     n.auth_methods AS tenant_auth_methods, n.access_token_seconds AS tenant_access_token_seconds";
+     n.auth_methods AS tenant_auth_methods, n.access_token_seconds AS tenant_access_token_seconds, \
+     n.link_by AS tenant_link_by, n.duplicate_emails AS tenant_duplicate_emails";
 
 pub(super) fn tenant_from_row(row: &AnyRow) -> Result<Tenant, DomainError> {
     let name: String = row.try_get("tenant_name")?;
@@ -37,6 +38,8 @@ pub(super) fn tenant_from_row(row: &AnyRow) -> Result<Tenant, DomainError> {
     let deprovision: String = row.try_get("tenant_deprovision")?;
     let auth_methods: String = row.try_get("tenant_auth_methods")?;
     let access_token_seconds: i64 = row.try_get("tenant_access_token_seconds")?;
+    let link_by: String = row.try_get("tenant_link_by")?;
+    let duplicate_emails: String = row.try_get("tenant_duplicate_emails")?;
     let settings = TenantSettings {
         idp_profile: idp_profile.parse().map_err(|_| corrupt("IdP profile"))?,
         autoprovision: row.try_get::<i64, _>("tenant_autoprovision")? != 0,
@@ -47,6 +50,8 @@ pub(super) fn tenant_from_row(row: &AnyRow) -> Result<Tenant, DomainError> {
             .ok()
             .and_then(|s| AccessTokenLifetime::from_seconds(s).ok())
             .ok_or_else(|| corrupt("access token lifetime"))?,
+        link_by: link_by.parse().map_err(|_| corrupt("link_by"))?,
+        duplicate_emails: duplicate_emails.parse().map_err(|_| corrupt("duplicate email policy"))?,
     };
     Ok(Tenant {
         id: TenantId(row.try_get("tenant_id")?),
@@ -143,6 +148,8 @@ impl TenantStore for SqlStore {
             ("deprovision", update.deprovision.map(|d| Arg::Text(d.as_str().into()))),
             ("auth_methods", update.auth_methods.map(|m| Arg::Text(m.as_str().into()))),
             ("access_token_seconds", update.access_token_lifetime.map(|l| Arg::Int(i64::from(l.seconds())))),
+            ("link_by", update.link_by.map(|l| Arg::Text(l.as_string()))),
+            ("duplicate_emails", update.duplicate_emails.map(|d| Arg::Text(d.as_str().into()))),
         ];
         for (column, value) in settings {
             if let Some(value) = value {
@@ -168,6 +175,24 @@ impl TenantStore for SqlStore {
         }
         write.commit().await?;
         self.tenant_by_name(name).await
+    }
+
+    async fn record_user_agents(&self, seen: &[(TenantId, String, i64)]) -> Result<(), DomainError> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for (tenant, agent, at) in seen {
+            bound(
+                "UPDATE tenants SET last_user_agent = $2, last_user_agent_at = $3 \
+                 WHERE id = $1 AND (last_user_agent_at IS NULL OR last_user_agent_at < $3)",
+                vec![text(tenant.as_str()), text(agent), Arg::Int(*at)],
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn delete_tenant(&self, name: &TenantName) -> Result<(), DomainError> {

@@ -49,6 +49,22 @@ impl TenantWrite {
         self.events.push(NewEvent { event_type, data });
     }
 
+    /// How many events this write has gathered so far: a place to [`Self::move_to`] later.
+    pub fn emitted(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Move the events gathered since `from` to `to` (both from [`Self::emitted`], `to` first),
+    /// ahead of those in between: a resource's own events go before the organization events
+    /// its change caused.
+    pub fn move_to(&mut self, from: usize, to: usize) {
+        if to < from && from <= self.events.len() {
+            if let Some(tail) = self.events.get_mut(to..) {
+                tail.rotate_left(from - to);
+            }
+        }
+    }
+
     /// Append the events (numbered after the tenant's last) and commit.
     pub async fn commit(mut self) -> Result<(), DomainError> {
         if !self.events.is_empty() {

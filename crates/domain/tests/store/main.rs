@@ -9,6 +9,7 @@ use token::limit::Quota;
 use token::{Scope, Scopes, TokenKind, Validity};
 
 mod gauges;
+mod lifecycle;
 mod memberships;
 mod oauth;
 

@@ -80,17 +80,25 @@ async fn autoprovisioning_creates_an_organization_per_group_and_its_memberships(
             "user.created",
             "user.created",
             "group.created",
+            "group.member_added",
+            "group.member_added",
             "organization.created",
             "membership.added",
             "membership.added"
         ]
     );
-    assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6], "numbered per tenant, in order");
-    assert_eq!(all[4].data["organization"]["name"], "designers");
-    assert_eq!(all[4].data["role"], "member");
-    assert!(all[4].data["user"]["userName"].is_string());
+    assert_eq!(
+        all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6, 7, 8],
+        "numbered per tenant, in order"
+    );
+    assert_eq!(all[6].data["organization"]["name"], "designers");
+    assert_eq!(all[6].data["role"], "member");
+    assert!(all[6].data["user"]["userName"].is_string());
+    assert_eq!(all[3].data["group"]["displayName"], "Designers");
+    assert!(all[3].data["user"]["userName"].is_string());
     // The feed pages from any cursor.
-    assert_eq!(types(&store.events_after(&t.name, 4, 1).await.unwrap()), ["membership.added"]);
+    assert_eq!(types(&store.events_after(&t.name, 6, 1).await.unwrap()), ["membership.added"]);
 }
 
 async fn mapped_groups_give_their_role_and_the_highest_role_wins(store: &impl Store) {
@@ -127,9 +135,9 @@ async fn mapped_groups_give_their_role_and_the_highest_role_wins(store: &impl St
     .await;
     assert_eq!(memberships(store, &t, &ann).await[0], ("acme".into(), Role::Admin, MembershipState::Active));
     let changed = events(store, &t, before).await;
-    assert_eq!(types(&changed), ["group.updated", "membership.role_changed"]);
+    assert_eq!(types(&changed), ["group.updated", "group.member_added", "membership.role_changed"]);
     assert_eq!(
-        (changed[1].data["role"].as_str(), changed[1].data["previous_role"].as_str()),
+        (changed[2].data["role"].as_str(), changed[2].data["previous_role"].as_str()),
         (Some("admin"), Some("member"))
     );
     // Without the Admins group, the Engineering mapping's role is what is left.
@@ -169,10 +177,17 @@ async fn a_user_in_two_mapped_groups_keeps_the_organization_when_removed_from_on
     )
     .await;
     assert_eq!(memberships(store, &t, &ann).await, [("acme".into(), Role::Member, MembershipState::Active)]);
-    assert_eq!(types(&events(store, &t, before).await), ["group.updated"], "no membership event: nothing changed");
+    assert_eq!(
+        types(&events(store, &t, before).await),
+        ["group.updated", "group.member_removed"],
+        "no membership event: nothing changed"
+    );
     patch(store, &t, ResourceKind::Group, &design, json!([{"op": "replace", "path": "members", "value": []}])).await;
     assert!(memberships(store, &t, &ann).await.is_empty());
-    assert_eq!(types(&events(store, &t, before).await)[1..], ["group.updated", "membership.removed"]);
+    assert_eq!(
+        types(&events(store, &t, before).await)[2..],
+        ["group.updated", "group.member_removed", "membership.removed"]
+    );
 }
 
 async fn deactivation_suspends_and_reactivation_restores(store: &impl Store) {
@@ -240,10 +255,19 @@ async fn deleting_users_and_groups_removes_memberships(store: &impl Store) {
     let designers = create(store, &t, ResourceKind::Group, group("Designers", &[&ann, &bob])).await;
     let before = last_seq(&events(store, &t, 0).await);
     store.delete(&t.id, ResourceKind::User, &ann, &Precondition::None).await.unwrap();
-    assert_eq!(types(&events(store, &t, before).await), ["membership.removed", "user.deleted"]);
+    let deleted = events(store, &t, before).await;
+    assert_eq!(types(&deleted), ["group.member_removed", "membership.removed", "user.deleted"]);
+    assert_eq!(
+        (deleted[0].data["group"]["displayName"].as_str(), deleted[0].data["user"]["userName"].as_str()),
+        (Some("Designers"), Some("ann")),
+        "the user's removal from its group names both"
+    );
     store.delete(&t.id, ResourceKind::Group, &designers, &Precondition::None).await.unwrap();
     assert!(memberships(store, &t, &bob).await.is_empty());
-    assert_eq!(types(&events(store, &t, before).await)[2..], ["membership.removed", "group.deleted"]);
+    assert_eq!(
+        types(&events(store, &t, before).await)[3..],
+        ["membership.removed", "organization.archived", "group.deleted"]
+    );
     assert!(matches!(store.user_memberships(&t.name, &ann).await, Err(DomainError::NotFound(_))));
 }
 
@@ -262,7 +286,13 @@ async fn renaming_a_group_keeps_its_autoprovisioned_organization(store: &impl St
     .await;
     assert_eq!(store.list_organizations(&t.name).await.unwrap().len(), 1, "no second organization");
     assert_eq!(memberships(store, &t, &ann).await[0].0, "designers");
-    assert_eq!(types(&events(store, &t, before).await), ["group.updated"]);
+    let renamed = events(store, &t, before).await;
+    assert_eq!(types(&renamed), ["group.updated", "organization.renamed"]);
+    assert_eq!(renamed[1].data["organization"]["name"], "designers", "the slug stays");
+    assert_eq!(renamed[1].data["organization"]["displayName"], "Design Team");
+    assert_eq!(renamed[1].data["previous_display_name"], "Designers");
+    let organization = &store.list_organizations(&t.name).await.unwrap()[0];
+    assert_eq!(organization.display_name.as_deref(), Some("Design Team"));
     // An explicit mapping takes over from autoprovisioning.
     store.create_organization(&t.name, &org("design")).await.unwrap();
     store

@@ -1,6 +1,7 @@
 //! `/admin/v1`: the operators' API for tenants and their tokens, authenticated by operator tokens
 //! (`scimgate admin-token create`). JSON in, JSON out; errors are RFC 9457 problem details.
 
+mod accounts;
 mod error;
 mod events;
 mod oauth_clients;
@@ -27,7 +28,7 @@ use crate::state::AppState;
 const SCOPE: &str = "/admin/v1";
 
 /// Largest admin request body.
-const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -106,6 +107,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .default_service(web::to(method_not_allowed)),
             )
             .service(
+                route_table::resource(SCOPE, "/tenants/{org}/accounts")
+                    .route(web::post().to(accounts::register_accounts))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                route_table::resource(SCOPE, "/tenants/{org}/accounts/{id}")
+                    .route(web::get().to(accounts::get_account))
+                    .route(web::put().to(accounts::put_account))
+                    .route(web::delete().to(accounts::delete_account))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                route_table::resource(SCOPE, "/tenants/{org}/users")
+                    .route(web::get().to(accounts::find_users))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                route_table::resource(SCOPE, "/tenants/{org}/users/{id}")
+                    .route(web::get().to(accounts::get_user))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
                 route_table::resource(SCOPE, "/tenants/{org}/users/{id}/memberships")
                     .route(web::get().to(orgs::user_memberships))
                     .default_service(web::to(method_not_allowed)),
@@ -154,10 +177,18 @@ fn tenant_name(org: &str) -> Result<TenantName, AdminError> {
 
 /// A JSON request body of type `T`; an empty body is `T::default()` where that makes sense.
 async fn json_body<T: DeserializeOwned + Default>(payload: web::Payload) -> Result<T, AdminError> {
+    json_body_limited(payload, MAX_BODY).await
+}
+
+/// [`json_body`] with a body limit of `limit` bytes.
+async fn json_body_limited<T: DeserializeOwned + Default>(
+    payload: web::Payload,
+    limit: usize,
+) -> Result<T, AdminError> {
     let bytes = payload
-        .to_bytes_limited(MAX_BODY)
+        .to_bytes_limited(limit)
         .await
-        .map_err(|_| AdminError::BadRequest(format!("the request body exceeds {MAX_BODY} bytes")))?
+        .map_err(|_| AdminError::BadRequest(format!("the request body exceeds {limit} bytes")))?
         .map_err(|e| AdminError::BadRequest(format!("could not read the request body: {e}")))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());

@@ -22,16 +22,22 @@ fn organization_name(name: &str) -> Result<OrganizationName, AdminError> {
 struct OrganizationView {
     id: String,
     name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display_name: Option<String>,
     autoprovisioned: bool,
     created: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    archived: Option<String>,
 }
 
 fn organization_view(o: &Organization) -> OrganizationView {
     OrganizationView {
         id: o.id.clone(),
         name: o.name.to_string(),
+        display_name: o.display_name.clone(),
         autoprovisioned: o.autoprovisioned,
         created: format_rfc3339(o.created_at),
+        archived: o.archived_at.map(format_rfc3339),
     }
 }
 
@@ -222,21 +228,33 @@ pub async fn readiness(
     state: web::Data<AppState>,
     org: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
-    Ok(HttpResponse::Ok().json(readiness_report(state.store.clone(), tenant_name(&org)?).await?))
+    let default_rate = state.settings.default_rate_per_second();
+    Ok(HttpResponse::Ok().json(readiness_report(state.store.clone(), default_rate, tenant_name(&org)?).await?))
 }
 
 /// The readiness report of a tenant, for operators and for the tenant's own IT admin.
 pub async fn readiness_report(
     store: Arc<dyn Store>,
+    default_rate: Option<u32>,
     tenant: TenantName,
 ) -> Result<serde_json::Value, domain::DomainError> {
-    let settings = store.tenant(&tenant).await?.settings;
-    let facts: ReadinessFacts = store.readiness(&tenant).await?;
-    let findings = facts.findings(&settings);
+    readiness_report_of(store.as_ref(), default_rate, &tenant).await
+}
+
+/// The readiness report, from the store and the gateway's default rate limit (the CLI prints
+/// the same).
+pub async fn readiness_report_of(
+    store: &dyn domain::Store,
+    default_rate: Option<u32>,
+    tenant: &TenantName,
+) -> Result<serde_json::Value, domain::DomainError> {
+    let settings = store.tenant(tenant).await?.settings;
+    let facts: ReadinessFacts = store.readiness(tenant).await?;
+    let findings = facts.findings(&settings, default_rate);
     let ready = !findings.iter().any(|f| f.severity == domain::Severity::Warning);
     let findings: Vec<_> = findings
         .iter()
-        .map(|f| json!({"severity": f.severity.as_str(), "code": f.code, "message": f.message}))
+        .map(|f| json!({"severity": f.severity.as_str(), "code": f.code, "message": f.message, "remedy": f.remedy}))
         .collect();
     Ok(json!({
         "tenant": tenant.as_str(),
@@ -246,6 +264,9 @@ pub async fn readiness_report(
             "autoprovision": settings.autoprovision,
             "default_role": settings.default_role,
             "deprovision": settings.deprovision,
+            "link_by": settings.link_by,
+            "duplicate_emails": settings.duplicate_emails,
+            "rate_limit_per_second": facts.tenant_rate_per_second.or(default_rate),
         },
         "counts": {
             "users": facts.users,
@@ -255,7 +276,9 @@ pub async fn readiness_report(
             "live_tokens": facts.live_tokens,
             "webhooks": facts.webhooks,
             "dead_letters": facts.dead_letters,
+            "duplicate_emails": facts.duplicate_emails,
         },
+        "last_user_agent": facts.last_user_agent,
         "findings": findings,
     }))
 }

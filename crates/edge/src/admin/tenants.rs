@@ -1,6 +1,9 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use domain::{format_rfc3339, AccessTokenLifetime, AuthMethods, Deprovision, Role, Tenant, TenantName, TenantUpdate};
+use domain::{
+    format_rfc3339, AccessTokenLifetime, AuthMethods, Deprovision, DuplicateEmails, LinkBy, Role, Tenant, TenantName,
+    TenantUpdate,
+};
 use proto::IdpProfile;
 use serde::{Deserialize, Deserializer, Serialize};
 use token::limit::Quota;
@@ -26,6 +29,8 @@ struct TenantView {
     access_token_lifetime_seconds: AccessTokenLifetime,
     /// The OAuth token endpoint of this tenant.
     token_url: String,
+    link_by: LinkBy,
+    duplicate_emails: DuplicateEmails,
 }
 
 #[derive(Debug, Serialize, Deserialize, Clone, Copy)]
@@ -61,6 +66,8 @@ fn view(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> TenantView {
         auth_methods: tenant.settings.auth_methods,
         access_token_lifetime_seconds: tenant.settings.access_token_lifetime,
         token_url: format!("{}/oauth2/{}/token", public_origin(req, &state.settings), tenant.name),
+        link_by: tenant.settings.link_by,
+        duplicate_emails: tenant.settings.duplicate_emails,
     }
 }
 
@@ -88,6 +95,9 @@ pub struct TenantSettingsBody {
     auth_methods: Option<AuthMethods>,
     /// 3600 to 21600.
     access_token_lifetime_seconds: Option<AccessTokenLifetime>,
+    /// `email,externalId`, `email`, `externalId` or `none`.
+    link_by: Option<LinkBy>,
+    duplicate_emails: Option<DuplicateEmails>,
 }
 
 impl TenantSettingsBody {
@@ -100,6 +110,8 @@ impl TenantSettingsBody {
             deprovision: self.deprovision,
             auth_methods: self.auth_methods,
             access_token_lifetime: self.access_token_lifetime_seconds,
+            link_by: self.link_by,
+            duplicate_emails: self.duplicate_emails,
         })
     }
 }

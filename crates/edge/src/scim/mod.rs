@@ -110,15 +110,18 @@ async fn not_implemented(req: HttpRequest) -> Result<HttpResponse, ScimError> {
     Err(ScimError::NotImplemented(what))
 }
 
-/// Label a tenant's responses, errors included, with the media type its IdP profile wants
-/// (OneLogin: `application/json`). The profile is known once the request is authenticated;
-/// answers before that keep `application/scim+json`.
+/// Label a tenant's responses, errors included, with the media type the client asked for:
+/// `Accept` preferring `application/json` (alone, or with a higher quality than
+/// `application/scim+json`) gets `application/json` (RFC 7644 §3.8); otherwise the one its IdP
+/// profile wants (OneLogin: `application/json`), known once the request is authenticated, and
+/// before that `application/scim+json`.
 async fn media_type(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let asked = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).and_then(preferred_json_type);
     let mut response = next.call(req).await?;
-    let wanted = response.request().extensions().get::<IdpProfile>().map(|p| p.response_media_type());
+    let wanted = asked.or_else(|| response.request().extensions().get::<IdpProfile>().map(|p| p.response_media_type()));
     if let Some(wanted) = wanted.filter(|m| *m != SCIM_JSON) {
         let is_scim = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v == SCIM_JSON);
         if is_scim {
@@ -126,6 +129,49 @@ async fn media_type(
         }
     }
     Ok(response)
+}
+
+const PLAIN_JSON: &str = "application/json";
+
+/// Which of the two JSON media types an `Accept` header prefers, by quality (RFC 9110 §12.5.1,
+/// the most specific range deciding); `None` when it prefers neither.
+fn preferred_json_type(accept: &str) -> Option<&'static str> {
+    let scim = accept_quality(accept, SCIM_JSON);
+    let plain = accept_quality(accept, PLAIN_JSON);
+    match plain.partial_cmp(&scim) {
+        Some(std::cmp::Ordering::Greater) => Some(PLAIN_JSON),
+        Some(std::cmp::Ordering::Less) => Some(SCIM_JSON),
+        _ => None,
+    }
+}
+
+/// The quality `accept` gives `media` (0 when no range covers it).
+fn accept_quality(accept: &str, media: &str) -> f32 {
+    let (kind, _) = media.split_once('/').unwrap_or((media, ""));
+    let mut best: Option<(u8, f32)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let name = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let specificity = if name == media {
+            3
+        } else if name.strip_suffix("/*") == Some(kind) {
+            2
+        } else if name == "*/*" {
+            1
+        } else {
+            continue;
+        };
+        let quality = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .and_then(|(_, v)| v.trim().parse::<f32>().ok())
+            .filter(|q| (0.0..=1.0).contains(q))
+            .unwrap_or(1.0);
+        if best.is_none_or(|(s, _)| specificity > s) {
+            best = Some((specificity, quality));
+        }
+    }
+    best.map_or(0.0, |(_, q)| q)
 }
 
 /// A SCIM JSON response.
@@ -189,5 +235,19 @@ mod tests {
         // No profile known (the request never authenticated): SCIM's own type.
         let (status, media) = content_type("/scim/v2/acme/ok/nonsense").await;
         assert_eq!((status, media.as_str()), (StatusCode::BAD_REQUEST, SCIM_JSON));
+    }
+
+    #[actix_web::test]
+    async fn accept_header_preferences() {
+        assert_eq!(preferred_json_type("application/json"), Some(PLAIN_JSON));
+        assert_eq!(preferred_json_type("Application/JSON; charset=utf-8"), Some(PLAIN_JSON));
+        assert_eq!(preferred_json_type("application/scim+json;q=0.5, application/json"), Some(PLAIN_JSON));
+        assert_eq!(preferred_json_type("application/json;q=0.9, application/scim+json"), Some(SCIM_JSON));
+        assert_eq!(preferred_json_type("application/scim+json"), Some(SCIM_JSON));
+        assert_eq!(preferred_json_type("application/json, application/scim+json"), None);
+        assert_eq!(preferred_json_type("*/*"), None);
+        assert_eq!(preferred_json_type("application/*;q=0.2, application/json"), Some(PLAIN_JSON));
+        assert_eq!(preferred_json_type("text/html"), None);
+        assert_eq!(preferred_json_type("application/json;q=0"), None);
     }
 }

@@ -12,6 +12,7 @@ use crate::state::AppState;
 
 pub async fn readiness(ctx: TenantContext, state: web::Data<AppState>) -> Result<HttpResponse, ScimError> {
     let name = ctx.tenant.name.clone();
-    let report = state.in_turn(&ctx.tenant, |store, _| readiness_report(store, name)).await?;
+    let default_rate = state.settings.default_rate_per_second();
+    let report = state.in_turn(&ctx.tenant, |store, _| readiness_report(store, default_rate, name)).await?;
     Ok(scim_json(StatusCode::OK, &report))
 }

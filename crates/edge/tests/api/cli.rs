@@ -17,6 +17,7 @@ both_backends!(
     destructive_commands_ask_for_yes,
     list_commands_print_json_on_request,
     errors_name_the_tenant_and_the_database_once,
+    accounts_and_users_through_the_cli,
 );
 
 fn scimgate(app: &TestApp, args: &[&str]) -> Output {
@@ -290,4 +291,34 @@ fn the_cli_never_creates_a_database_it_was_not_asked_to() {
     stdout(&run(&["tenant", "create", "acme"]));
     assert!(stdout(&run(&["tenant", "list"])).contains("acme"));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+async fn accounts_and_users_through_the_cli(app: TestApp) {
+    let org = &app.org;
+    let shown = stdout(&scimgate(&app, &["tenant", "set", org, "--link-by", "email", "--duplicate-emails", "refuse"]));
+    assert!(shown.contains("link by:     email") && shown.contains("duplicate emails: refuse"), "{shown}");
+    let added = stdout(&scimgate(&app, &["account", "add", org, "acct-ann", "--email", "Ann@Example.com"]));
+    assert!(added.contains("ann@example.com") && added.contains("nobody yet"), "{added}");
+    let file = std::env::temp_dir().join(format!("{org}-accounts.jsonl"));
+    let lines: Vec<String> = (0..50)
+        .map(|i| serde_json::json!({"id": format!("acct-{i}"), "email": format!("u{i}@example.com")}).to_string())
+        .collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let imported = stdout(&scimgate(&app, &["account", "import", org, file.to_str().unwrap()]));
+    assert!(imported.contains("50 created, 0 updated"), "{imported}");
+    std::fs::remove_file(&file).unwrap();
+
+    let body = serde_json::json!({"schemas": [proto::schema::USER], "userName": "ann", "emails": [{"value": "ann@example.com", "type": "work"}]});
+    let user = app.create_user_json(body).await;
+    let shown = stdout(&scimgate(&app, &["account", "show", org, "acct-ann"]));
+    assert!(shown.contains(&format!("linked to:   {} (by email)", user["id"].as_str().unwrap())), "{shown}");
+    let line = stdout(&scimgate(&app, &["user", "show", org, "--account", "acct-ann"]));
+    let found: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!((found["id"].as_str(), found["scim"]["userName"].as_str()), (user["id"].as_str(), Some("ann")));
+    let by_email = stdout(&scimgate(&app, &["user", "show", org, "--email", "ANN@example.com"]));
+    assert!(by_email.contains("acct-ann"), "{by_email}");
+    assert!(!scimgate(&app, &["user", "show", org, "--email", "nobody@example.com"]).status.success());
+    let report: serde_json::Value = serde_json::from_str(&stdout(&scimgate(&app, &["readiness", org]))).unwrap();
+    assert_eq!(report["settings"]["duplicate_emails"], "refuse", "{report}");
+    assert!(stdout(&scimgate(&app, &["account", "remove", org, "acct-ann"])).contains("removed"));
 }

@@ -13,6 +13,8 @@ both_backends!(
     sorting,
     post_search_on_resources_and_root,
     invalid_filters_are_400_invalid_filter,
+    entra_email_matching_finds_the_user_case_insensitively,
+    accept_application_json_is_honoured_on_answers_and_errors,
 );
 
 /// Five users with varied attributes; returns their ids by userName.
@@ -183,4 +185,50 @@ async fn invalid_filters_are_400_invalid_filter(app: TestApp) {
         .await;
     let (status, body) = status_json(response).await;
     assert_eq!(status, 400, "{body}");
+}
+
+async fn entra_email_matching_finds_the_user_case_insensitively(app: TestApp) {
+    people(&app).await;
+    // What Entra sends with `emails[type eq "work"].value` as the matching attribute.
+    assert_eq!(names(&app, r#"emails[type eq "work"].value eq "ALICE@acme.com""#).await, ["alice"]);
+    assert_eq!(names(&app, r#"emails[type eq "work"].value eq "carol@ACME.COM""#).await, ["carol"]);
+    // The condition holds for one element: carol's home address is not a work address.
+    assert!(names(&app, r#"emails[type eq "work"].value eq "c@home.net""#).await.is_empty());
+    assert!(names(&app, r#"emails[type eq "work"].value eq "bob@home.net""#).await.is_empty());
+    assert_eq!(names(&app, r#"emails[type eq "home"].value pr and active eq true"#).await, ["carol"]);
+    assert_eq!(names(&app, r#"emails[type eq "work"].value ew "@acme.com""#).await, ["alice", "carol"]);
+}
+
+async fn accept_application_json_is_honoured_on_answers_and_errors(app: TestApp) {
+    people(&app).await;
+    let media = |accept: &'static str, url: String, token: String| {
+        let client = app.client.clone();
+        async move {
+            let response = client.get(url).bearer_auth(token).header("Accept", accept).send().await.unwrap();
+            let status = response.status().as_u16();
+            let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (status, content_type, body)
+        }
+    };
+    let users = app.url("/Users");
+    let (status, content_type, body) = media("application/json", users.clone(), app.token.clone()).await;
+    assert_eq!((status, content_type.as_str(), body["totalResults"].as_u64()), (200, "application/json", Some(5)));
+    let preferred = "application/scim+json;q=0.8, application/json";
+    assert_eq!(media(preferred, users.clone(), app.token.clone()).await.1, "application/json");
+    // Errors too: an unknown user, a bad filter, a refused token.
+    let (status, content_type, body) = media("application/json", app.url("/Users/nope"), app.token.clone()).await;
+    assert_eq!((status, content_type.as_str(), body["status"].as_str()), (404, "application/json", Some("404")));
+    let bad = format!("{users}?filter={}", urlencode("userName zz 1"));
+    let (status, content_type, body) = media("application/json", bad, app.token.clone()).await;
+    assert_eq!((status, content_type.as_str()), (400, "application/json"));
+    assert_eq!(body["scimType"], "invalidFilter");
+    let (status, content_type, _) = media("application/json", users.clone(), "nonsense".into()).await;
+    assert_eq!((status, content_type.as_str()), (401, "application/json"));
+    // The default, and an explicit or equal preference, stay SCIM's own type.
+    for accept in ["application/scim+json", "*/*", "application/json, application/scim+json"] {
+        assert_eq!(media(accept, users.clone(), app.token.clone()).await.1, "application/scim+json", "{accept}");
+    }
+    let (status, body) = status_json(app.get("/Users").await).await;
+    assert_eq!((status, body["totalResults"].as_u64()), (200, Some(5)));
 }

@@ -14,6 +14,7 @@ mod fairness;
 mod filters;
 mod groups;
 mod limits;
+mod linking;
 mod memberships;
 mod oauth;
 mod observability;

@@ -211,9 +211,13 @@ async fn readiness_says_what_will_go_wrong(app: TestApp) {
     let codes = |body: &Value| -> Vec<String> {
         body["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap().to_owned()).collect()
     };
+    // The app's tenant has a token; nothing can give a membership yet.
     let fresh = readiness().await;
-    assert_eq!(fresh["ready"], true, "{fresh}");
-    assert!(codes(&fresh).contains(&"no_group_rules".to_owned()), "{fresh}");
+    assert_eq!(fresh["ready"], false, "{fresh}");
+    assert_eq!(codes(&fresh), ["no_group_rules", "no_webhook"], "{fresh}");
+    let rules = &fresh["findings"][0];
+    assert_eq!(rules["severity"], "warning");
+    assert!(rules["remedy"].as_str().unwrap().contains("autoprovisioning"), "{rules}");
 
     app.create_group("Designers", &[]).await;
     let body = readiness().await;
