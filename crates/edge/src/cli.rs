@@ -432,7 +432,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Tenant(command) => tenant(command, &settings, output).await,
         Command::Token(command) => token(command, &settings, output).await,
-        Command::OauthClient(command) => oauth_clients::oauth_client(command, &settings).await,
+        Command::OauthClient(command) => oauth_clients::oauth_client(command, &settings, output).await,
         Command::AdminToken(command) => admin_token(command, &settings, output).await,
         Command::Org(command) => organization(command, &settings, output).await,
         Command::Mapping(command) => mapping(command, &settings, output).await,

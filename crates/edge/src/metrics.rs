@@ -377,6 +377,7 @@ async fn render(scrape: web::Data<Scrape>) -> HttpResponse {
             gauge!(OLDEST_UNDELIVERED_EVENT).set(oldest);
             gauge!(TOKENS_EXPIRING, "kind" => "tenant").set(gauges.tenant_tokens_expiring as f64);
             gauge!(TOKENS_EXPIRING, "kind" => "operator").set(gauges.operator_tokens_expiring as f64);
+            gauge!(TOKENS_EXPIRING, "kind" => "oauth_client").set(gauges.oauth_clients_expiring as f64);
             gauge!(STORE_GAUGES_AGE).set(seconds_between(at, now));
         } else {
             // Not computed yet (or never could be): infinitely stale, so the alert on the age

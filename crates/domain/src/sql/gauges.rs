@@ -19,6 +19,8 @@ pub struct StoreGauges {
     pub tenant_tokens_expiring: u64,
     /// Operator tokens, likewise.
     pub operator_tokens_expiring: u64,
+    /// OAuth clients, not revoked, whose client or a live secret of it expires within the window.
+    pub oauth_clients_expiring: u64,
 }
 
 impl SqlStore {
@@ -43,9 +45,23 @@ impl SqlStore {
         )
         .fetch_all(&mut *conn)
         .await?;
+        let window = |column: &str| format!("({column} > $1 AND {column} <= $2)");
+        let clients: i64 = bound(
+            &format!(
+                "SELECT COUNT(*) AS n FROM oauth_clients c WHERE c.revoked_at IS NULL AND ({} OR EXISTS \
+                 (SELECT 1 FROM oauth_client_secrets s WHERE s.client_id = c.id AND s.revoked_at IS NULL AND {}))",
+                window("c.expires_at"),
+                window("s.expires_at")
+            ),
+            vec![Arg::Int(now), Arg::Int(now.saturating_add(window_micros))],
+        )
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("n")?;
         let mut gauges = StoreGauges {
             dead_letters: u64::try_from(dead_letters).unwrap_or(0),
             oldest_undelivered_at: oldest,
+            oauth_clients_expiring: u64::try_from(clients).unwrap_or(0),
             ..StoreGauges::default()
         };
         for row in rows {

@@ -2,11 +2,11 @@
 
 use domain::testing::{Backend, TestDb};
 use domain::{
-    now_micros, DeliveryResult, EventStore, ResourceStore, SqlStore, TenantName, TenantStore, TokenOwner, TokenStore,
-    WebhookSecret, WebhookUrl,
+    now_micros, ClientCredential, DeliveryResult, EventStore, NewClientSecret, NewOAuthClient, OAuthStore,
+    ResourceStore, SqlStore, TenantName, TenantStore, TokenOwner, TokenStore, WebhookSecret, WebhookUrl,
 };
 use proto::ResourceKind;
-use token::{Scopes, TokenKind};
+use token::{Scopes, SecretHash, TokenKind};
 
 use super::{new_token, user};
 
@@ -48,11 +48,32 @@ async fn gauges_count_dead_letters_undelivered_events_and_expiring_tokens(store:
         .await
         .unwrap();
 
+    // An OAuth client counts when it, or a live secret of it, expires within the window.
+    for (expires_at, revoked) in
+        [(Some(now + DAY), false), (Some(now + 8 * DAY), false), (None, false), (Some(now + DAY), true)]
+    {
+        let client = token::new_id();
+        let secret =
+            NewClientSecret { id: token::new_id(), hash: SecretHash::from_stored("$argon2id$placeholder".into()) };
+        let new = NewOAuthClient {
+            id: client.clone(),
+            name: None,
+            scopes: Scopes::all(),
+            expires_at,
+            credential: ClientCredential::Secret(secret),
+        };
+        store.add_oauth_client(&acme, new).await.unwrap();
+        if revoked {
+            store.revoke_oauth_client(&acme, &client).await.unwrap();
+        }
+    }
+
     // An endpoint that is caught up has nothing undelivered.
     let url = WebhookUrl::parse("https://receiver.example.com/events").unwrap();
     store.add_webhook(&acme, &url, &WebhookSecret::new("s".repeat(32)), true).await.unwrap();
     let caught_up = store.gauges(now_micros(), 7 * DAY).await.unwrap();
     assert_eq!((caught_up.tenant_tokens_expiring, caught_up.operator_tokens_expiring), (2, 1));
+    assert_eq!(caught_up.oauth_clients_expiring, 1);
     assert_eq!((caught_up.dead_letters, caught_up.oldest_undelivered_at), (0, None));
 
     store.create(&tenant.id, ResourceKind::User, user("first")).await.unwrap();

@@ -10,7 +10,6 @@ use domain::{AccountId, AccountStore, ProductAccount, TenantName, UserLookup, MA
 use serde::Deserialize;
 
 use crate::config::Settings;
-use crate::startup::connect_store;
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
@@ -99,7 +98,7 @@ fn print_account(account: &ProductAccount) {
 }
 
 pub async fn account(command: AccountCommand, settings: &Settings) -> anyhow::Result<()> {
-    let store = connect_store(settings).await?;
+    let store = super::open_store(settings).await?;
     match command {
         AccountCommand::Add { tenant, id, email, external_id } => {
             let tenant = TenantName::parse(&tenant)?;
@@ -151,7 +150,7 @@ pub async fn account(command: AccountCommand, settings: &Settings) -> anyhow::Re
 }
 
 pub async fn user(command: UserCommand, settings: &Settings) -> anyhow::Result<()> {
-    let store = connect_store(settings).await?;
+    let store = super::open_store(settings).await?;
     let UserCommand::Show { tenant, lookup } = command;
     let lookup = match lookup {
         UserLookupArgs { id: Some(id), .. } => UserLookup::Id(id),

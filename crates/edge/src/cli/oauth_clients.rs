@@ -8,7 +8,6 @@ use super::TokenOptions;
 use crate::config::Settings;
 use crate::issuing::{self, parse_duration, TokenRequest};
 use crate::oauth::clients;
-use crate::startup::connect_store;
 
 #[derive(Debug, Subcommand)]
 pub enum OAuthClientCommand {
@@ -70,8 +69,12 @@ fn parse_client_id(id: &str) -> anyhow::Result<TokenId> {
         .map_err(|_| anyhow::anyhow!("`{id}` is not a client id (16 letters and digits, as `list` shows)"))
 }
 
-pub async fn oauth_client(command: OAuthClientCommand, settings: &Settings) -> anyhow::Result<()> {
-    let store = connect_store(settings).await?;
+pub async fn oauth_client(
+    command: OAuthClientCommand,
+    settings: &Settings,
+    output: super::Output,
+) -> anyhow::Result<()> {
+    let store = super::open_store(settings).await?;
     let base = settings.public_base();
     match command {
         OAuthClientCommand::Create { tenant, options, issuer, subject, audience, jwks_url } => {
@@ -102,8 +105,36 @@ pub async fn oauth_client(command: OAuthClientCommand, settings: &Settings) -> a
         OAuthClientCommand::List { tenant } => {
             let tenant = TenantName::parse(&tenant)?;
             let now = now_micros();
+            let clients = store.list_oauth_clients(&tenant).await?;
+            if output == super::Output::Json {
+                let rows: Vec<_> = clients
+                    .iter()
+                    .map(|c| {
+                        let credential = match &c.credential {
+                            ClientCredential::Federated(f) => serde_json::json!({
+                                "issuer": f.issuer, "subject": f.subject, "audience": f.audience, "jwks_url": f.jwks_url,
+                            }),
+                            ClientCredential::Secret(secrets) => serde_json::json!(secrets
+                                .iter()
+                                .map(|s| serde_json::json!({"id": s.id.to_string(), "state": clients::state(&s.validity, now)}))
+                                .collect::<Vec<_>>()),
+                        };
+                        serde_json::json!({
+                            "client_id": c.id.to_string(),
+                            "name": c.name,
+                            "scopes": c.scopes.to_string().split(' ').collect::<Vec<_>>(),
+                            "state": clients::state(&c.validity, now),
+                            "created": domain::format_rfc3339(c.created_at),
+                            "expires": c.validity.expires_at.map(domain::format_rfc3339),
+                            "credential": credential,
+                        })
+                    })
+                    .collect();
+                super::print_json(&rows);
+                return Ok(());
+            }
             println!("CLIENT ID\tNAME\tSCOPES\tSTATE\tCREATED\tEXPIRES\tCREDENTIAL");
-            for c in store.list_oauth_clients(&tenant).await? {
+            for c in clients {
                 let credential = match &c.credential {
                     ClientCredential::Federated(f) => format!("federated: iss={} sub={}", f.issuer, f.subject),
                     ClientCredential::Secret(secrets) => secrets

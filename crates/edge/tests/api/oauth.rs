@@ -418,6 +418,14 @@ async fn oauth_clients_through_the_cli(app: TestApp) {
     access_token(&app, &app.org, id, secret).await;
     access_token(&app, &app.org, id, new).await;
     assert!(scimgate(&app, &["oauth-client", "list", &app.org]).contains("overlap"));
+    let rows: serde_json::Value =
+        serde_json::from_str(&scimgate(&app, &["oauth-client", "list", &app.org, "--output", "json"])).unwrap();
+    let listed = rows.as_array().unwrap().iter().find(|c| c["client_id"] == id).unwrap_or_else(|| panic!("{rows}"));
+    let states: Vec<_> =
+        listed["credential"].as_array().unwrap().iter().map(|s| s["state"].as_str().unwrap()).collect();
+    assert_eq!((listed["name"].as_str(), states.len()), (Some("Entra"), 2), "{listed}");
+    assert!(states.contains(&"overlap") && states.contains(&"active"), "{listed}");
+    assert!(!rows.to_string().contains(new.split('_').nth(2).unwrap()), "never a secret");
 
     let federated = scimgate(
         &app,
