@@ -71,6 +71,51 @@ impl Dialect {
         }
     }
 
+    /// A relation `(idx, id, kind)` from a JSON array parameter of `[id, kind]` pairs, `idx`
+    /// counting from 0.
+    pub(crate) fn json_pairs_param(self, n: usize) -> String {
+        match self {
+            Dialect::Postgres => format!(
+                "(SELECT e.ord - 1 AS idx, e.value->>0 AS id, e.value->>1 AS kind \
+                 FROM json_array_elements(${n}::json) WITH ORDINALITY AS e(value, ord))"
+            ),
+            Dialect::Sqlite => format!(
+                "(SELECT CAST(key AS INTEGER) AS idx, json_extract(value, '$[0]') AS id, \
+                 json_extract(value, '$[1]') AS kind FROM json_each(${n}))"
+            ),
+        }
+    }
+
+    /// A JSON object built in SQL from `(key, value)` expressions, in the stored JSON type.
+    /// Values must be JSON already (see [`Self::as_json`]) or SQL scalars.
+    pub(crate) fn json_object(self, pairs: &[(&str, String)]) -> String {
+        let args: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}, {v}")).collect();
+        match self {
+            Dialect::Postgres => format!("jsonb_build_object({})", args.join(", ")),
+            Dialect::Sqlite => format!("json_object({})", args.join(", ")),
+        }
+    }
+
+    /// A JSON object from literal keys and SQL scalar columns, leaving out the keys whose value
+    /// is NULL.
+    pub(crate) fn json_object_without_nulls(self, pairs: &[(&str, &str)]) -> String {
+        let args: Vec<String> = pairs.iter().map(|(k, v)| format!("'{k}', {v}")).collect();
+        match self {
+            Dialect::Postgres => format!("jsonb_strip_nulls(jsonb_build_object({}))", args.join(", ")),
+            // A merge patch drops the members whose value is null.
+            Dialect::Sqlite => format!("json_patch('{{}}', json_object({}))", args.join(", ")),
+        }
+    }
+
+    /// An expression holding JSON (text on SQLite) marked as JSON, so that an enclosing
+    /// object nests it rather than quoting it as a string.
+    pub(crate) fn as_json(self, expr: &str) -> String {
+        match self {
+            Dialect::Postgres => expr.to_owned(),
+            Dialect::Sqlite => format!("json({expr})"),
+        }
+    }
+
     /// Null-safe inequality.
     pub(crate) fn is_distinct(self, a: &str, b: &str) -> String {
         match self {

@@ -181,10 +181,6 @@ impl MemberDiff {
     fn changed(&self) -> bool {
         !self.is_empty() || self.redisplayed > 0
     }
-
-    fn members(&self) -> impl Iterator<Item = (&str, ResourceKind)> {
-        self.added.iter().chain(&self.removed).map(|(id, kind)| (id.as_str(), *kind))
-    }
 }
 
 impl SqlStore {
@@ -446,36 +442,12 @@ impl SqlStore {
 
     /// `group.member_added` / `group.member_removed` for each member who joined or left a
     /// group in this write, naming the group and the user (or the nested group).
-    async fn emit_member_events(
-        &self,
-        w: &mut TenantWrite,
-        group: &Value,
-        diff: &MemberDiff,
-    ) -> Result<(), DomainError> {
-        if diff.is_empty() {
-            return Ok(());
-        }
-        let users: Vec<&str> = diff.members().filter(|(_, k)| *k == ResourceKind::User).map(|(id, _)| id).collect();
-        let groups: Vec<&str> = diff.members().filter(|(_, k)| *k == ResourceKind::Group).map(|(id, _)| id).collect();
-        let users = self.member_subjects(w, ResourceKind::User, &users).await?;
-        let groups = self.member_subjects(w, ResourceKind::Group, &groups).await?;
+    fn emit_member_events(w: &mut TenantWrite, group: &Value, diff: &MemberDiff) {
         for (kind, members) in
             [(EventType::GroupMemberRemoved, &diff.removed), (EventType::GroupMemberAdded, &diff.added)]
         {
-            for (id, member_kind) in members {
-                let data = match member_kind {
-                    ResourceKind::User => {
-                        json!({"group": group, "user": users.get(id).cloned().unwrap_or_else(|| json!({"id": id}))})
-                    }
-                    ResourceKind::Group => json!({
-                        "group": group,
-                        "member_group": groups.get(id).cloned().unwrap_or_else(|| json!({"id": id})),
-                    }),
-                };
-                w.emit(kind, data);
-            }
+            w.emit_members(kind, group, members.iter().map(|(id, kind)| (id.clone(), *kind)).collect());
         }
-        Ok(())
     }
 
     /// The subjects of users (`id`, `userName`, `externalId`, `productAccountId`) or groups
@@ -740,7 +712,7 @@ impl SqlStore {
         if !changed.is_empty() {
             w.emit(EventType::GroupUpdated, json!({"group": subject, "changed": changed}));
         }
-        self.emit_member_events(w, &subject, &change.members).await?;
+        Self::emit_member_events(w, &subject, &change.members);
         w.move_to(after_relink, change.mark);
         Ok(())
     }
@@ -890,7 +862,7 @@ impl ResourceStore for SqlStore {
                 if !members.is_empty() {
                     self.add_members(&mut w.tx, tenant, &id, &members, &mut diff).await?;
                 }
-                self.emit_member_events(&mut w, &subject, &diff).await?;
+                Self::emit_member_events(&mut w, &subject, &diff);
                 let display_name = columns.display_name.clone().unwrap_or_default();
                 if self.link_group(&mut w, &id, &display_name).await? {
                     let users = self.user_members(&mut w, std::slice::from_ref(&id)).await?;

@@ -6,7 +6,9 @@
 //! misses one that commits late, and reconciliation always sees every earlier write: two
 //! concurrent PATCHes on one user's groups cannot each miss the other's change.
 
-use serde_json::{json, Value};
+use proto::ResourceKind;
+use serde::Serialize;
+use serde_json::Value;
 use sqlx::{Any, Row, Transaction};
 
 use super::filter::Arg;
@@ -20,8 +22,38 @@ pub(super) struct TenantWrite {
     pub tx: Transaction<'static, Any>,
     pub tenant: TenantId,
     pub settings: TenantSettings,
-    events: Vec<NewEvent>,
+    events: Vec<Pending>,
     dialect: super::Dialect,
+}
+
+/// Events gathered by a write, in order, waiting for their numbers.
+enum Pending {
+    One(NewEvent),
+    /// One `group.member_added` / `group.member_removed` per member, in this order. The
+    /// database builds them from the member rows when it appends them: a large group change
+    /// then costs one statement, not a read of every member and a payload per member sent back.
+    Members {
+        event_type: EventType,
+        group: Value,
+        members: Vec<(String, ResourceKind)>,
+    },
+}
+
+impl Pending {
+    fn count(&self) -> usize {
+        match self {
+            Pending::One(_) => 1,
+            Pending::Members { members, .. } => members.len(),
+        }
+    }
+}
+
+/// An event as the append statement reads it from its JSON parameter.
+#[derive(Serialize)]
+struct EventRow<'a> {
+    #[serde(rename = "type")]
+    event_type: &'static str,
+    data: &'a Value,
 }
 
 impl SqlStore {
@@ -46,10 +78,19 @@ impl SqlStore {
 
 impl TenantWrite {
     pub fn emit(&mut self, event_type: EventType, data: Value) {
-        self.events.push(NewEvent { event_type, data });
+        self.events.push(Pending::One(NewEvent { event_type, data }));
     }
 
-    /// How many events this write has gathered so far: a place to [`Self::move_to`] later.
+    /// One `event_type` event per member (`{"group": group, "user": ...}` or
+    /// `{"group": group, "member_group": ...}`), built from the member's row at commit; a
+    /// member without a row is named by its id alone.
+    pub fn emit_members(&mut self, event_type: EventType, group: &Value, members: Vec<(String, ResourceKind)>) {
+        if !members.is_empty() {
+            self.events.push(Pending::Members { event_type, group: group.clone(), members });
+        }
+    }
+
+    /// A place in the events gathered so far, to [`Self::move_to`] later.
     pub fn emitted(&self) -> usize {
         self.events.len()
     }
@@ -67,8 +108,9 @@ impl TenantWrite {
 
     /// Append the events (numbered after the tenant's last) and commit.
     pub async fn commit(mut self) -> Result<(), DomainError> {
-        if !self.events.is_empty() {
-            let count = i64::try_from(self.events.len()).unwrap_or(i64::MAX);
+        let count = self.events.iter().map(Pending::count).sum::<usize>();
+        if count > 0 {
+            let count = i64::try_from(count).unwrap_or(i64::MAX);
             let last: i64 = bound(
                 "UPDATE tenants SET event_seq = event_seq + $2 WHERE id = $1 RETURNING event_seq",
                 vec![text(self.tenant.as_str()), Arg::Int(count)],
@@ -76,26 +118,102 @@ impl TenantWrite {
             .fetch_one(&mut *self.tx)
             .await?
             .try_get("event_seq")?;
-            let events: Vec<Value> =
-                self.events.iter().map(|e| json!({"type": e.event_type.as_str(), "data": e.data})).collect();
-            let sql = format!(
-                "INSERT INTO events (tenant_id, seq, type, occurred_at, data) \
-                 SELECT $1, $2 + j.idx, j.type, $3, j.data FROM {} AS j",
-                self.dialect.json_events_param(4)
-            );
-            bound(
-                &sql,
-                vec![
-                    text(self.tenant.as_str()),
-                    Arg::Int(last - count + 1),
-                    Arg::Int(now_micros()),
-                    Arg::Text(Value::Array(events).to_string()),
-                ],
-            )
-            .execute(&mut *self.tx)
-            .await?;
+            let now = now_micros();
+            let mut next = last - count + 1;
+            let events = std::mem::take(&mut self.events);
+            let mut rest = events.as_slice();
+            while let Some(first) = rest.first() {
+                let appended = match first {
+                    Pending::One(_) => {
+                        let run = rest.iter().take_while(|p| matches!(p, Pending::One(_))).count();
+                        let (ones, after) = rest.split_at(run);
+                        rest = after;
+                        self.append(next, now, ones).await?
+                    }
+                    Pending::Members { event_type, group, members } => {
+                        rest = &rest[1..];
+                        self.append_members(next, now, *event_type, group, members).await?
+                    }
+                };
+                next += appended;
+            }
         }
         self.tx.commit().await?;
         Ok(())
+    }
+
+    /// Append single events numbered from `first`, in one statement; how many.
+    async fn append(&mut self, first: i64, now: i64, events: &[Pending]) -> Result<i64, DomainError> {
+        let rows: Vec<EventRow> = events
+            .iter()
+            .filter_map(|p| match p {
+                Pending::One(e) => Some(EventRow { event_type: e.event_type.as_str(), data: &e.data }),
+                Pending::Members { .. } => None,
+            })
+            .collect();
+        let json = serde_json::to_string(&rows)
+            .map_err(|e| DomainError::Internal("event is not serializable".into(), Some(Box::new(e))))?;
+        let sql = format!(
+            "INSERT INTO events (tenant_id, seq, type, occurred_at, data) \
+             SELECT $1, $2 + j.idx, j.type, $3, j.data FROM {} AS j",
+            self.dialect.json_events_param(4)
+        );
+        let args = vec![text(self.tenant.as_str()), Arg::Int(first), Arg::Int(now), Arg::Text(json)];
+        bound(&sql, args).execute(&mut *self.tx).await?;
+        Ok(i64::try_from(rows.len()).unwrap_or(i64::MAX))
+    }
+
+    /// Append one member event per member numbered from `first`, their subjects read from the
+    /// users and groups tables by the same statement; how many.
+    async fn append_members(
+        &mut self,
+        first: i64,
+        now: i64,
+        event_type: EventType,
+        group: &Value,
+        members: &[(String, ResourceKind)],
+    ) -> Result<i64, DomainError> {
+        let pairs: Vec<[&str; 2]> = members
+            .iter()
+            .map(|(id, kind)| [id.as_str(), if *kind == ResourceKind::User { "User" } else { "Group" }])
+            .collect();
+        let pairs = serde_json::to_string(&pairs)
+            .map_err(|e| DomainError::Internal("member ids are not serializable".into(), Some(Box::new(e))))?;
+        let d = self.dialect;
+        let user = d.json_object_without_nulls(&[
+            ("id", "m.id"),
+            ("userName", "u.user_name"),
+            ("externalId", "u.external_id"),
+            ("productAccountId", "u.account_id"),
+        ]);
+        let member_group = d.json_object_without_nulls(&[
+            ("id", "m.id"),
+            ("displayName", "g.display_name"),
+            ("externalId", "g.external_id"),
+        ]);
+        let data = d.json_object(&[
+            ("'group'", d.as_json(&d.json_param(5))),
+            (
+                "CASE WHEN m.kind = 'User' THEN 'user' ELSE 'member_group' END",
+                d.as_json(&format!("CASE WHEN m.kind = 'User' THEN {user} ELSE {member_group} END")),
+            ),
+        ]);
+        let sql = format!(
+            "INSERT INTO events (tenant_id, seq, type, occurred_at, data) \
+             SELECT $1, $2 + m.idx, $3, $4, {data} FROM {} AS m \
+             LEFT JOIN users u ON m.kind = 'User' AND u.tenant_id = $1 AND u.id = m.id \
+             LEFT JOIN groups g ON m.kind = 'Group' AND g.tenant_id = $1 AND g.id = m.id",
+            d.json_pairs_param(6)
+        );
+        let args = vec![
+            text(self.tenant.as_str()),
+            Arg::Int(first),
+            text(event_type.as_str()),
+            Arg::Int(now),
+            Arg::Text(group.to_string()),
+            Arg::Text(pairs),
+        ];
+        bound(&sql, args).execute(&mut *self.tx).await?;
+        Ok(i64::try_from(members.len()).unwrap_or(i64::MAX))
     }
 }
