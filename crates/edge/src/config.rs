@@ -360,7 +360,7 @@ impl Settings {
         let n = match self.db_requests_per_tenant {
             // SQLite runs statements on the gateway's own cores: one tenant's second statement
             // at a time would already take the other core from every other tenant.
-            0 if self.database_url.starts_with("sqlite:") => 1,
+            0 if matches!(self.database_url().map(|url| url.dialect()), Ok(domain::sql::Dialect::Sqlite)) => 1,
             0 => self.max_db_connections / 4,
             n => n,
         };

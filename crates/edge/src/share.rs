@@ -150,24 +150,34 @@ mod tests {
         TenantName::parse(name).unwrap()
     }
 
-    #[tokio::test]
-    async fn a_busy_tenant_waits_behind_itself_and_others_go_ahead() {
-        let share = share(1, 1);
+    /// Start database work for tenant `name` that holds its turn until the sender is used; returns
+    /// once the turn is taken.
+    async fn hold_a_turn(
+        share: &Arc<DatabaseShare>,
+        name: &'static str,
+    ) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Result<(), ScimError>>) {
         let (release, hold) = tokio::sync::oneshot::channel::<()>();
-        let busy = {
+        let caller = {
             let share = share.clone();
             tokio::spawn(async move {
                 share
-                    .run(&tenant("a"), async move {
+                    .run(&tenant(name), async move {
                         let _ = hold.await;
                         Ok(())
                     })
                     .await
             })
         };
-        while share.in_flight(&tenant("a")) == 0 {
+        while share.in_flight(&tenant(name)) == 0 {
             tokio::task::yield_now().await;
         }
+        (release, caller)
+    }
+
+    #[tokio::test]
+    async fn a_busy_tenant_waits_behind_itself_and_others_go_ahead() {
+        let share = share(1, 1);
+        let (release, busy) = hold_a_turn(&share, "a").await;
         // Tenant b is not slowed by a.
         assert_eq!(share.run(&tenant("b"), async { Ok(7) }).await.unwrap(), 7);
         // a's next request waits its turn, and past the wait is refused as a's own excess.
@@ -182,21 +192,7 @@ mod tests {
     #[tokio::test]
     async fn work_keeps_its_turn_after_the_caller_is_gone() {
         let share = share(1, 0);
-        let (release, hold) = tokio::sync::oneshot::channel::<()>();
-        let caller = {
-            let share = share.clone();
-            tokio::spawn(async move {
-                share
-                    .run(&tenant("a"), async move {
-                        let _ = hold.await;
-                        Ok(())
-                    })
-                    .await
-            })
-        };
-        while share.in_flight(&tenant("a")) == 0 {
-            tokio::task::yield_now().await;
-        }
+        let (release, caller) = hold_a_turn(&share, "a").await;
         caller.abort();
         let _ = caller.await;
         assert_eq!(share.in_flight(&tenant("a")), 1, "the database is still working for a");
