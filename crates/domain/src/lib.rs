@@ -8,6 +8,7 @@ mod event;
 mod link;
 mod oauth;
 mod org;
+mod portal;
 mod readiness;
 mod resource;
 pub mod sql;
@@ -29,6 +30,10 @@ pub use oauth::{
 pub use org::{
     Deprovision, GroupMapping, GroupMatcher, Membership, MembershipState, Organization, OrganizationName,
     ReadinessFacts, Role,
+};
+pub use portal::{
+    GroupOrganization, LinkState, NewPortalLink, NewWebSession, PortalLink, PortalStore, SecretDigest, SessionScope,
+    StoredPortalLink, WebSession,
 };
 pub use readiness::{Finding, Severity};
 pub use resource::{EntityTags, GroupRef, Member, Page, Precondition, Query, Resource};

@@ -9,6 +9,7 @@ use crate::oauth::{
     NewAccessToken, NewClientSecret, NewOAuthClient, OAuthClientInfo, StoredAccessToken, StoredClientSecret,
     StoredOAuthClient,
 };
+use crate::portal::PortalStore;
 use crate::org::{GroupMapping, GroupMatcher, Membership, Organization, OrganizationName, ReadinessFacts, Role};
 use crate::webhook::{DeadLetter, DeliveryBatch, DeliveryResult, WebhookEndpoint, WebhookSecret, WebhookUrl};
 use crate::{DomainError, Page, Precondition, Query, Resource, Tenant, TenantId, TenantName, TenantUpdate};
@@ -74,6 +75,7 @@ pub trait Store:
     + OrganizationStore
     + AccountStore
     + EventStore
+    + PortalStore
     + Send
     + Sync
     + 'static
@@ -88,6 +90,7 @@ impl<T> Store for T where
         + OrganizationStore
         + AccountStore
         + EventStore
+        + PortalStore
         + Send
         + Sync
         + 'static

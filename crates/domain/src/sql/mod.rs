@@ -11,6 +11,7 @@ mod filter;
 mod gauges;
 mod oauth;
 mod orgs;
+mod portal;
 mod reconcile;
 mod resources;
 mod tenants;
