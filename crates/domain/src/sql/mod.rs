@@ -5,6 +5,7 @@
 //! Every statement is executed by the shared store test suite on both backends.
 
 mod accounts;
+mod activity;
 mod dialect;
 mod events;
 mod filter;

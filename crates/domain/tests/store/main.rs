@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use token::limit::Quota;
 use token::{Scope, Scopes, TokenKind, Validity};
 
+mod activity;
 mod gauges;
 mod lifecycle;
 mod memberships;
