@@ -10,8 +10,8 @@ use crate::oauth::{
     NewAccessToken, NewClientSecret, NewOAuthClient, OAuthClientInfo, StoredAccessToken, StoredClientSecret,
     StoredOAuthClient,
 };
-use crate::portal::PortalStore;
 use crate::org::{GroupMapping, GroupMatcher, Membership, Organization, OrganizationName, ReadinessFacts, Role};
+use crate::portal::PortalStore;
 use crate::webhook::{DeadLetter, DeliveryBatch, DeliveryResult, WebhookEndpoint, WebhookSecret, WebhookUrl};
 use crate::{DomainError, Page, Precondition, Query, Resource, Tenant, TenantId, TenantName, TenantUpdate};
 

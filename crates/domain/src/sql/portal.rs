@@ -29,7 +29,11 @@ fn link_from_row(row: &AnyRow) -> Result<PortalLink, DomainError> {
     })
 }
 
-async fn insert_session(conn: &mut AnyConnection, tenant_id: Option<&str>, session: &NewWebSession) -> Result<(), DomainError> {
+async fn insert_session(
+    conn: &mut AnyConnection,
+    tenant_id: Option<&str>,
+    session: &NewWebSession,
+) -> Result<(), DomainError> {
     let now = now_micros();
     bound("DELETE FROM web_sessions WHERE expires_at <= $1", vec![Arg::Int(now)]).execute(&mut *conn).await?;
     let (kind, token) = match &session.scope {
@@ -107,12 +111,9 @@ impl PortalStore for SqlStore {
         }
         let mut args = args;
         args.push(Arg::Int(now_micros()));
-        bound(
-            "UPDATE portal_links SET revoked_at = $3 WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL",
-            args,
-        )
-        .execute(&mut *tx)
-        .await?;
+        bound("UPDATE portal_links SET revoked_at = $3 WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL", args)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -177,8 +178,8 @@ impl PortalStore for SqlStore {
             }
             "console" => {
                 let token: String = row.try_get("token_id")?;
-                let token =
-                    TokenId::parse(&token).map_err(|_| DomainError::internal("stored session token id is malformed"))?;
+                let token = TokenId::parse(&token)
+                    .map_err(|_| DomainError::internal("stored session token id is malformed"))?;
                 let validity = Validity {
                     expires_at: row.try_get("token_expires_at")?,
                     revoked_at: row.try_get("token_revoked_at")?,

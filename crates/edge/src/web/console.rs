@@ -6,7 +6,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use domain::{
-    format_rfc3339, now_micros, DeadLetter, Finding, SessionScope, Tenant, TenantName, TokenOwner, WebhookEndpoint,
+    format_rfc3339, now_micros, ActivityLimit, ActivityQuery, DeadLetter, Finding, SessionScope, Tenant, TenantName,
+    TokenOwner, WebhookEndpoint,
 };
 use serde::Deserialize;
 use token::{TokenId, TokenKind};
@@ -32,6 +33,7 @@ pub fn scope() -> actix_web::Scope {
         .service(resource("/sign-out").route(web::post().to(sign_out)))
         .service(resource("/tenants").route(web::post().to(create_tenant)))
         .service(resource("/tenants/{org}").route(web::get().to(tenant_page)))
+        .service(resource("/tenants/{org}/activity").route(web::get().to(tenant_activity)))
         .service(resource("/tenants/{org}/portal-links").route(web::post().to(issue_link)))
         .service(resource("/tenants/{org}/portal-links/{id}/revoke").route(web::post().to(revoke_link)))
         .service(resource("/tenants/{org}/tokens").route(web::post().to(create_token)))
@@ -55,31 +57,66 @@ enum Action {
 
 type ActionRequest = (ConsoleSession, HttpRequest, web::Data<AppState>, web::Payload);
 
-async fn sign_out(session: ConsoleSession, req: HttpRequest, state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, WebError> {
+async fn sign_out(
+    session: ConsoleSession,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, WebError> {
     act(Action::SignOut, (session, req, state, body)).await
 }
 
-async fn create_tenant(session: ConsoleSession, req: HttpRequest, state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, WebError> {
+async fn create_tenant(
+    session: ConsoleSession,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, WebError> {
     act(Action::CreateTenant, (session, req, state, body)).await
 }
 
-async fn issue_link(session: ConsoleSession, req: HttpRequest, state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, WebError> {
+async fn issue_link(
+    session: ConsoleSession,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, WebError> {
     act(Action::IssueLink, (session, req, state, body)).await
 }
 
-async fn revoke_link(session: ConsoleSession, req: HttpRequest, state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, WebError> {
+async fn revoke_link(
+    session: ConsoleSession,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, WebError> {
     act(Action::RevokeLink, (session, req, state, body)).await
 }
 
-async fn create_token(session: ConsoleSession, req: HttpRequest, state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, WebError> {
+async fn create_token(
+    session: ConsoleSession,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, WebError> {
     act(Action::CreateToken, (session, req, state, body)).await
 }
 
-async fn revoke_token(session: ConsoleSession, req: HttpRequest, state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, WebError> {
+async fn revoke_token(
+    session: ConsoleSession,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, WebError> {
     act(Action::RevokeToken, (session, req, state, body)).await
 }
 
-async fn redeliver(session: ConsoleSession, req: HttpRequest, state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, WebError> {
+async fn redeliver(
+    session: ConsoleSession,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, WebError> {
     act(Action::Redeliver, (session, req, state, body)).await
 }
 
@@ -124,15 +161,14 @@ async fn act(action: Action, (session, req, state, body): ActionRequest) -> Resu
         Action::CreateTenant => {
             let name = TenantName::parse(body.name.trim()).map_err(|e| WebError::BadRequest(e.to_string()))?;
             store.create_tenant(&name).await?;
-            tracing::info!(tenant = %name, "tenant created in the console");
+            tracing::info!(tenant = %name, operator = %session.token, "tenant created in the console");
             Ok(see_other(&format!("/console/tenants/{name}")))
         }
         Action::IssueLink => {
             let tenant = path_tenant(&req)?;
             let expiry = setup_links::expiry(Some(&body.expires_in))?;
-            let issued =
-                setup_links::issue(store, &tenant, expiry, &public_origin(&req, &state.settings)).await?;
-            tracing::info!(tenant = %tenant, link_id = %issued.link.id, "setup link issued in the console");
+            let issued = setup_links::issue(store, &tenant, expiry, &public_origin(&req, &state.settings)).await?;
+            tracing::info!(tenant = %tenant, link_id = %issued.link.id, operator = %session.token, "setup link issued in the console");
             let values = vec![Value { label: "Setup link", value: issued.url, id: "secret".into() }];
             let note = format!(
                 "Send this link to the IT admin of {tenant}. It works once, until {}.",
@@ -150,7 +186,7 @@ async fn act(action: Action, (session, req, state, body): ActionRequest) -> Resu
             store.tenant(&tenant).await?;
             let request = TokenRequest::parse(None, Some("console"), None, None)?;
             let token = issuing::issue(store, TokenOwner::Tenant(&tenant), &request).await?;
-            tracing::info!(tenant = %tenant, token_id = %token.id, "token issued in the console");
+            tracing::info!(tenant = %tenant, token_id = %token.id, operator = %session.token, "token issued in the console");
             let values = vec![Value { label: "Secret Token", value: token.plaintext.clone(), id: "secret".into() }];
             reveal(&session, &tenant, "New token", "Give it to the tenant's IdP.".into(), values)
         }
@@ -164,7 +200,7 @@ async fn act(action: Action, (session, req, state, body): ActionRequest) -> Resu
             let tenant = path_tenant(&req)?;
             let count = store.request_redelivery(&tenant, &path_id(&req), None).await?;
             state.deliveries.notify_one();
-            tracing::info!(tenant = %tenant, count, "redelivery requested in the console");
+            tracing::info!(tenant = %tenant, count, operator = %session.token, "redelivery requested in the console");
             Ok(see_other(&format!("/console/tenants/{tenant}")))
         }
     }
@@ -247,10 +283,25 @@ struct HomePage {
     tenants: Vec<TenantRow>,
 }
 
-/// When the tenant's IdP last called: the latest use of any of its tokens.
+/// When the tenant's IdP last called: its latest recorded request, or the latest use of any of
+/// its tokens.
 async fn last_activity(state: &AppState, tenant: &Tenant) -> Result<Option<i64>, WebError> {
+    let latest = ActivityQuery { limit: ActivityLimit::new(1)?, ..ActivityQuery::default() };
+    let recorded = state.store.list_activity(&tenant.name, &latest).await?.items.first().map(|a| a.record.at);
     let tokens = state.store.list_tokens(TokenOwner::Tenant(&tenant.name)).await?;
-    Ok(tokens.iter().filter_map(|t| t.last_used_at).max())
+    Ok(tokens.iter().filter_map(|t| t.last_used_at).chain(recorded).max())
+}
+
+async fn tenant_activity(
+    session: ConsoleSession,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    org: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let tenant = state.store.tenant(&tenant_name(&org)?).await?;
+    let frame = Frame::console(format!("Activity of {}", tenant.name), &session.csrf_token);
+    let path = format!("/console/tenants/{}/activity", tenant.name);
+    super::activity::page(&req, state.store.as_ref(), &tenant.name, frame, &path).await
 }
 
 async fn home(session: ConsoleSession, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
@@ -362,4 +413,3 @@ async fn tenant_page(
         webhooks,
     })
 }
-

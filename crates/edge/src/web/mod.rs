@@ -8,6 +8,7 @@
 //! every form carries the session's CSRF token and is checked for a same-origin request; every
 //! response forbids framing, inline script and style, and referrers; pages are never cached.
 
+mod activity;
 mod console;
 mod error;
 mod forms;

@@ -36,7 +36,14 @@ const PORTAL_NAV: [(&str, &str); 5] = [
 impl Frame {
     /// A page of `area` that nobody is signed in to (yet).
     pub fn anonymous(area: Area, title: impl Into<String>) -> Self {
-        Self { title: title.into(), base: area.base(), area_name: area_name(area), tenant: None, nav: Vec::new(), csrf: None }
+        Self {
+            title: title.into(),
+            base: area.base(),
+            area_name: area_name(area),
+            tenant: None,
+            nav: Vec::new(),
+            csrf: None,
+        }
     }
 
     /// A page of a tenant's setup portal; `current` is its path below `/portal`.

@@ -26,9 +26,7 @@ pub fn scope() -> actix_web::Scope {
     let base = Area::Portal.base();
     web::scope(base)
         .service(
-            route_table::resource(base, "")
-                .route(web::get().to(overview))
-                .default_service(web::to(method_not_allowed)),
+            route_table::resource(base, "").route(web::get().to(overview)).default_service(web::to(method_not_allowed)),
         )
         .service(
             route_table::resource(base, "/setup/{link}")
@@ -37,10 +35,14 @@ pub fn scope() -> actix_web::Scope {
                 .default_service(web::to(method_not_allowed)),
         )
         .service(
-            route_table::resource(base, "/idp").route(web::post().to(choose_idp)).default_service(web::to(method_not_allowed)),
+            route_table::resource(base, "/idp")
+                .route(web::post().to(choose_idp))
+                .default_service(web::to(method_not_allowed)),
         )
         .service(
-            route_table::resource(base, "/steps").route(web::get().to(idp_steps)).default_service(web::to(method_not_allowed)),
+            route_table::resource(base, "/steps")
+                .route(web::get().to(idp_steps))
+                .default_service(web::to(method_not_allowed)),
         )
         .service(
             route_table::resource(base, "/credential")
@@ -54,7 +56,14 @@ pub fn scope() -> actix_web::Scope {
                 .default_service(web::to(method_not_allowed)),
         )
         .service(
-            route_table::resource(base, "/sign-out").route(web::post().to(sign_out)).default_service(web::to(method_not_allowed)),
+            route_table::resource(base, "/activity")
+                .route(web::get().to(activity))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            route_table::resource(base, "/sign-out")
+                .route(web::post().to(sign_out))
+                .default_service(web::to(method_not_allowed)),
         )
         .service(asset_resource(Area::Portal))
         .default_service(web::to(not_found))
@@ -146,7 +155,11 @@ pub(super) fn is_ready(findings: &[Finding]) -> bool {
     !findings.iter().any(|f| f.severity == domain::Severity::Warning)
 }
 
-async fn overview(session: PortalSession, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
+async fn overview(
+    session: PortalSession,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
     let tenant = state.store.tenant(&session.tenant).await?;
     let findings = findings(&state, &tenant).await?;
     let current = tenant.settings.idp_profile;
@@ -191,7 +204,11 @@ struct StepsPage {
     guide: Guide,
 }
 
-async fn idp_steps(session: PortalSession, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
+async fn idp_steps(
+    session: PortalSession,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
     let tenant = state.store.tenant(&session.tenant).await?;
     let (scim_url, token_url) = urls(&req, &state, &tenant.name);
     let oauth = tenant.settings.auth_methods == AuthMethods::OAuth;
@@ -305,12 +322,14 @@ async fn generate_credential(
     let mut revealed = vec![Value { label: "Tenant URL", value: scim_url, id: "tenant-url".into() }];
     if uses_oauth(&tenant) {
         let store = state.store.as_ref();
-        let live = store.list_oauth_clients(&tenant.name).await?.into_iter().find(|c| {
-            matches!(c.credential, ClientCredential::Secret(_)) && c.validity.check(now_micros()).is_ok()
-        });
+        let live =
+            store.list_oauth_clients(&tenant.name).await?.into_iter().find(|c| {
+                matches!(c.credential, ClientCredential::Secret(_)) && c.validity.check(now_micros()).is_ok()
+            });
         let (id, secret) = match live {
             Some(client) => {
-                let secret = clients::rotate(store, &tenant.name, &client.id, client.validity.expires_at, grace).await?;
+                let secret =
+                    clients::rotate(store, &tenant.name, &client.id, client.validity.expires_at, grace).await?;
                 (client.id, secret)
             }
             None => {
@@ -367,6 +386,15 @@ async fn organizations(session: PortalSession, state: web::Data<AppState>) -> Re
     })
 }
 
+async fn activity(
+    session: PortalSession,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    let frame = Frame::portal("Activity", session.tenant.as_str(), &session.csrf_token, "/activity");
+    super::activity::page(&req, state.store.as_ref(), &session.tenant, frame, "/portal/activity").await
+}
+
 #[derive(Deserialize)]
 pub(super) struct CsrfForm {
     #[serde(default)]
@@ -394,4 +422,3 @@ async fn sign_out(
         .map_err(|_| WebError::BadRequest("the session cookie could not be removed".into()))?;
     Ok(response)
 }
-

@@ -119,10 +119,8 @@ mod tests {
         let scim = "https://scim.example.com/scim/v2/acme";
         for idp in IdpProfile::ALL {
             let guide = guide(idp, scim, "https://scim.example.com/oauth2/acme/token", false);
-            let urls: Vec<&str> =
-                guide.steps.iter().flat_map(|s| &s.values).map(|v| v.value.as_str()).collect();
-            let expected =
-                if idp == IdpProfile::Entra { format!("{scim}?aadOptscim062020") } else { scim.to_owned() };
+            let urls: Vec<&str> = guide.steps.iter().flat_map(|s| &s.values).map(|v| v.value.as_str()).collect();
+            let expected = if idp == IdpProfile::Entra { format!("{scim}?aadOptscim062020") } else { scim.to_owned() };
             assert_eq!(urls, [expected.as_str()], "{idp:?}");
         }
     }

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 
 use crate::both_backends;
@@ -59,10 +60,10 @@ impl Driver {
 
     async fn browser(&self) -> Client {
         let mut capabilities = serde_json::Map::new();
-        let args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"];
+        let args =
+            ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"];
         capabilities.insert("goog:chromeOptions".into(), json!({ "binary": CHROMIUM, "args": args }));
-        ClientBuilder::rustls()
-            .expect("TLS roots")
+        ClientBuilder::new(HttpConnector::new())
             .capabilities(capabilities)
             .connect(&format!("http://127.0.0.1:{}", self.port))
             .await
@@ -105,7 +106,8 @@ async fn value_of(browser: &Client, id: &str) -> String {
 
 /// What has the keyboard focus: its id, or its text.
 async fn focused(browser: &Client) -> String {
-    let script = "const e = document.activeElement; return e.id || e.getAttribute('aria-label') || e.textContent.trim();";
+    let script =
+        "const e = document.activeElement; return e.id || e.getAttribute('aria-label') || e.textContent.trim();";
     browser.execute(script, vec![]).await.unwrap().as_str().unwrap_or_default().to_owned()
 }
 
@@ -180,6 +182,10 @@ async fn an_it_admin_sets_up_entra_and_an_operator_issues_a_link_in_a_browser(ap
     shots.take(&browser, "portal-credential-after").await;
     browser.find(Locator::LinkText("Organizations")).await.unwrap().click().await.unwrap();
     shots.take(&browser, "portal-organizations").await;
+    browser.find(Locator::LinkText("Activity")).await.unwrap().click().await.unwrap();
+    assert_eq!(browser.current_url().await.unwrap().path(), "/portal/activity");
+    browser.find(Locator::Id("outcome")).await.unwrap();
+    shots.take(&browser, "portal-activity").await;
 
     // The operator: sign in, create a tenant, issue its setup link.
     browser.goto(&format!("{site}/console")).await.unwrap();

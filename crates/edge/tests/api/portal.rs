@@ -1,7 +1,10 @@
 //! Setup links, the setup portal and the operator console, over real HTTP: every page and form,
 //! and the security properties around them.
 
-use domain::{now_micros, NewPortalLink, PortalStore, SecretDigest, TenantName, TenantStore};
+use domain::{
+    now_micros, ActivityCredential, ActivityMethod, ActivityRecord, ActivityResource, ActivityStore, NewActivity,
+    NewPortalLink, PortalStore, SecretDigest, TenantName, TenantStore,
+};
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Method, Response};
 use serde_json::{json, Value};
@@ -25,6 +28,7 @@ both_backends!(
     the_console_shows_dead_letters_and_redelivers_them,
     signing_out_ends_the_session,
     setup_links_through_the_cli,
+    the_activity_is_shown_and_filtered_by_outcome,
 );
 
 /// A browser's view of one area: the session cookie, once signed in.
@@ -211,7 +215,8 @@ async fn a_setup_link_opens_a_session_for_its_tenant_once(app: TestApp) {
     let (status, html) = again.page(&path).await;
     assert_eq!(status, 410);
     assert!(html.contains("was used already"), "{html}");
-    let (_, listed) = admin_json(app.admin(Method::GET, &format!("/tenants/{}/portal-links", app.org), None).await).await;
+    let (_, listed) =
+        admin_json(app.admin(Method::GET, &format!("/tenants/{}/portal-links", app.org), None).await).await;
     assert_eq!(listed["links"][0]["state"], "used");
 
     // Without a session, the portal says how to get one.
@@ -485,7 +490,8 @@ async fn the_portal_shows_rules_and_which_groups_gave_which_organizations(app: T
     let path = format!("/tenants/{}", app.org);
     assert_eq!(app.admin(Method::PATCH, &path, Some(&json!({"autoprovision": true}))).await.status(), 200);
     let organization = json!({"name": "platform"});
-    let (status, _) = admin_json(app.admin(Method::POST, &format!("{path}/organizations"), Some(&organization)).await).await;
+    let (status, _) =
+        admin_json(app.admin(Method::POST, &format!("{path}/organizations"), Some(&organization)).await).await;
     assert_eq!(status, 201);
     let rule = json!({"group": "Engineering", "organization": "platform", "role": "admin"});
     let (status, body) = admin_json(app.admin(Method::POST, &format!("{path}/mappings"), Some(&rule)).await).await;
@@ -519,7 +525,10 @@ async fn a_portal_session_never_opens_the_console(app: TestApp) {
     assert!(app.store.tenant(&TenantName::parse("sneaky").unwrap()).await.is_err());
     // And the console needs signing in at all.
     let response = WebClient::new(&app).get("/console").await;
-    assert_eq!((response.status().as_u16(), &response.headers()[LOCATION]), (303, &"/console/sign-in".parse().unwrap()));
+    assert_eq!(
+        (response.status().as_u16(), &response.headers()[LOCATION]),
+        (303, &"/console/sign-in".parse().unwrap())
+    );
     // A console session is no portal session either.
     let console = sign_in_console(&app).await;
     let value = console.cookie.clone().unwrap().split_once('=').unwrap().1.to_owned();
@@ -591,11 +600,12 @@ async fn operators_sign_in_to_the_console_and_manage_a_tenant(app: TestApp) {
 }
 
 async fn the_console_shows_dead_letters_and_redelivers_them(app: TestApp) {
-    let app = app.spawn_replica(|s| {
-        s.webhook_max_attempts = 1;
-        s.webhook_poll_ms = 50;
-    })
-    .await;
+    let app = app
+        .spawn_replica(|s| {
+            s.webhook_max_attempts = 1;
+            s.webhook_poll_ms = 50;
+        })
+        .await;
     // A receiver that is never there.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{closed}/hook");
@@ -716,4 +726,53 @@ async fn switched_off_areas_are_not_served() {
         assert_eq!(WebClient::new(&app).get("/console/sign-in").await.status(), 200);
         assert_eq!(WebClient::new(&app).get("/portal").await.status(), 404);
     }
+}
+
+/// Records as the activity recorder appends them.
+async fn record_activity(app: &TestApp, org: &str, status: u16, detail: Option<&str>) {
+    let record = ActivityRecord {
+        at: now_micros(),
+        method: ActivityMethod::Post,
+        resource_type: ActivityResource::User,
+        resource_id: None,
+        status,
+        scim_type: detail.map(|_| "uniqueness".to_owned()),
+        detail: detail.map(str::to_owned),
+        latency_us: 2500,
+        idp: Some(proto::IdpProfile::Entra),
+        credential: Some(ActivityCredential::Token(token::TokenId::parse("abcdefghijklmnop").unwrap())),
+    };
+    let batch = [NewActivity { tenant: TenantName::parse(org).unwrap(), record }];
+    assert_eq!(app.store.append_activity(&batch).await.unwrap(), 1);
+}
+
+async fn the_activity_is_shown_and_filtered_by_outcome(app: TestApp) {
+    let other = format!("{}-b", app.org);
+    crate::helpers::issue_token(&app.store, &other, token::Scopes::all()).await;
+    record_activity(&app, &app.org, 201, None).await;
+    record_activity(&app, &app.org, 409, Some("userName ada is taken")).await;
+    record_activity(&app, &other, 500, Some("the other tenant failed")).await;
+
+    let portal = open_portal(&app, &app.org).await;
+    let (status, html) = portal.page("/portal/activity").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<td>201</td>") && html.contains("<td>409</td>"), "{html}");
+    assert!(html.contains("userName ada is taken") && html.contains("Microsoft Entra ID"), "{html}");
+    assert!(!html.contains("the other tenant"), "{html}");
+    let (_, refused) = portal.page("/portal/activity?outcome=client_error").await;
+    assert!(refused.contains("<td>409</td>") && !refused.contains("<td>201</td>"), "{refused}");
+    assert!(refused.contains("value=\"client_error\" selected"), "{refused}");
+    let (_, failed) = portal.page("/portal/activity?outcome=server_error").await;
+    assert!(failed.contains("No request recorded with this outcome"), "{failed}");
+    assert_eq!(portal.page("/portal/activity?outcome=bad").await.0, 400);
+    assert_eq!(portal.page("/portal/activity?cursor=nonsense").await.0, 400);
+
+    let console = sign_in_console(&app).await;
+    let (status, html) = console.page(&format!("/console/tenants/{other}/activity?outcome=server_error")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("the other tenant failed"), "{html}");
+    // The tenant list's last activity is the latest recorded request.
+    let (_, home) = console.page("/console").await;
+    let row = home.split(&format!("href=\"/console/tenants/{other}\"")).nth(1).unwrap().split("</tr>").next().unwrap();
+    assert!(!row.ends_with("<td>-</td>"), "{row}");
 }
