@@ -13,6 +13,7 @@ mod gauges;
 mod lifecycle;
 mod memberships;
 mod oauth;
+mod portal;
 
 /// Expand `async fn case(store: &impl Store)` into one test per backend.
 #[macro_export]

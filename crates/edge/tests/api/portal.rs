@@ -288,12 +288,15 @@ async fn a_link_for_one_tenant_never_reaches_another(app: TestApp) {
     assert_eq!(app.client.get(users(&other)).bearer_auth(&secret).send().await.unwrap().status(), 401);
 }
 
+/// A form's fields, the `Origin` it is sent with, and what is wrong with it.
+type FormCase<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
+
 async fn forms_without_the_session_token_or_from_another_site_are_refused(app: TestApp) {
     let client = open_portal(&app, &app.org).await;
     let (_, html) = client.page("/portal").await;
     let csrf = csrf_of(&html);
     let wrong = format!("{}x", &csrf[..csrf.len() - 1]);
-    let cases: [(&[(&str, &str)], Option<&str>, &str); 4] = [
+    let cases: [FormCase; 4] = [
         (&[("idp", "entra")], Some(app.address.as_str()), "missing token"),
         (&[("csrf", &wrong), ("idp", "entra")], Some(app.address.as_str()), "wrong token"),
         (&[("csrf", &csrf), ("idp", "entra")], Some("https://evil.example"), "foreign origin"),
