@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help run build test check services lint fmt unit compliance deploy-check openapi schemathesis openapi-client fuzz load fault bench clean
+.PHONY: help run build test check services browser lint fmt unit compliance deploy-check openapi schemathesis openapi-client fuzz load fault bench clean
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -14,11 +14,14 @@ run: ## Run the gateway on 127.0.0.1:8080 with the embedded SQLite database (sci
 build: ## Build the release binary target/release/scimgate
 	$(CARGO) build --release -p scimgate-edge
 
-test: services lint deploy-check unit compliance schemathesis openapi-client ## The whole suite: formatting, lints, deployment checks, unit + integration tests on SQLite and PostgreSQL, compliance, the OpenAPI document
+test: services browser lint deploy-check unit compliance schemathesis openapi-client ## The whole suite: formatting, lints, deployment checks, unit + integration tests on SQLite and PostgreSQL, compliance, the OpenAPI document
 	@echo "make test: all checks passed"
 
 services: ## Report which backing services the suite can use (fails under CI=true if one is missing)
 	@scripts/check-services.sh
+
+browser: ## Install Debian's chromium and chromium-driver for the browser test if missing (fails under CI=true without them)
+	@scripts/setup-browser.sh
 
 lint: ## cargo fmt --check, clippy with warnings denied, and the Rust versions against Cargo.lock
 	scripts/check-rust-version.py

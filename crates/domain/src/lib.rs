@@ -3,11 +3,13 @@
 //! them, with one SQL implementation for PostgreSQL and SQLite.
 #![forbid(unsafe_code)]
 
+mod activity;
 mod error;
 mod event;
 mod link;
 mod oauth;
 mod org;
+mod portal;
 mod readiness;
 mod resource;
 pub mod sql;
@@ -16,6 +18,10 @@ mod tenant;
 mod time_util;
 mod webhook;
 
+pub use activity::{
+    Activity, ActivityCredential, ActivityCursor, ActivityLimit, ActivityMethod, ActivityPage, ActivityQuery,
+    ActivityRecord, ActivityResource, ActivityRetention, NewActivity, OutcomeClass,
+};
 pub use error::DomainError;
 pub use event::{Event, EventType};
 pub use link::{
@@ -30,12 +36,16 @@ pub use org::{
     Deprovision, GroupMapping, GroupMatcher, Membership, MembershipState, Organization, OrganizationName,
     ReadinessFacts, Role,
 };
+pub use portal::{
+    GroupOrganization, LinkState, NewPortalLink, NewWebSession, PortalLink, PortalStore, SecretDigest, SessionScope,
+    StoredPortalLink, WebSession,
+};
 pub use readiness::{Finding, Severity};
 pub use resource::{EntityTags, GroupRef, Member, Page, Precondition, Query, Resource};
 pub use sql::{DatabaseUrl, SqlStore};
 pub use store::{
-    AccountStore, EventStore, NewToken, OAuthStore, OrganizationStore, ResourceStore, Store, StoredToken, TenantStore,
-    TokenInfo, TokenOwner, TokenStore,
+    AccountStore, ActivityStore, EventStore, NewToken, OAuthStore, OrganizationStore, ResourceStore, Store,
+    StoredToken, TenantStore, TokenInfo, TokenOwner, TokenStore,
 };
 pub use tenant::{Tenant, TenantId, TenantName, TenantSettings, TenantUpdate};
 pub use time_util::{format_rfc3339, now_micros};

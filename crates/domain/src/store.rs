@@ -3,6 +3,7 @@ use proto::{PatchOperation, ResourceKind};
 use serde_json::Value;
 use token::{Scopes, SecretHash, TokenId, TokenKind, Validity};
 
+use crate::activity::{ActivityPage, ActivityQuery, ActivityRetention, NewActivity};
 use crate::event::Event;
 use crate::link::{AccountId, AccountsRegistered, LinkedUser, ProductAccount, UserLookup};
 use crate::oauth::{
@@ -10,6 +11,7 @@ use crate::oauth::{
     StoredOAuthClient,
 };
 use crate::org::{GroupMapping, GroupMatcher, Membership, Organization, OrganizationName, ReadinessFacts, Role};
+use crate::portal::PortalStore;
 use crate::webhook::{DeadLetter, DeliveryBatch, DeliveryResult, WebhookEndpoint, WebhookSecret, WebhookUrl};
 use crate::{DomainError, Page, Precondition, Query, Resource, Tenant, TenantId, TenantName, TenantUpdate};
 
@@ -74,6 +76,8 @@ pub trait Store:
     + OrganizationStore
     + AccountStore
     + EventStore
+    + ActivityStore
+    + PortalStore
     + Send
     + Sync
     + 'static
@@ -88,6 +92,8 @@ impl<T> Store for T where
         + OrganizationStore
         + AccountStore
         + EventStore
+        + ActivityStore
+        + PortalStore
         + Send
         + Sync
         + 'static
@@ -302,4 +308,18 @@ pub trait EventStore: Send + Sync {
     ) -> Result<Option<DeliveryBatch>, DomainError>;
     /// Record how a claimed delivery ended and release the lease.
     async fn finish_delivery(&self, batch: &DeliveryBatch, result: &DeliveryResult) -> Result<(), DomainError>;
+}
+
+/// The provisioning activity log: what each SCIM request of a tenant did and how it ended.
+#[async_trait]
+pub trait ActivityStore: Send + Sync {
+    /// Append records in one transaction. A record naming no existing tenant is dropped; how
+    /// many were kept.
+    async fn append_activity(&self, batch: &[NewActivity]) -> Result<u64, DomainError>;
+    /// A tenant's records matching `query`, newest first.
+    async fn list_activity(&self, tenant: &TenantName, query: &ActivityQuery) -> Result<ActivityPage, DomainError>;
+    /// Delete up to `limit` records, of any tenant, beyond `retention`: older than its bound,
+    /// or beyond the newest `max_per_tenant` of their tenant. How many were deleted; fewer than
+    /// `limit` means none is left beyond it.
+    async fn prune_activity(&self, retention: &ActivityRetention, limit: u32) -> Result<u64, DomainError>;
 }

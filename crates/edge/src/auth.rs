@@ -49,6 +49,25 @@ pub async fn authenticate(
     kind: TokenKind,
     org: Option<&str>,
 ) -> Result<StoredToken, AuthError> {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    authenticate_presented(req, state, kind, org, bearer).await
+}
+
+/// [`authenticate`] for a token presented some other way than the `Authorization` header (the
+/// operator console's sign-in form), with the same checks and the same failure limits.
+pub async fn authenticate_presented(
+    req: &HttpRequest,
+    state: &AppState,
+    kind: TokenKind,
+    org: Option<&str>,
+    presented: Option<&str>,
+) -> Result<StoredToken, AuthError> {
     let client = client_address(req, state.settings.trusted_proxy_hops);
     // Failures are counted per address and target, so bad tokens aimed at one tenant never
     // refuse another tenant's IdP behind the same address.
@@ -57,7 +76,7 @@ pub async fn authenticate(
         metrics::rate_limited(None, RateLimitReason::AuthFailures);
         return Err(AuthError::TooManyFailures { retry_after });
     }
-    let result = check_token(req, state, kind, org).await;
+    let result = check_token(state, kind, org, presented).await;
     if let Err(AuthError::Unauthorized(reason)) = &result {
         metrics::auth_failure(kind, reason);
     }
@@ -76,19 +95,12 @@ pub async fn authenticate(
 }
 
 async fn check_token(
-    req: &HttpRequest,
     state: &AppState,
     kind: TokenKind,
     org: Option<&str>,
+    presented: Option<&str>,
 ) -> Result<StoredToken, AuthError> {
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .ok_or(AuthError::Unauthorized("no bearer token"))?;
+    let bearer = presented.ok_or(AuthError::Unauthorized("no bearer token"))?;
     let token = ParsedToken::parse(bearer).map_err(|_| AuthError::Unauthorized("malformed token"))?;
     if token.kind != kind {
         return Err(AuthError::Unauthorized("wrong kind of token for this API"));

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod oauth_clients;
+mod portal;
 mod webhooks;
 
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ use crate::startup::{connect_store, Application};
 pub use accounts::{AccountCommand, UserCommand};
 use domain::SqlStore;
 pub use oauth_clients::OAuthClientCommand;
+pub use portal::PortalLinkArgs;
 pub use webhooks::{EventsArgs, WebhookCommand};
 
 #[derive(Debug, Parser)]
@@ -99,6 +101,9 @@ pub enum Command {
     Webhook(WebhookCommand),
     /// Print a tenant's events, one JSON object per line, in sequence order.
     Events(EventsArgs),
+    /// Issue a one-time setup link into the tenant's setup portal (the URL alone on the last
+    /// line); or list (--list) or revoke (--revoke ID) its links.
+    PortalLink(PortalLinkArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -368,6 +373,7 @@ impl Place {
             Command::Account(command) => Some(command.tenant()),
             Command::User(command) => Some(command.tenant()),
             Command::Events(args) => Some(args.tenant()),
+            Command::PortalLink(args) => Some(args.tenant()),
         };
         Self { tenant: tenant.cloned(), database: !matches!(cli.command, Command::Serve) }
     }
@@ -453,6 +459,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::User(command) => accounts::user(command, &settings).await,
         Command::Webhook(command) => webhooks::webhook(command, &settings, output).await,
         Command::Events(args) => webhooks::events(args, &settings).await,
+        Command::PortalLink(args) => portal::portal_link(args, &settings, output).await,
     }
 }
 

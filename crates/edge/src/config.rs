@@ -128,6 +128,10 @@ pub struct Settings {
     pub oauth_jwks_timeout_ms: u64,
     /// Clock skew allowed when checking an assertion's `exp` and `nbf`.
     pub oauth_clock_skew_seconds: u64,
+    /// Serve the setup portal under `/portal` (customers' IT admins, through setup links).
+    pub portal: bool,
+    /// Serve the operator console under `/console` (operators, signed in with an operator token).
+    pub console: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -177,6 +181,8 @@ impl std::fmt::Debug for Settings {
             .field("oauth_jwks_min_refetch_seconds", &self.oauth_jwks_min_refetch_seconds)
             .field("oauth_jwks_timeout_ms", &self.oauth_jwks_timeout_ms)
             .field("oauth_clock_skew_seconds", &self.oauth_clock_skew_seconds)
+            .field("portal", &self.portal)
+            .field("console", &self.console)
             .finish()
     }
 }
@@ -230,6 +236,8 @@ impl Default for Settings {
             oauth_jwks_min_refetch_seconds: 60,
             oauth_jwks_timeout_ms: 5000,
             oauth_clock_skew_seconds: 60,
+            portal: true,
+            console: true,
         }
     }
 }

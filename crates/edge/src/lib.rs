@@ -15,12 +15,14 @@ pub mod oauth;
 pub mod retention;
 pub mod route_table;
 pub mod scim;
+pub mod setup_links;
 pub mod share;
 pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod usage;
+pub mod web;
 pub mod webhooks;
 
 pub use config::Settings;

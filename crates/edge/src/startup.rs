@@ -90,6 +90,7 @@ impl Application {
         let (max_payload, max_group_payload) = (settings.max_payload_bytes, settings.max_group_payload_bytes);
         let (metrics_listen, drain) = (settings.metrics_listen, Duration::from_secs(settings.drain_seconds));
         let event_retention_days = settings.event_retention_days;
+        let (portal, console) = (settings.portal, settings.console);
         let draining = web::Data::new(Draining::default());
         let background = Background::default();
         let limits = tenant_limiter(&settings)?;
@@ -143,6 +144,7 @@ impl Application {
                 .configure(|cfg| scim::routes(cfg, max_payload, max_group_payload))
                 .configure(admin::routes)
                 .configure(oauth::routes)
+                .configure(|cfg| crate::web::routes(cfg, portal, console))
                 .default_service(web::to(not_found))
         })
         .listen(listener)

@@ -5,12 +5,14 @@
 //! Every statement is executed by the shared store test suite on both backends.
 
 mod accounts;
+mod activity;
 mod dialect;
 mod events;
 mod filter;
 mod gauges;
 mod oauth;
 mod orgs;
+mod portal;
 mod reconcile;
 mod resources;
 mod tenants;

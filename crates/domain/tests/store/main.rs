@@ -8,10 +8,12 @@ use serde_json::{json, Value};
 use token::limit::Quota;
 use token::{Scope, Scopes, TokenKind, Validity};
 
+mod activity;
 mod gauges;
 mod lifecycle;
 mod memberships;
 mod oauth;
+mod portal;
 
 /// Expand `async fn case(store: &impl Store)` into one test per backend.
 #[macro_export]

@@ -6,6 +6,7 @@ mod error;
 mod events;
 mod oauth_clients;
 pub mod orgs;
+pub(crate) mod portal_links;
 mod tenants;
 mod tokens;
 mod webhooks;
@@ -60,6 +61,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 route_table::resource(SCOPE, "/tenants/{org}/tokens/{id}")
                     .route(web::delete().to(tokens::revoke))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                route_table::resource(SCOPE, "/tenants/{org}/portal-links")
+                    .route(web::get().to(portal_links::list))
+                    .route(web::post().to(portal_links::create))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                route_table::resource(SCOPE, "/tenants/{org}/portal-links/{id}")
+                    .route(web::delete().to(portal_links::revoke))
                     .default_service(web::to(method_not_allowed)),
             )
             .service(

@@ -7,6 +7,7 @@ mod helpers;
 
 mod admin;
 mod auth;
+mod browser;
 mod cli;
 mod discovery;
 mod errors;
@@ -20,6 +21,7 @@ mod oauth;
 mod observability;
 mod openapi;
 mod patch;
+mod portal;
 mod replay;
 mod users;
 mod webhooks;
