@@ -10,6 +10,7 @@ mod oauth;
 mod org;
 mod readiness;
 mod resource;
+mod slug;
 pub mod sql;
 mod store;
 mod tenant;
@@ -30,14 +31,14 @@ pub use org::{
     Deprovision, GroupMapping, GroupMatcher, Membership, MembershipState, Organization, OrganizationName,
     ReadinessFacts, Role,
 };
-pub use readiness::{Finding, Severity};
+pub use readiness::{readiness_report, Finding, ReadinessReport, ReportedCounts, ReportedSettings, Severity};
 pub use resource::{EntityTags, GroupRef, Member, Page, Precondition, Query, Resource};
 pub use sql::{DatabaseUrl, SqlStore};
 pub use store::{
     AccountStore, EventStore, NewToken, OAuthStore, OrganizationStore, ResourceStore, Store, StoredToken, TenantStore,
     TokenInfo, TokenOwner, TokenStore,
 };
-pub use tenant::{Tenant, TenantId, TenantName, TenantSettings, TenantUpdate};
+pub use tenant::{RateLimit, Tenant, TenantId, TenantName, TenantSettings, TenantUpdate};
 pub use time_util::{format_rfc3339, now_micros};
 pub use webhook::{DeadLetter, DeliveryBatch, DeliveryResult, WebhookEndpoint, WebhookSecret, WebhookUrl};
 #[cfg(feature = "testing")]

@@ -13,6 +13,7 @@ mod oauth;
 mod orgs;
 mod reconcile;
 mod resources;
+mod statement;
 mod tenants;
 mod tokens;
 mod url;

@@ -110,6 +110,7 @@ impl SqlStore {
 
 #[async_trait]
 impl OAuthStore for SqlStore {
+    #[tracing::instrument(name = "store.add_oauth_client", skip_all, fields(tenant = %tenant))]
     async fn add_oauth_client(&self, tenant: &TenantName, client: NewOAuthClient) -> Result<(), DomainError> {
         let mut tx = self.begin_write().await?;
         let tenant_id = self.tenant_id(&mut tx, tenant).await?;
@@ -143,6 +144,7 @@ impl OAuthStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.list_oauth_clients", skip_all, fields(tenant = %tenant))]
     async fn list_oauth_clients(&self, tenant: &TenantName) -> Result<Vec<OAuthClientInfo>, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let tenant_id = self.tenant_id(&mut conn, tenant).await?;
@@ -194,6 +196,7 @@ impl OAuthStore for SqlStore {
         Ok(out)
     }
 
+    #[tracing::instrument(name = "store.revoke_oauth_client", skip_all, fields(tenant = %tenant, client = %id))]
     async fn revoke_oauth_client(&self, tenant: &TenantName, id: &TokenId) -> Result<(), DomainError> {
         let mut tx = self.begin_write().await?;
         let tenant_id = self.tenant_id(&mut tx, tenant).await?;
@@ -208,6 +211,7 @@ impl OAuthStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.rotate_client_secret", skip_all, fields(tenant = %tenant, client = %client))]
     async fn rotate_client_secret(
         &self,
         tenant: &TenantName,
@@ -251,6 +255,7 @@ impl OAuthStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.oauth_client_for_auth", skip_all, fields(client = %id))]
     async fn oauth_client_for_auth(&self, id: &TokenId) -> Result<Option<StoredOAuthClient>, DomainError> {
         let sql = format!(
             "SELECT {CLIENT_COLUMNS}, {TENANT_COLUMNS} FROM oauth_clients c JOIN tenants n ON n.id = c.tenant_id \
@@ -260,6 +265,7 @@ impl OAuthStore for SqlStore {
         row.as_ref().map(client_from_row).transpose()
     }
 
+    #[tracing::instrument(name = "store.federated_clients_for_auth", skip_all, fields(tenant = %tenant))]
     async fn federated_clients_for_auth(
         &self,
         tenant: &TenantName,
@@ -274,6 +280,7 @@ impl OAuthStore for SqlStore {
         rows.iter().map(client_from_row).collect()
     }
 
+    #[tracing::instrument(name = "store.client_secret_for_auth", skip_all, fields(token = %id))]
     async fn client_secret_for_auth(&self, id: &TokenId) -> Result<Option<StoredClientSecret>, DomainError> {
         let row = bound(
             "SELECT id, client_id, secret_hash, expires_at, revoked_at FROM oauth_client_secrets WHERE id = $1",
@@ -292,6 +299,7 @@ impl OAuthStore for SqlStore {
         .transpose()
     }
 
+    #[tracing::instrument(name = "store.add_access_token", skip_all)]
     async fn add_access_token(&self, token: NewAccessToken) -> Result<(), DomainError> {
         let mut tx = self.begin_write().await?;
         let now = now_micros();
@@ -320,6 +328,7 @@ impl OAuthStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.access_token_for_auth", skip_all, fields(token = %id))]
     async fn access_token_for_auth(&self, id: &TokenId) -> Result<Option<StoredAccessToken>, DomainError> {
         // One read by primary key, joined by primary keys: the client's and the secret's
         // revocation are seen on every request, on every replica.

@@ -3,9 +3,10 @@
 use async_trait::async_trait;
 use serde_json::json;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 
 use super::filter::Arg;
+use super::statement::Statement;
 use super::{bound, text, SqlStore};
 use crate::event::EventType;
 use crate::org::{
@@ -15,16 +16,30 @@ use crate::store::OrganizationStore;
 use crate::time_util::now_micros;
 use crate::{DomainError, TenantName};
 
-fn organization_from_row(row: &AnyRow) -> Result<Organization, DomainError> {
-    let name: String = row.try_get("name")?;
-    Ok(Organization {
-        id: row.try_get("id")?,
-        name: OrganizationName::parse(&name)?,
-        display_name: row.try_get("display_name")?,
-        autoprovisioned: row.try_get::<i64, _>("autoprovisioned")? != 0,
-        created_at: row.try_get("created_at")?,
-        archived_at: row.try_get("archived_at")?,
-    })
+/// An organization as [`ORGANIZATION_COLUMNS`] reads it.
+#[derive(Debug, FromRow)]
+struct OrganizationRow {
+    id: String,
+    name: String,
+    display_name: Option<String>,
+    autoprovisioned: i64,
+    created_at: i64,
+    archived_at: Option<i64>,
+}
+
+impl TryFrom<OrganizationRow> for Organization {
+    type Error = DomainError;
+
+    fn try_from(row: OrganizationRow) -> Result<Self, DomainError> {
+        Ok(Organization {
+            id: row.id,
+            name: OrganizationName::parse(&row.name)?,
+            display_name: row.display_name,
+            autoprovisioned: row.autoprovisioned != 0,
+            created_at: row.created_at,
+            archived_at: row.archived_at,
+        })
+    }
 }
 
 const ORGANIZATION_COLUMNS: &str = "o.id AS id, o.name AS name, o.display_name AS display_name, \
@@ -95,6 +110,7 @@ impl SqlStore {
 
 #[async_trait]
 impl OrganizationStore for SqlStore {
+    #[tracing::instrument(name = "store.create_organization", skip_all, fields(tenant = %tenant, organization = %name))]
     async fn create_organization(
         &self,
         tenant: &TenantName,
@@ -104,21 +120,50 @@ impl OrganizationStore for SqlStore {
         let id = self.insert_organization(&mut w, name, None).await?;
         // Groups named like it now give it.
         self.relink_and_reconcile_changed(&mut w).await?;
-        let sql = format!("SELECT {ORGANIZATION_COLUMNS} FROM organizations o WHERE o.tenant_id = $1 AND o.id = $2");
-        let row = bound(&sql, vec![text(w.tenant.as_str()), text(&id)]).fetch_one(&mut *w.tx).await?;
-        let organization = organization_from_row(&row)?;
+        let row: OrganizationRow = Statement::new(self.dialect)
+            .sql(&format!("SELECT {ORGANIZATION_COLUMNS} FROM organizations o WHERE o.tenant_id = "))
+            .bind(w.tenant.as_str())
+            .sql(" AND o.id = ")
+            .bind(id.as_str())
+            .query_as()
+            .fetch_one(&mut *w.tx)
+            .await?;
+        let organization = Organization::try_from(row)?;
         w.commit().await?;
         Ok(organization)
     }
 
+    #[tracing::instrument(name = "store.list_organizations", skip_all, fields(tenant = %tenant))]
     async fn list_organizations(&self, tenant: &TenantName) -> Result<Vec<Organization>, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let tenant = self.tenant_id(&mut conn, tenant).await?;
-        let sql = format!("SELECT {ORGANIZATION_COLUMNS} FROM organizations o WHERE o.tenant_id = $1 ORDER BY o.name");
-        let rows = bound(&sql, vec![text(tenant.as_str())]).fetch_all(&mut *conn).await?;
-        rows.iter().map(organization_from_row).collect()
+        let rows: Vec<OrganizationRow> = Statement::new(self.dialect)
+            .sql(&format!("SELECT {ORGANIZATION_COLUMNS} FROM organizations o WHERE o.tenant_id = "))
+            .bind(tenant.as_str())
+            .sql(" ORDER BY o.name")
+            .query_as()
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.into_iter().map(Organization::try_from).collect()
     }
 
+    #[tracing::instrument(name = "store.organization", skip_all, fields(tenant = %tenant, organization = %name))]
+    async fn organization(&self, tenant: &TenantName, name: &OrganizationName) -> Result<Organization, DomainError> {
+        let mut conn = self.pool.acquire().await?;
+        let tenant = self.tenant_id(&mut conn, tenant).await?;
+        let row: OrganizationRow = Statement::new(self.dialect)
+            .sql(&format!("SELECT {ORGANIZATION_COLUMNS} FROM organizations o WHERE o.tenant_id = "))
+            .bind(tenant.as_str())
+            .sql(" AND o.name = ")
+            .bind(name.as_str())
+            .query_as()
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(DomainError::NotFound("organization"))?;
+        Organization::try_from(row)
+    }
+
+    #[tracing::instrument(name = "store.delete_organization", skip_all, fields(tenant = %tenant, organization = %name))]
     async fn delete_organization(&self, tenant: &TenantName, name: &OrganizationName) -> Result<(), DomainError> {
         let mut w = self.begin_tenant_write_by_name(tenant).await?;
         let tenant_id = w.tenant.as_str().to_owned();
@@ -145,6 +190,7 @@ impl OrganizationStore for SqlStore {
         w.commit().await
     }
 
+    #[tracing::instrument(name = "store.add_mapping", skip_all, fields(tenant = %tenant, organization = %organization))]
     async fn add_mapping(
         &self,
         tenant: &TenantName,
@@ -188,6 +234,7 @@ impl OrganizationStore for SqlStore {
         Ok(GroupMapping { id, matcher, organization: organization.clone(), role, created_at })
     }
 
+    #[tracing::instrument(name = "store.list_mappings", skip_all, fields(tenant = %tenant))]
     async fn list_mappings(&self, tenant: &TenantName) -> Result<Vec<GroupMapping>, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let tenant = self.tenant_id(&mut conn, tenant).await?;
@@ -203,6 +250,7 @@ impl OrganizationStore for SqlStore {
         rows.iter().map(mapping_from_row).collect()
     }
 
+    #[tracing::instrument(name = "store.remove_mapping", skip_all, fields(tenant = %tenant, id = %id))]
     async fn remove_mapping(&self, tenant: &TenantName, id: &str) -> Result<(), DomainError> {
         let mut w = self.begin_tenant_write_by_name(tenant).await?;
         let removed = bound(
@@ -219,6 +267,7 @@ impl OrganizationStore for SqlStore {
         w.commit().await
     }
 
+    #[tracing::instrument(name = "store.user_memberships", skip_all, fields(tenant = %tenant, user = %user_id))]
     async fn user_memberships(&self, tenant: &TenantName, user_id: &str) -> Result<Vec<Membership>, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let tenant = self.tenant_id(&mut conn, tenant).await?;
@@ -236,6 +285,7 @@ impl OrganizationStore for SqlStore {
         rows.iter().map(membership_from_row).collect()
     }
 
+    #[tracing::instrument(name = "store.organization_members", skip_all, fields(tenant = %tenant, organization = %organization))]
     async fn organization_members(
         &self,
         tenant: &TenantName,
@@ -250,6 +300,7 @@ impl OrganizationStore for SqlStore {
         rows.iter().map(membership_from_row).collect()
     }
 
+    #[tracing::instrument(name = "store.readiness", skip_all, fields(tenant = %tenant))]
     async fn readiness(&self, tenant: &TenantName) -> Result<ReadinessFacts, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let id = self.tenant_id(&mut conn, tenant).await?;

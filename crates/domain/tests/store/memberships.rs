@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 use super::{group, ops, user};
 
-crate::store_test!(
+domain::both_backends!(
+    store:
     autoprovisioning_creates_an_organization_per_group_and_its_memberships,
     mapped_groups_give_their_role_and_the_highest_role_wins,
     a_user_in_two_mapped_groups_keeps_the_organization_when_removed_from_one,
