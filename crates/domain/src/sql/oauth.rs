@@ -8,6 +8,7 @@ use token::{Scopes, SecretHash, TokenId, Validity};
 
 use super::statement::Statement;
 use super::tenants::{tenant_from_row, TENANT_COLUMNS};
+use super::tokens::{stored_id, stored_scopes};
 use super::{Dialect, SqlStore};
 use crate::oauth::{
     earliest, ClientCredential, ClientSecretInfo, Federation, NewAccessToken, NewClientSecret, NewOAuthClient,
@@ -18,11 +19,11 @@ use crate::time_util::now_micros;
 use crate::{DomainError, TenantId, TenantName};
 
 fn oauth_id(id: &str) -> Result<TokenId, DomainError> {
-    TokenId::parse(id).map_err(|_| DomainError::internal("stored OAuth id is malformed"))
+    stored_id(id, "OAuth")
 }
 
 fn scopes(scopes: &str) -> Result<Scopes, DomainError> {
-    Scopes::parse(scopes).map_err(|_| DomainError::internal("stored OAuth scopes are malformed"))
+    stored_scopes(scopes, "OAuth")
 }
 
 /// A client's federation columns; all set, or `issuer` unset for a client with secrets.

@@ -11,12 +11,22 @@ use crate::store::{NewToken, StoredToken, TokenInfo, TokenOwner, TokenStore};
 use crate::time_util::now_micros;
 use crate::{DomainError, TenantId, TenantName};
 
+/// A stored id of a token, OAuth client, secret or access token (`what` names it in the error).
+pub(super) fn stored_id(id: &str, what: &str) -> Result<TokenId, DomainError> {
+    TokenId::parse(id).map_err(|_| DomainError::internal(format!("stored {what} id is malformed")))
+}
+
+/// Stored scopes of a token or OAuth client (`what` names it in the error).
+pub(super) fn stored_scopes(scopes: &str, what: &str) -> Result<Scopes, DomainError> {
+    Scopes::parse(scopes).map_err(|_| DomainError::internal(format!("stored {what} scopes are malformed")))
+}
+
 fn token_id(id: &str) -> Result<TokenId, DomainError> {
-    TokenId::parse(id).map_err(|_| DomainError::internal("stored token id is malformed"))
+    stored_id(id, "token")
 }
 
 fn scopes(scopes: &str) -> Result<Scopes, DomainError> {
-    Scopes::parse(scopes).map_err(|_| DomainError::internal("stored token scopes are malformed"))
+    stored_scopes(scopes, "token")
 }
 
 /// A token as listed.
