@@ -2,7 +2,6 @@
 
 use async_trait::async_trait;
 use serde_json::json;
-use sqlx::any::AnyRow;
 use sqlx::{FromRow, Row};
 
 use super::filter::Arg;
@@ -45,37 +44,61 @@ impl TryFrom<OrganizationRow> for Organization {
 const ORGANIZATION_COLUMNS: &str = "o.id AS id, o.name AS name, o.display_name AS display_name, \
      CASE WHEN o.autoprovisioned THEN 1 ELSE 0 END AS autoprovisioned, o.created_at AS created_at, o.archived_at AS archived_at";
 
-fn mapping_from_row(row: &AnyRow) -> Result<GroupMapping, DomainError> {
-    let match_by: String = row.try_get("match_by")?;
-    let value: String = row.try_get("match_value")?;
-    let matcher = match match_by.as_str() {
-        "id" => GroupMatcher::Id(value),
-        _ => GroupMatcher::DisplayName(value),
-    };
-    let organization: String = row.try_get("organization")?;
-    let role: String = row.try_get("role")?;
-    Ok(GroupMapping {
-        id: row.try_get("id")?,
-        matcher,
-        organization: OrganizationName::parse(&organization)?,
-        role: role.parse()?,
-        created_at: row.try_get("created_at")?,
-    })
+/// A mapping as `list_mappings` reads it.
+#[derive(Debug, FromRow)]
+struct MappingRow {
+    id: String,
+    match_by: String,
+    match_value: String,
+    organization: String,
+    role: String,
+    created_at: i64,
 }
 
-fn membership_from_row(row: &AnyRow) -> Result<Membership, DomainError> {
-    let organization: String = row.try_get("organization")?;
-    let role: String = row.try_get("role")?;
-    let state: String = row.try_get("state")?;
-    Ok(Membership {
-        organization: OrganizationName::parse(&organization)?,
-        user_id: row.try_get("user_id")?,
-        user_name: row.try_get("user_name")?,
-        role: role.parse()?,
-        state: if state == "suspended" { MembershipState::Suspended } else { MembershipState::Active },
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
+impl TryFrom<MappingRow> for GroupMapping {
+    type Error = DomainError;
+
+    fn try_from(row: MappingRow) -> Result<Self, DomainError> {
+        let matcher = match row.match_by.as_str() {
+            "id" => GroupMatcher::Id(row.match_value),
+            _ => GroupMatcher::DisplayName(row.match_value),
+        };
+        Ok(GroupMapping {
+            id: row.id,
+            matcher,
+            organization: OrganizationName::parse(&row.organization)?,
+            role: row.role.parse()?,
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// A membership as [`MEMBERSHIP_QUERY`] reads it.
+#[derive(Debug, FromRow)]
+struct MembershipRow {
+    organization: String,
+    user_id: String,
+    user_name: String,
+    role: String,
+    state: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<MembershipRow> for Membership {
+    type Error = DomainError;
+
+    fn try_from(row: MembershipRow) -> Result<Self, DomainError> {
+        Ok(Membership {
+            organization: OrganizationName::parse(&row.organization)?,
+            user_id: row.user_id,
+            user_name: row.user_name,
+            role: row.role.parse()?,
+            state: if row.state == "suspended" { MembershipState::Suspended } else { MembershipState::Active },
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
 }
 
 const MEMBERSHIP_QUERY: &str = "SELECT o.name AS organization, m.user_id AS user_id, u.user_name AS user_name, \
@@ -238,16 +261,19 @@ impl OrganizationStore for SqlStore {
     async fn list_mappings(&self, tenant: &TenantName) -> Result<Vec<GroupMapping>, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let tenant = self.tenant_id(&mut conn, tenant).await?;
-        let rows = bound(
-            "SELECT m.id AS id, m.match_by AS match_by, m.match_value AS match_value, o.name AS organization, \
-             m.role AS role, m.created_at AS created_at FROM group_mappings m \
-             JOIN organizations o ON o.tenant_id = m.tenant_id AND o.id = m.organization_id \
-             WHERE m.tenant_id = $1 ORDER BY m.created_at, m.id",
-            vec![text(tenant.as_str())],
-        )
-        .fetch_all(&mut *conn)
-        .await?;
-        rows.iter().map(mapping_from_row).collect()
+        let rows: Vec<MappingRow> = Statement::new(self.dialect)
+            .sql(
+                "SELECT m.id AS id, m.match_by AS match_by, m.match_value AS match_value, o.name AS organization, \
+                 m.role AS role, m.created_at AS created_at FROM group_mappings m \
+                 JOIN organizations o ON o.tenant_id = m.tenant_id AND o.id = m.organization_id \
+                 WHERE m.tenant_id = ",
+            )
+            .bind(tenant.as_str())
+            .sql(" ORDER BY m.created_at, m.id")
+            .query_as()
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.into_iter().map(GroupMapping::try_from).collect()
     }
 
     #[tracing::instrument(name = "store.remove_mapping", skip_all, fields(tenant = %tenant, id = %id))]
@@ -280,9 +306,17 @@ impl OrganizationStore for SqlStore {
         if exists.is_none() {
             return Err(DomainError::NotFound("User"));
         }
-        let sql = format!("{MEMBERSHIP_QUERY} WHERE m.tenant_id = $1 AND m.user_id = $2 ORDER BY o.name");
-        let rows = bound(&sql, vec![text(tenant.as_str()), text(user_id)]).fetch_all(&mut *conn).await?;
-        rows.iter().map(membership_from_row).collect()
+        let rows: Vec<MembershipRow> = Statement::new(self.dialect)
+            .sql(MEMBERSHIP_QUERY)
+            .sql(" WHERE m.tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND m.user_id = ")
+            .bind(user_id)
+            .sql(" ORDER BY o.name")
+            .query_as()
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.into_iter().map(Membership::try_from).collect()
     }
 
     #[tracing::instrument(name = "store.organization_members", skip_all, fields(tenant = %tenant, organization = %organization))]
@@ -294,10 +328,17 @@ impl OrganizationStore for SqlStore {
         let mut conn = self.pool.acquire().await?;
         let tenant = self.tenant_id(&mut conn, tenant).await?;
         let organization = self.organization_id(&mut conn, tenant.as_str(), organization).await?;
-        let sql =
-            format!("{MEMBERSHIP_QUERY} WHERE m.tenant_id = $1 AND m.organization_id = $2 ORDER BY u.user_name_lower");
-        let rows = bound(&sql, vec![text(tenant.as_str()), text(&organization)]).fetch_all(&mut *conn).await?;
-        rows.iter().map(membership_from_row).collect()
+        let rows: Vec<MembershipRow> = Statement::new(self.dialect)
+            .sql(MEMBERSHIP_QUERY)
+            .sql(" WHERE m.tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND m.organization_id = ")
+            .bind(organization.as_str())
+            .sql(" ORDER BY u.user_name_lower")
+            .query_as()
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.into_iter().map(Membership::try_from).collect()
     }
 
     #[tracing::instrument(name = "store.readiness", skip_all, fields(tenant = %tenant))]
