@@ -12,6 +12,7 @@ mod org;
 mod portal;
 mod readiness;
 mod resource;
+mod slug;
 pub mod sql;
 mod store;
 mod tenant;
@@ -40,14 +41,14 @@ pub use portal::{
     GroupOrganization, LinkState, NewPortalLink, NewWebSession, PortalLink, PortalStore, SecretDigest, SessionScope,
     StoredPortalLink, WebSession,
 };
-pub use readiness::{Finding, Severity};
+pub use readiness::{readiness_report, Finding, ReadinessReport, ReportedCounts, ReportedSettings, Severity};
 pub use resource::{EntityTags, GroupRef, Member, Page, Precondition, Query, Resource};
 pub use sql::{DatabaseUrl, SqlStore};
 pub use store::{
     AccountStore, ActivityStore, EventStore, NewToken, OAuthStore, OrganizationStore, ResourceStore, Store,
     StoredToken, TenantStore, TokenInfo, TokenOwner, TokenStore,
 };
-pub use tenant::{Tenant, TenantId, TenantName, TenantSettings, TenantUpdate};
+pub use tenant::{RateLimit, Tenant, TenantId, TenantName, TenantSettings, TenantUpdate};
 pub use time_util::{format_rfc3339, now_micros};
 pub use webhook::{DeadLetter, DeliveryBatch, DeliveryResult, WebhookEndpoint, WebhookSecret, WebhookUrl};
 #[cfg(feature = "testing")]

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::tenant::slug_error;
+use crate::slug::{slug_error, SLUG_MAX_LEN};
 use crate::DomainError;
 
 /// An organization's name: a slug, like a tenant's (`acme-eng`).
@@ -35,7 +35,7 @@ impl OrganizationName {
                 slug.push('-');
             }
         }
-        slug.truncate(63);
+        slug.truncate(SLUG_MAX_LEN);
         let slug = slug.trim_end_matches('-');
         Self::parse(slug).unwrap_or_else(|_| {
             use sha2::Digest;
@@ -47,6 +47,15 @@ impl OrganizationName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// For command-line arguments.
+impl FromStr for OrganizationName {
+    type Err = DomainError;
+
+    fn from_str(s: &str) -> Result<Self, DomainError> {
+        Self::parse(s)
     }
 }
 

@@ -2,12 +2,90 @@
 //! so an IT admin can fix it before switching provisioning on.
 
 use proto::IdpProfile;
+use serde::Serialize;
 
-use crate::link::DuplicateEmails;
-use crate::org::{GroupMatcher, ReadinessFacts};
-use crate::TenantSettings;
+use crate::link::{DuplicateEmails, LinkBy};
+use crate::org::{Deprovision, GroupMatcher, ReadinessFacts, Role};
+use crate::store::Store;
+use crate::{DomainError, TenantName, TenantSettings};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The readiness report of a tenant, as operators (admin API, CLI) and the tenant's own IT admin
+/// (`GET /scim/v2/{org}/readiness`) read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReadinessReport {
+    pub tenant: TenantName,
+    /// No finding is a warning.
+    pub ready: bool,
+    pub settings: ReportedSettings,
+    pub counts: ReportedCounts,
+    pub last_user_agent: Option<String>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportedSettings {
+    pub idp_profile: IdpProfile,
+    pub autoprovision: bool,
+    pub default_role: Role,
+    pub deprovision: Deprovision,
+    pub link_by: LinkBy,
+    pub duplicate_emails: DuplicateEmails,
+    /// The limit that applies: the tenant's own, else the gateway's default.
+    pub rate_limit_per_second: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportedCounts {
+    pub users: u64,
+    pub groups: u64,
+    pub groups_without_organization: u64,
+    pub organizations: u64,
+    pub live_tokens: u64,
+    pub webhooks: u64,
+    pub dead_letters: u64,
+    pub duplicate_emails: u64,
+}
+
+/// The readiness report of `tenant`, from the store and the gateway's default rate limit
+/// (`default_rate`, when the tenant has none of its own).
+#[tracing::instrument(skip_all, fields(tenant = %tenant))]
+pub async fn readiness_report(
+    store: &dyn Store,
+    default_rate: Option<u32>,
+    tenant: &TenantName,
+) -> Result<ReadinessReport, DomainError> {
+    let settings = store.tenant(tenant).await?.settings;
+    let facts = store.readiness(tenant).await?;
+    let findings = facts.findings(&settings, default_rate);
+    Ok(ReadinessReport {
+        tenant: tenant.clone(),
+        ready: !findings.iter().any(|f| f.severity == Severity::Warning),
+        settings: ReportedSettings {
+            idp_profile: settings.idp_profile,
+            autoprovision: settings.autoprovision,
+            default_role: settings.default_role,
+            deprovision: settings.deprovision,
+            link_by: settings.link_by,
+            duplicate_emails: settings.duplicate_emails,
+            rate_limit_per_second: facts.tenant_rate_per_second.or(default_rate),
+        },
+        counts: ReportedCounts {
+            users: facts.users,
+            groups: facts.groups,
+            groups_without_organization: facts.unlinked_groups,
+            organizations: facts.organizations,
+            live_tokens: facts.live_tokens,
+            webhooks: facts.webhooks,
+            dead_letters: facts.dead_letters,
+            duplicate_emails: facts.duplicate_emails,
+        },
+        last_user_agent: facts.last_user_agent,
+        findings,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Provisioning will not do what the admin most likely expects.
     Warning,
@@ -24,7 +102,7 @@ impl Severity {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub severity: Severity,
     /// Stable, for programs: `unlinked_groups`, `idle_mapping`, `no_token`, ...
@@ -217,7 +295,7 @@ impl ReadinessFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::org::{GroupMapping, OrganizationName, Role};
+    use crate::org::{GroupMapping, OrganizationName};
 
     fn codes(facts: &ReadinessFacts, settings: &TenantSettings) -> Vec<&'static str> {
         facts.findings(settings, None).iter().map(|f| f.code).collect()

@@ -1,7 +1,7 @@
+use proto::render::StoredResource;
+pub use proto::render::{GroupRef, Member};
 use proto::{AttrPath, Filter, ResourceKind};
-use serde_json::{json, Map, Value};
-
-use crate::time_util::format_rfc3339;
+use serde_json::Value;
 
 /// A stored User or Group as read back: its canonical JSON (without `id`, `meta`, `members`,
 /// `groups`, which the store owns) plus what the store derives.
@@ -19,85 +19,28 @@ pub struct Resource {
     pub groups: Option<Vec<GroupRef>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    pub id: String,
-    pub kind: ResourceKind,
-    /// As the IdP sent it (returned unchanged, so it sees no drift).
-    pub display: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupRef {
-    pub id: String,
-    pub display: Option<String>,
-}
-
 impl Resource {
     /// The weak ETag of this version, as sent in `ETag` and `meta.version`.
     pub fn etag(&self) -> String {
-        format!("W/\"{}\"", self.version)
+        proto::render::etag(self.version)
     }
 
     /// The SCIM representation, with `meta.location` and `$ref`s under `base` (the tenant's SCIM
     /// base URL, e.g. `https://host/scim/v2/acme`). Attribute projection is applied afterwards.
     pub fn to_scim(&self, base: &str) -> Value {
-        let mut out = Map::new();
-        out.insert("id".into(), Value::String(self.id.clone()));
-        if let Value::Object(data) = &self.data {
-            for (k, v) in data {
-                out.insert(k.clone(), v.clone());
-            }
-        }
-        if let Some(members) = &self.members {
-            let members: Vec<Value> = members
-                .iter()
-                .map(|m| {
-                    let mut v = json!({
-                        "value": m.id,
-                        "$ref": format!("{base}{}/{}", m.kind.endpoint(), m.id),
-                        "type": m.kind.name(),
-                    });
-                    if let (Some(display), Value::Object(obj)) = (&m.display, &mut v) {
-                        obj.insert("display".into(), Value::String(display.clone()));
-                    }
-                    v
-                })
-                .collect();
-            if !members.is_empty() {
-                out.insert("members".into(), Value::Array(members));
-            }
-        }
-        if let Some(groups) = &self.groups {
-            let groups: Vec<Value> = groups
-                .iter()
-                .map(|g| {
-                    let mut v = json!({
-                        "value": g.id,
-                        "$ref": format!("{base}/Groups/{}", g.id),
-                        "type": "direct",
-                    });
-                    if let (Some(display), Value::Object(obj)) = (&g.display, &mut v) {
-                        obj.insert("display".into(), Value::String(display.clone()));
-                    }
-                    v
-                })
-                .collect();
-            if !groups.is_empty() {
-                out.insert("groups".into(), Value::Array(groups));
-            }
-        }
-        out.insert(
-            "meta".into(),
-            json!({
-                "resourceType": self.kind.name(),
-                "created": format_rfc3339(self.created_at),
-                "lastModified": format_rfc3339(self.updated_at),
-                "location": format!("{base}{}/{}", self.kind.endpoint(), self.id),
-                "version": self.etag(),
-            }),
-        );
-        Value::Object(out)
+        proto::render::render(
+            StoredResource {
+                kind: self.kind,
+                id: &self.id,
+                data: &self.data,
+                members: self.members.as_deref(),
+                groups: self.groups.as_deref(),
+                created_at: self.created_at,
+                updated_at: self.updated_at,
+                version: self.version,
+            },
+            base,
+        )
     }
 }
 

@@ -225,6 +225,8 @@ pub trait OrganizationStore: Send + Sync {
         name: &OrganizationName,
     ) -> Result<Organization, DomainError>;
     async fn list_organizations(&self, tenant: &TenantName) -> Result<Vec<Organization>, DomainError>;
+    /// One organization of the tenant.
+    async fn organization(&self, tenant: &TenantName, name: &OrganizationName) -> Result<Organization, DomainError>;
     /// Refused (`Conflict`) while a group still links to it: remove its mappings, or the group.
     async fn delete_organization(&self, tenant: &TenantName, name: &OrganizationName) -> Result<(), DomainError>;
     async fn add_mapping(
@@ -283,6 +285,8 @@ pub trait EventStore: Send + Sync {
         from_start: bool,
     ) -> Result<WebhookEndpoint, DomainError>;
     async fn list_webhooks(&self, tenant: &TenantName) -> Result<Vec<WebhookEndpoint>, DomainError>;
+    /// One endpoint of the tenant.
+    async fn webhook(&self, tenant: &TenantName, id: &str) -> Result<WebhookEndpoint, DomainError>;
     async fn set_webhook_enabled(
         &self,
         tenant: &TenantName,

@@ -1,40 +1,22 @@
 use std::fmt;
+use std::num::NonZeroU32;
 
 use proto::IdpProfile;
-use token::limit::Quota;
 
 use crate::link::{DuplicateEmails, LinkBy};
 use crate::oauth::{AccessTokenLifetime, AuthMethods};
 use crate::org::{Deprovision, Role};
+use crate::slug::{slug_error, SLUG_MAX_LEN};
 use crate::DomainError;
 
 /// An organization's name as it appears in its SCIM base URL (`/scim/v2/<name>`): a lowercase
 /// DNS-label-like slug. `_` is refused because Okta rejects base URLs containing it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
 pub struct TenantName(String);
 
-/// Why `s` is not a slug (1 to 63 lowercase letters, digits and '-', starting and ending with a
-/// letter or digit), or `None` when it is one.
-pub(crate) fn slug_error(s: &str) -> Option<String> {
-    let explain = |why: &str| {
-        Some(format!(
-            "`{s}` {why}; use 1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit"
-        ))
-    };
-    if s.is_empty() || s.len() > TenantName::MAX_LEN {
-        return explain("has the wrong length");
-    }
-    if let Some(bad) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
-        return explain(&format!("contains `{bad}`"));
-    }
-    if s.starts_with('-') || s.ends_with('-') {
-        return explain("starts or ends with '-'");
-    }
-    None
-}
-
 impl TenantName {
-    pub const MAX_LEN: usize = 63;
+    pub const MAX_LEN: usize = SLUG_MAX_LEN;
 
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         match slug_error(s) {
@@ -45,6 +27,15 @@ impl TenantName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// For command-line arguments.
+impl std::str::FromStr for TenantName {
+    type Err = DomainError;
+
+    fn from_str(s: &str) -> Result<Self, DomainError> {
+        Self::parse(s)
     }
 }
 
@@ -65,13 +56,28 @@ impl TenantId {
     }
 }
 
+/// A tenant's own rate limit: a sustained rate and the burst allowed above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RateLimit {
+    pub per_second: NonZeroU32,
+    pub burst: NonZeroU32,
+}
+
+impl RateLimit {
+    /// `None` when either number is zero: a limit that refuses everything is a tenant delete,
+    /// not a limit.
+    pub fn new(per_second: u32, burst: u32) -> Option<Self> {
+        Some(Self { per_second: NonZeroU32::new(per_second)?, burst: NonZeroU32::new(burst)? })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
     pub id: TenantId,
     pub name: TenantName,
     pub created_at: i64,
     /// This tenant's own rate limit; `None` means the gateway's default.
-    pub rate_limit: Option<Quota>,
+    pub rate_limit: Option<RateLimit>,
     pub settings: TenantSettings,
 }
 
@@ -99,7 +105,7 @@ pub struct TenantSettings {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TenantUpdate {
     /// `Some(None)` returns the tenant to the default limit.
-    pub rate_limit: Option<Option<Quota>>,
+    pub rate_limit: Option<Option<RateLimit>>,
     pub idp_profile: Option<IdpProfile>,
     pub autoprovision: Option<bool>,
     pub default_role: Option<Role>,

@@ -130,3 +130,72 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// The one way to run a test on both backends: expand each `async fn name(fixture)` into a test
+/// in module `sqlite` and one in module `postgres`. The fixture is what `setup(backend)` (an async
+/// fn returning `Option`, `None` to skip) gives; `store` instead gives `&impl Store` on a fresh
+/// database. A `group:` puts the two modules in a module of that name, for a second setup in
+/// one file.
+///
+/// ```ignore
+/// both_backends!(a_case, another_case);                    // crate::helpers::spawn_app
+/// both_backends!(store: a_store_case);                     // &impl Store
+/// both_backends!(federated: app_with_floor => a_case);     // a setup of the file's own
+/// ```
+// `crate` on purpose in the last arm: the HTTP suite's `helpers::spawn_app` of the calling crate.
+#[allow(clippy::crate_in_macro_def)]
+#[macro_export]
+macro_rules! both_backends {
+    (store: $($name:ident),* $(,)?) => {
+        $crate::both_backends!(@both by_ref $crate::testing::store_fixture => $($name),*);
+    };
+    ($group:ident: $setup:path => $($name:ident),* $(,)?) => {
+        mod $group {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::both_backends!(@both by_value $setup => $($name),*);
+        }
+    };
+    ($setup:path => $($name:ident),* $(,)?) => {
+        $crate::both_backends!(@both by_value $setup => $($name),*);
+    };
+    (@both $pass:ident $setup:path => $($name:ident),*) => {
+        $crate::both_backends!(@backend sqlite Sqlite $pass $setup => $($name),*);
+        $crate::both_backends!(@backend postgres Postgres $pass $setup => $($name),*);
+    };
+    (@backend $module:ident $backend:ident $pass:ident $setup:path => $($name:ident),*) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(fixture) = $setup($crate::testing::Backend::$backend).await {
+                        $crate::both_backends!(@call $pass super::$name, fixture);
+                    }
+                }
+            )*
+        }
+    };
+    (@call by_value $test:path, $fixture:ident) => {
+        $test($fixture).await
+    };
+    (@call by_ref $test:path, $fixture:ident) => {
+        $test(&$fixture.store).await
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::both_backends!(@both by_value crate::helpers::spawn_app => $($name),*);
+    };
+}
+
+/// A store on a fresh database, and the guard that drops the database after the test.
+pub struct StoreFixture {
+    pub store: SqlStore,
+    _db: TestDb,
+}
+
+/// The fixture of `both_backends!(store: ...)`.
+pub async fn store_fixture(backend: Backend) -> Option<StoreFixture> {
+    let db = TestDb::new(backend).await?;
+    Some(StoreFixture { store: db.store().await, _db: db })
+}

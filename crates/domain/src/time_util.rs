@@ -8,13 +8,7 @@ pub fn now_micros() -> i64 {
     i64::try_from(nanos / 1000).unwrap_or(i64::MAX)
 }
 
-/// RFC 3339 rendering for `meta` (`2026-11-22T10:00:00.123456Z`).
-pub fn format_rfc3339(micros: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
-}
+pub use proto::render::format_rfc3339;
 
 /// Parse an RFC 3339 timestamp (as sent in a filter) to stored microseconds.
 pub(crate) fn parse_rfc3339_micros(s: &str) -> Option<i64> {

@@ -29,7 +29,7 @@ impl Gateway {
     async fn start(backend: Backend) -> Option<Self> {
         let db = TestDb::new(backend).await?;
         let settings = Settings {
-            database_url: db.url.expose().to_owned(),
+            database_url: db.url.expose().into(),
             listen: "127.0.0.1:0".parse().unwrap(),
             rate_limit_per_second: 1_000_000,
             rate_limit_burst: 1_000_000,

@@ -15,13 +15,14 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use domain::{now_micros, DomainError, StoredToken, Tenant};
+use limit::{Decision, Quota};
 use proto::IdpProfile;
-use token::limit::Decision;
 use token::{ParsedToken, Scope, Scopes, TokenError, TokenId, TokenKind};
 
 use crate::config::Settings;
 use crate::error::ScimError;
 use crate::metrics::{self, RateLimitReason, RequestTenant};
+use crate::refusal::Refusal;
 use crate::state::AppState;
 
 /// Why a request was not let in.
@@ -30,7 +31,7 @@ pub enum AuthError {
     /// Missing, malformed, unknown, revoked or expired token, or one of another tenant or kind.
     /// The client is told only that; the reason is logged.
     #[error("the bearer token is missing, invalid, expired or revoked")]
-    Unauthorized(&'static str),
+    Unauthorized(Refusal),
     /// This client address failed too often; it may try again after `retry_after`.
     #[error("too many failed authentications from this address")]
     TooManyFailures { retry_after: Duration },
@@ -43,6 +44,7 @@ pub enum AuthError {
 /// Check the request's bearer token: it must be a live token of `kind` and, for a tenant token,
 /// belong to the tenant named `org`. Every refusal counts against the client address, for `org`
 /// (or the admin API) and, with a much higher ceiling, for every target together.
+#[tracing::instrument(name = "auth", skip_all, fields(tenant = org))]
 pub async fn authenticate(
     req: &HttpRequest,
     state: &AppState,
@@ -78,7 +80,7 @@ pub async fn authenticate_presented(
     }
     let result = check_token(state, kind, org, presented).await;
     if let Err(AuthError::Unauthorized(reason)) = &result {
-        metrics::auth_failure(kind, reason);
+        metrics::auth_failure(kind, *reason);
     }
     if let (Err(AuthError::Unauthorized(_)), Some(ip)) = (&result, client) {
         state.failures.record_failure(ip, target);
@@ -100,34 +102,46 @@ async fn check_token(
     org: Option<&str>,
     presented: Option<&str>,
 ) -> Result<StoredToken, AuthError> {
-    let bearer = presented.ok_or(AuthError::Unauthorized("no bearer token"))?;
-    let token = ParsedToken::parse(bearer).map_err(|_| AuthError::Unauthorized("malformed token"))?;
+    let bearer = presented.ok_or(AuthError::Unauthorized(Refusal::Missing))?;
+    let token = ParsedToken::parse(bearer).map_err(|_| AuthError::Unauthorized(Refusal::Malformed))?;
     if token.kind != kind {
-        return Err(AuthError::Unauthorized("wrong kind of token for this API"));
+        return Err(AuthError::Unauthorized(Refusal::WrongKind));
     }
     let Some(stored) = state.store.token_for_auth(&token.id).await? else {
         let (refused, lookup) = state.verifier.check_unknown(&token).await;
         metrics::token_cache(lookup);
-        return Err(refusal(refused, "unknown token id"));
+        return Err(refusal(refused, Refusal::UnknownToken));
     };
     let (verified, lookup) = state.verifier.check(&token, &stored.hash).await;
     metrics::token_cache(lookup);
-    verified.map_err(|e| refusal(e, "secret does not match"))?;
-    stored.validity.check(now_micros()).map_err(|e| refusal(e, ""))?;
+    verified.map_err(|e| refusal(e, Refusal::WrongSecret))?;
+    stored.validity.check(now_micros()).map_err(|e| refusal(e, Refusal::Expired))?;
     // A token of tenant A gets nothing from tenant B, not even whether B exists.
     if org.is_some() && stored.tenant.as_ref().map(|t| t.name.as_str()) != org {
-        return Err(AuthError::Unauthorized("token belongs to another tenant"));
+        return Err(AuthError::Unauthorized(Refusal::WrongTenant));
     }
     Ok(stored)
 }
 
-fn refusal(e: TokenError, reason: &'static str) -> AuthError {
+/// The refusal a token error stands for; `otherwise` for the errors that say only "invalid".
+fn refusal(e: TokenError, otherwise: Refusal) -> AuthError {
     match e {
         TokenError::Interrupted => AuthError::Interrupted,
-        TokenError::Revoked => AuthError::Unauthorized("token revoked"),
-        TokenError::Expired => AuthError::Unauthorized("token expired"),
-        TokenError::CorruptHash => AuthError::Unauthorized("stored token hash is unreadable"),
-        TokenError::Malformed | TokenError::Invalid | TokenError::UnknownScope(_) => AuthError::Unauthorized(reason),
+        TokenError::Revoked => AuthError::Unauthorized(Refusal::Revoked),
+        TokenError::Expired => AuthError::Unauthorized(Refusal::Expired),
+        TokenError::CorruptHash => AuthError::Unauthorized(Refusal::UnreadableHash),
+        TokenError::Malformed | TokenError::Invalid | TokenError::UnknownScope(_) => AuthError::Unauthorized(otherwise),
+    }
+}
+
+impl From<AuthError> for ScimError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthorized(reason) => ScimError::Unauthorized(reason),
+            AuthError::TooManyFailures { retry_after } => ScimError::TooManyRequests { retry_after },
+            AuthError::Store(e) => ScimError::Domain(e),
+            AuthError::Interrupted => ScimError::Unavailable("the server is shutting down"),
+        }
     }
 }
 
@@ -196,10 +210,10 @@ async fn tenant_context(req: &HttpRequest) -> Result<TenantContext, ScimError> {
         return within_limit(req, state, access.tenant, access.id, access.scopes).await;
     }
     let stored = authenticate(req, state, TokenKind::Tenant, Some(&org)).await?;
-    let tenant = stored.tenant.ok_or(AuthError::Unauthorized("token has no tenant"))?;
+    let tenant = stored.tenant.ok_or(AuthError::Unauthorized(Refusal::NoTenant))?;
     if !tenant.settings.auth_methods.accepts_bearer() {
-        metrics::auth_failure(TokenKind::Tenant, "the tenant accepts OAuth access tokens only");
-        return Err(AuthError::Unauthorized("the tenant accepts OAuth access tokens only").into());
+        metrics::auth_failure(TokenKind::Tenant, Refusal::BearerNotAccepted);
+        return Err(AuthError::Unauthorized(Refusal::BearerNotAccepted).into());
     }
     within_limit(req, state, tenant, stored.id, stored.scopes).await
 }
@@ -211,9 +225,9 @@ async fn tenant_context(req: &HttpRequest) -> Result<TenantContext, ScimError> {
 async fn tenant_context(req: &HttpRequest) -> Result<TenantContext, ScimError> {
     let state = req.app_data::<web::Data<AppState>>().ok_or(ScimError::Unavailable("the server is not ready"))?;
     let org = req.match_info().get("org").unwrap_or_default();
-    let name = domain::TenantName::parse(org).map_err(|_| AuthError::Unauthorized("no such tenant"))?;
+    let name = domain::TenantName::parse(org).map_err(|_| AuthError::Unauthorized(Refusal::WrongTenant))?;
     let tenant = state.store.tenant(&name).await?;
-    let id = TokenId::parse("0000000000000000").map_err(|_| AuthError::Unauthorized("no token"))?;
+    let id = TokenId::parse("0000000000000000").map_err(|_| AuthError::Unauthorized(Refusal::Missing))?;
     within_limit(req, state, tenant, id, Scopes::all()).await
 }
 
@@ -227,8 +241,9 @@ async fn within_limit(
 ) -> Result<TenantContext, ScimError> {
     // Kept on the request for the request metrics, which are labelled by authenticated tenant.
     req.extensions_mut().insert(RequestTenant(tenant.name.clone()));
-    let quota = tenant.rate_limit.or_else(|| state.settings.default_quota());
-    if let Some(quota) = quota {
+    let limit = tenant.rate_limit.or_else(|| state.settings.default_quota());
+    if let Some(limit) = limit {
+        let quota = Quota { per_second: limit.per_second, burst: limit.burst };
         if let Decision::Limited { retry_after } = state.limits.check(tenant.id.as_str(), quota).await {
             metrics::rate_limited(Some(&tenant.name), RateLimitReason::TenantLimit);
             return Err(ScimError::TooManyRequests { retry_after });

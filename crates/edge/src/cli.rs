@@ -9,13 +9,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use domain::RateLimit;
 use domain::{
     format_rfc3339, now_micros, AccessTokenLifetime, AuthMethods, Deprovision, DuplicateEmails, GroupMatcher, LinkBy,
     Membership, OrganizationName, OrganizationStore, Role, Tenant, TenantName, TenantStore, TenantUpdate, TokenInfo,
     TokenOwner, TokenStore,
 };
 use proto::IdpProfile;
-use token::limit::Quota;
 use token::{IssuedToken, TokenId};
 
 use crate::config::{LogFormat, Overrides, Settings};
@@ -25,6 +25,7 @@ pub use accounts::{AccountCommand, UserCommand};
 use domain::SqlStore;
 pub use oauth_clients::OAuthClientCommand;
 pub use portal::PortalLinkArgs;
+use secrecy::{ExposeSecret, SecretString};
 pub use webhooks::{EventsArgs, WebhookCommand};
 
 #[derive(Debug, Parser)]
@@ -87,9 +88,9 @@ pub enum Command {
     #[command(subcommand)]
     Mapping(MappingCommand),
     /// Show a user's organization memberships.
-    Memberships { tenant: String, user_id: String },
+    Memberships { tenant: TenantName, user_id: String },
     /// What will go wrong with a tenant's provisioning (the readiness report, as JSON).
-    Readiness { tenant: String },
+    Readiness { tenant: TenantName },
     /// Register the product's accounts, which SCIM users link to.
     #[command(subcommand)]
     Account(AccountCommand),
@@ -110,21 +111,21 @@ pub enum Command {
 pub enum OrgCommand {
     /// Create an organization (groups named like it then give it).
     Create {
-        tenant: String,
-        name: String,
+        tenant: TenantName,
+        name: OrganizationName,
     },
     List {
-        tenant: String,
+        tenant: TenantName,
     },
     /// List an organization's members with their roles.
     Members {
-        tenant: String,
-        name: String,
+        tenant: TenantName,
+        name: OrganizationName,
     },
     /// Delete an organization no group gives any more.
     Delete {
-        tenant: String,
-        name: String,
+        tenant: TenantName,
+        name: OrganizationName,
         /// Confirm: the organization and its memberships are gone for good.
         #[arg(long)]
         yes: bool,
@@ -135,23 +136,23 @@ pub enum OrgCommand {
 pub enum MappingCommand {
     /// Map groups to an organization: by display name (--group) or SCIM id (--group-id).
     Add {
-        tenant: String,
+        tenant: TenantName,
         #[arg(long, required_unless_present = "group_id", conflicts_with = "group_id")]
         group: Option<String>,
         #[arg(long)]
         group_id: Option<String>,
         /// The organization the group's users join.
         #[arg(long)]
-        org: String,
+        org: OrganizationName,
         /// member, admin or owner.
         #[arg(long, default_value = "member")]
         role: Role,
     },
     List {
-        tenant: String,
+        tenant: TenantName,
     },
     Remove {
-        tenant: String,
+        tenant: TenantName,
         id: String,
     },
 }
@@ -160,16 +161,16 @@ pub enum MappingCommand {
 pub enum TenantCommand {
     /// Create a tenant; its SCIM base URL is /scim/v2/<NAME>.
     Create {
-        name: String,
+        name: TenantName,
     },
     List,
     /// Show a tenant's settings.
     Show {
-        name: String,
+        name: TenantName,
     },
     /// Change a tenant's settings.
     Set {
-        name: String,
+        name: TenantName,
         /// Requests per second this tenant may make (with --rate-limit-burst).
         #[arg(long, requires = "rate_limit_burst", conflicts_with = "default_rate_limit")]
         rate_limit_per_second: Option<u32>,
@@ -207,7 +208,7 @@ pub enum TenantCommand {
     },
     /// Delete a tenant and all its users, groups, tokens, organizations and events.
     Delete {
-        name: String,
+        name: TenantName,
         /// Confirm: nothing of the tenant can be recovered afterwards.
         #[arg(long)]
         yes: bool,
@@ -246,14 +247,14 @@ impl TokenOptions {
 pub enum TokenCommand {
     /// Issue a new token; printed once, alone on the last line.
     Create {
-        tenant: String,
+        tenant: TenantName,
         #[command(flatten)]
         options: TokenOptions,
     },
     /// Issue a new token and revoke every earlier one (after --grace); printed once, alone on the
     /// last line.
     Regenerate {
-        tenant: String,
+        tenant: TenantName,
         /// How long earlier tokens keep working, e.g. 1h (default: they stop at once).
         #[arg(long)]
         grace: Option<String>,
@@ -261,9 +262,9 @@ pub enum TokenCommand {
         options: TokenOptions,
     },
     /// List the tenant's tokens (ids, names, dates; never secrets).
-    List { tenant: String },
+    List { tenant: TenantName },
     /// Revoke one token by id, at once.
-    Revoke { tenant: String, id: String },
+    Revoke { tenant: TenantName, id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -289,7 +290,7 @@ pub enum AdminTokenCommand {
 impl Cli {
     pub fn overrides(&self) -> Overrides {
         Overrides {
-            database_url: self.database_url.clone(),
+            database_url: self.database_url.clone().map(SecretString::from),
             listen: self.listen,
             public_url: self.public_url.clone(),
             log_format: self.log_format,
@@ -313,7 +314,8 @@ pub async fn main(cli: Cli) -> std::process::ExitCode {
     for warning in warnings {
         tracing::warn!("{warning}");
     }
-    let database = place.database.then(|| (settings.database_url.clone(), describe_database(&settings)));
+    let database =
+        place.database.then(|| (settings.database_url.expose_secret().to_owned(), describe_database(&settings)));
     match run(cli, settings).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -375,14 +377,14 @@ impl Place {
             Command::Events(args) => Some(args.tenant()),
             Command::PortalLink(args) => Some(args.tenant()),
         };
-        Self { tenant: tenant.cloned(), database: !matches!(cli.command, Command::Serve) }
+        Self { tenant: tenant.map(ToString::to_string), database: !matches!(cli.command, Command::Serve) }
     }
 }
 
 /// The database as messages name it: the URL without its password and, for a SQLite file given
 /// by a relative path, the absolute path it resolved to here.
 fn describe_database(settings: &Settings) -> String {
-    let Ok(url) = settings.database_url() else { return settings.database_url.clone() };
+    let Ok(url) = settings.database_url() else { return settings.database_url.expose_secret().to_owned() };
     match url.sqlite_file().filter(|f| f.is_relative()) {
         Some(file) => match std::env::current_dir() {
             Ok(dir) => format!("{url} ({})", dir.join(file).display()),
@@ -444,14 +446,13 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Mapping(command) => mapping(command, &settings, output).await,
         Command::Memberships { tenant, user_id } => {
             let store = open_store(&settings).await?;
-            print_memberships(&store.user_memberships(&TenantName::parse(&tenant)?, &user_id).await?, output);
+            print_memberships(&store.user_memberships(&tenant, &user_id).await?, output);
             Ok(())
         }
         Command::Readiness { tenant } => {
             let store = open_store(&settings).await?;
-            let tenant = TenantName::parse(&tenant)?;
             let default_rate = settings.default_rate_per_second();
-            let report = crate::admin::orgs::readiness_report_of(&store, default_rate, &tenant).await?;
+            let report = domain::readiness_report(&store, default_rate, &tenant).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
@@ -526,7 +527,6 @@ async fn tenant(command: TenantCommand, settings: &Settings, output: Output) -> 
     let store = open_store(settings).await?;
     match command {
         TenantCommand::Create { name } => {
-            let name = TenantName::parse(&name)?;
             store.create_tenant(&name).await?;
             println!("created tenant {name}");
             println!("Tenant URL: {}/scim/v2/{name}", settings.public_base());
@@ -553,7 +553,7 @@ async fn tenant(command: TenantCommand, settings: &Settings, output: Output) -> 
                 println!("{}\t{}", tenant.name, format_rfc3339(tenant.created_at));
             }
         }
-        TenantCommand::Show { name } => show_tenant(&store.tenant(&TenantName::parse(&name)?).await?, settings),
+        TenantCommand::Show { name } => show_tenant(&store.tenant(&name).await?, settings),
         TenantCommand::Set {
             name,
             rate_limit_per_second,
@@ -568,7 +568,6 @@ async fn tenant(command: TenantCommand, settings: &Settings, output: Output) -> 
             link_by,
             duplicate_emails,
         } => {
-            let name = TenantName::parse(&name)?;
             let access_token_lifetime = access_token_lifetime
                 .map(|l| {
                     let d = parse_duration(&l, "access token lifetime")?;
@@ -577,7 +576,7 @@ async fn tenant(command: TenantCommand, settings: &Settings, output: Output) -> 
                 .transpose()?;
             let rate_limit = match (rate_limit_per_second, rate_limit_burst, default_rate_limit) {
                 (Some(per_second), Some(burst), _) => Some(Some(
-                    Quota::new(per_second, burst)
+                    RateLimit::new(per_second, burst)
                         .ok_or_else(|| anyhow::anyhow!("the rate limit and burst must be positive"))?,
                 )),
                 (_, _, true) => Some(None),
@@ -598,7 +597,6 @@ async fn tenant(command: TenantCommand, settings: &Settings, output: Output) -> 
             show_tenant(&tenant, settings);
         }
         TenantCommand::Delete { name, yes } => {
-            let name = TenantName::parse(&name)?;
             store.tenant(&name).await?;
             anyhow::ensure!(
                 yes,
@@ -639,14 +637,12 @@ async fn token(command: TokenCommand, settings: &Settings, output: Output) -> an
     let store = open_store(settings).await?;
     match command {
         TokenCommand::Create { tenant, options } => {
-            let tenant = TenantName::parse(&tenant)?;
             let request = options.request()?;
             store.tenant(&tenant).await?;
             let issued = issuing::issue(&store, TokenOwner::Tenant(&tenant), &request).await?;
             print_issued(&issued, &request, Some((settings, &tenant)));
         }
         TokenCommand::Regenerate { tenant, grace, options } => {
-            let tenant = TenantName::parse(&tenant)?;
             let request = options.request()?;
             let grace = grace.as_deref().map(|g| parse_duration(g, "grace period")).transpose()?.unwrap_or_default();
             let issued = issuing::regenerate(&store, &tenant, &request, grace).await?;
@@ -658,12 +654,10 @@ async fn token(command: TokenCommand, settings: &Settings, output: Output) -> an
             print_issued(&issued, &request, Some((settings, &tenant)));
         }
         TokenCommand::List { tenant } => {
-            let tenant = TenantName::parse(&tenant)?;
             store.tenant(&tenant).await?;
             print_tokens(&store.list_tokens(TokenOwner::Tenant(&tenant)).await?, output);
         }
         TokenCommand::Revoke { tenant, id } => {
-            let tenant = TenantName::parse(&tenant)?;
             let id = parse_token_id(&id)?;
             store.revoke_token(TokenOwner::Tenant(&tenant), &id).await?;
             println!("revoked token {id} of {tenant}");
@@ -694,12 +688,11 @@ async fn organization(command: OrgCommand, settings: &Settings, output: Output) 
     let store = open_store(settings).await?;
     match command {
         OrgCommand::Create { tenant, name } => {
-            let organization =
-                store.create_organization(&TenantName::parse(&tenant)?, &OrganizationName::parse(&name)?).await?;
+            let organization = store.create_organization(&tenant, &name).await?;
             println!("created organization {} ({})", organization.name, organization.id);
         }
         OrgCommand::List { tenant } => {
-            let organizations = store.list_organizations(&TenantName::parse(&tenant)?).await?;
+            let organizations = store.list_organizations(&tenant).await?;
             if output == Output::Json {
                 let rows: Vec<_> = organizations
                     .iter()
@@ -721,12 +714,10 @@ async fn organization(command: OrgCommand, settings: &Settings, output: Output) 
             }
         }
         OrgCommand::Members { tenant, name } => {
-            let members =
-                store.organization_members(&TenantName::parse(&tenant)?, &OrganizationName::parse(&name)?).await?;
+            let members = store.organization_members(&tenant, &name).await?;
             print_memberships(&members, output);
         }
         OrgCommand::Delete { tenant, name, yes } => {
-            let (tenant, name) = (TenantName::parse(&tenant)?, OrganizationName::parse(&name)?);
             anyhow::ensure!(
                 yes,
                 "`org delete` removes organization {name} of tenant {tenant} and its memberships; run it again \
@@ -748,12 +739,11 @@ async fn mapping(command: MappingCommand, settings: &Settings, output: Output) -
                 (None, Some(id)) => GroupMatcher::Id(id),
                 (None, None) => anyhow::bail!("give --group or --group-id"),
             };
-            let mapping =
-                store.add_mapping(&TenantName::parse(&tenant)?, matcher, &OrganizationName::parse(&org)?, role).await?;
+            let mapping = store.add_mapping(&tenant, matcher, &org, role).await?;
             println!("mapping {} added", mapping.id);
         }
         MappingCommand::List { tenant } => {
-            let mappings = store.list_mappings(&TenantName::parse(&tenant)?).await?;
+            let mappings = store.list_mappings(&tenant).await?;
             if output == Output::Json {
                 let rows: Vec<_> = mappings
                     .iter()
@@ -783,7 +773,7 @@ async fn mapping(command: MappingCommand, settings: &Settings, output: Output) -
             }
         }
         MappingCommand::Remove { tenant, id } => {
-            store.remove_mapping(&TenantName::parse(&tenant)?, &id).await?;
+            store.remove_mapping(&tenant, &id).await?;
             println!("mapping {id} removed");
         }
     }

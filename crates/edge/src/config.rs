@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use domain::DatabaseUrl;
+use domain::RateLimit;
 use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use token::limit::Quota;
 
 /// Most events one webhook delivery may carry.
 pub const MAX_WEBHOOK_BATCH: u32 = 1000;
@@ -27,12 +28,14 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// Settings as loaded. The database URL is kept as text here and parsed into a [`DatabaseUrl`]
-/// (which hides its password) by [`Settings::database_url`].
-#[derive(Clone, Serialize, Deserialize)]
+/// Settings as loaded. The URLs that may carry passwords are secrets, so `Debug` shows neither;
+/// the database URL is parsed into a [`DatabaseUrl`] (which hides its password) by
+/// [`Settings::database_url`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    pub database_url: String,
+    #[serde(serialize_with = "expose")]
+    pub database_url: SecretString,
     pub listen: SocketAddr,
     /// The externally visible base URL (`https://scim.example.com`); when unset, locations are
     /// built from each request's Host and scheme (honouring `Forwarded` / `X-Forwarded-*`).
@@ -71,7 +74,8 @@ pub struct Settings {
     pub db_statement_timeout_ms: u64,
     /// Redis for rate limits shared by every replica (`redis://[:password@]host:6379/0`). Unset:
     /// each process limits on its own.
-    pub redis_url: Option<String>,
+    #[serde(serialize_with = "expose_optional")]
+    pub redis_url: Option<SecretString>,
     /// How long a rate-limit check waits for Redis before falling back to local limits.
     pub redis_timeout_ms: u64,
     /// Default tenant limit: sustained requests per second, and the burst above it. Entra needs
@@ -132,59 +136,6 @@ pub struct Settings {
     pub portal: bool,
     /// Serve the operator console under `/console` (operators, signed in with an operator token).
     pub console: bool,
-}
-
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let url =
-            self.database_url.parse::<DatabaseUrl>().map(|u| u.to_string()).unwrap_or_else(|_| "<invalid>".into());
-        f.debug_struct("Settings")
-            .field("database_url", &url)
-            .field("listen", &self.listen)
-            .field("public_url", &self.public_url)
-            .field("log_format", &self.log_format)
-            .field("log_filter_values", &self.log_filter_values)
-            .field("max_results", &self.max_results)
-            .field("default_page_size", &self.default_page_size)
-            .field("max_payload_bytes", &self.max_payload_bytes)
-            .field("max_group_payload_bytes", &self.max_group_payload_bytes)
-            .field("body_memory_bytes", &self.body_memory_bytes)
-            .field("body_memory_wait_ms", &self.body_memory_wait_ms)
-            .field("max_db_connections", &self.max_db_connections)
-            .field("db_requests_per_tenant", &self.db_requests_per_tenant)
-            .field("db_queue_per_tenant", &self.db_queue_per_tenant)
-            .field("db_queue_wait_ms", &self.db_queue_wait_ms)
-            .field("db_request_timeout_ms", &self.db_request_timeout_ms)
-            .field("db_statement_timeout_ms", &self.db_statement_timeout_ms)
-            .field("redis_url", &self.redis_url.as_deref().map(domain::sql::redact_password))
-            .field("redis_timeout_ms", &self.redis_timeout_ms)
-            .field("rate_limit_per_second", &self.rate_limit_per_second)
-            .field("rate_limit_burst", &self.rate_limit_burst)
-            .field("auth_failure_burst", &self.auth_failure_burst)
-            .field("auth_failure_refill_seconds", &self.auth_failure_refill_seconds)
-            .field("auth_failure_address_burst", &self.auth_failure_address_burst)
-            .field("auth_failure_address_refill_ms", &self.auth_failure_address_refill_ms)
-            .field("trusted_proxy_hops", &self.trusted_proxy_hops)
-            .field("token_cache_seconds", &self.token_cache_seconds)
-            .field("token_use_flush_seconds", &self.token_use_flush_seconds)
-            .field("webhook_max_attempts", &self.webhook_max_attempts)
-            .field("webhook_backoff_base_ms", &self.webhook_backoff_base_ms)
-            .field("webhook_backoff_max_ms", &self.webhook_backoff_max_ms)
-            .field("webhook_timeout_ms", &self.webhook_timeout_ms)
-            .field("webhook_batch_size", &self.webhook_batch_size)
-            .field("webhook_poll_ms", &self.webhook_poll_ms)
-            .field("webhook_workers", &self.webhook_workers)
-            .field("metrics_listen", &self.metrics_listen)
-            .field("metrics_max_tenants", &self.metrics_max_tenants)
-            .field("drain_seconds", &self.drain_seconds)
-            .field("event_retention_days", &self.event_retention_days)
-            .field("oauth_jwks_min_refetch_seconds", &self.oauth_jwks_min_refetch_seconds)
-            .field("oauth_jwks_timeout_ms", &self.oauth_jwks_timeout_ms)
-            .field("oauth_clock_skew_seconds", &self.oauth_clock_skew_seconds)
-            .field("portal", &self.portal)
-            .field("console", &self.console)
-            .finish()
-    }
 }
 
 impl Default for Settings {
@@ -253,8 +204,8 @@ pub enum ConfigError {
 /// Values given on the command line, applied last.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Overrides {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_optional")]
+    pub database_url: Option<SecretString>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -360,7 +311,7 @@ impl Settings {
     }
 
     pub fn database_url(&self) -> Result<DatabaseUrl, domain::sql::UnsupportedDatabaseUrl> {
-        self.database_url.parse()
+        self.database_url.expose_secret().parse()
     }
 
     /// Requests of one tenant doing database work at once: as set, or a quarter of the pool.
@@ -386,8 +337,8 @@ impl Settings {
     }
 
     /// The limit of a tenant without one of its own.
-    pub fn default_quota(&self) -> Option<Quota> {
-        Quota::new(self.rate_limit_per_second, self.rate_limit_burst)
+    pub fn default_quota(&self) -> Option<RateLimit> {
+        RateLimit::new(self.rate_limit_per_second, self.rate_limit_burst)
     }
 
     fn check_webhook_settings(&self) -> Result<(), ConfigError> {
@@ -416,6 +367,19 @@ impl Settings {
     }
 }
 
+// Settings are serialized only to seed figment with the defaults and the flags, and to list the
+// setting names: never to be shown.
+fn expose<S: serde::Serializer>(secret: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(secret.expose_secret())
+}
+
+fn expose_optional<S: serde::Serializer>(secret: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => serializer.serialize_some(secret.expose_secret()),
+        None => serializer.serialize_none(),
+    }
+}
+
 fn parse_scalar(v: &str) -> figment::value::Value {
     match (v.parse::<u64>(), v.parse::<bool>()) {
         (Ok(n), _) => figment::value::Value::from(n),
@@ -437,7 +401,7 @@ mod tests {
     #[test]
     fn defaults_then_env_then_flags() {
         let s = Settings::load_from(None, env(&[]), &Overrides::default()).unwrap();
-        assert_eq!(s.database_url, "sqlite://scimgate.db");
+        assert_eq!(s.database_url.expose_secret(), "sqlite://scimgate.db");
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
 
         let s = Settings::load_from(
@@ -463,7 +427,7 @@ mod tests {
         let path = file.to_string_lossy().to_string();
         let s =
             Settings::load_from(None, env(&[("SCIMGATE_DATABASE_URL_FILE", &path)]), &Overrides::default()).unwrap();
-        assert_eq!(s.database_url, "postgres://u:pw@db/scim");
+        assert_eq!(s.database_url.expose_secret(), "postgres://u:pw@db/scim");
         assert!(!format!("{s:?}").contains("pw@"), "Debug must hide the password");
 
         let both = env(&[("SCIMGATE_DATABASE_URL_FILE", &path), ("SCIMGATE_DATABASE_URL", "sqlite://x.db")]);

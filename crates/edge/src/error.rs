@@ -6,10 +6,10 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use domain::DomainError;
+use limit::Decision;
 use proto::wire::ErrorBody;
-use token::limit::Decision;
 
-use crate::auth::AuthError;
+use crate::refusal::Refusal;
 
 pub const SCIM_JSON: &str = "application/scim+json";
 
@@ -22,7 +22,7 @@ pub enum ScimError {
     /// Missing, malformed, unknown, revoked or expired token, or one of another tenant. The
     /// client is told only that; the reason is logged.
     #[error("the bearer token is missing, invalid, expired or revoked")]
-    Unauthorized(&'static str),
+    Unauthorized(Refusal),
     #[error("this token lacks the `{0}` scope")]
     Forbidden(&'static str),
     #[error("{0}")]
@@ -46,30 +46,12 @@ pub enum ScimError {
     TooManyRequests { retry_after: Duration },
 }
 
-impl From<AuthError> for ScimError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::Unauthorized(reason) => ScimError::Unauthorized(reason),
-            AuthError::TooManyFailures { retry_after } => ScimError::TooManyRequests { retry_after },
-            AuthError::Store(e) => ScimError::Domain(e),
-            AuthError::Interrupted => ScimError::Unavailable("the server is shutting down"),
-        }
-    }
-}
-
 impl ScimError {
     fn status_and_type(&self) -> (StatusCode, Option<&'static str>) {
-        use proto::Error as P;
         match self {
-            ScimError::Protocol(e) | ScimError::Domain(DomainError::Invalid(e)) => match e {
-                P::InvalidFilter(_) => (StatusCode::BAD_REQUEST, Some("invalidFilter")),
-                P::InvalidPath(_) => (StatusCode::BAD_REQUEST, Some("invalidPath")),
-                P::InvalidValue(_) => (StatusCode::BAD_REQUEST, Some("invalidValue")),
-                P::InvalidSyntax(_) => (StatusCode::BAD_REQUEST, Some("invalidSyntax")),
-                P::NoTarget(_) => (StatusCode::BAD_REQUEST, Some("noTarget")),
-                P::Mutability(_) => (StatusCode::BAD_REQUEST, Some("mutability")),
-                P::TooLarge(_) => (StatusCode::BAD_REQUEST, Some("tooMany")),
-            },
+            ScimError::Protocol(e) | ScimError::Domain(DomainError::Invalid(e)) => {
+                (StatusCode::BAD_REQUEST, Some(e.kind().scim_type()))
+            }
             ScimError::Domain(e) => match e {
                 DomainError::NotFound(_) => (StatusCode::NOT_FOUND, None),
                 DomainError::Conflict(_) => (StatusCode::CONFLICT, Some("uniqueness")),
@@ -120,7 +102,7 @@ impl ResponseError for ScimError {
         }
         // The request's one log line says why (its span); the cause chain of a 5xx is added there.
         match self {
-            ScimError::Unauthorized(reason) => crate::telemetry::record_error_reason(reason),
+            ScimError::Unauthorized(reason) => crate::telemetry::record_error_reason(reason.describe()),
             ScimError::TooManyRequests { .. } => crate::telemetry::record_error_reason("too many requests"),
             _ => {
                 if let Some(scim_type) = scim_type {
@@ -210,10 +192,10 @@ mod tests {
 
     #[test]
     fn unauthorized_hides_the_reason_and_asks_for_a_bearer_token() {
-        let response = ScimError::Unauthorized("revoked").error_response();
+        let response = ScimError::Unauthorized(Refusal::Revoked).error_response();
         assert_eq!(response.status(), 401);
         assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
-        let (_, json, _) = body(ScimError::Unauthorized("revoked"));
+        let (_, json, _) = body(ScimError::Unauthorized(Refusal::Revoked));
         assert!(!json["detail"].as_str().unwrap().contains("revoked token"));
     }
 }

@@ -12,6 +12,7 @@ pub mod issuing;
 pub mod memory;
 pub mod metrics;
 pub mod oauth;
+pub mod refusal;
 pub mod retention;
 pub mod route_table;
 pub mod scim;

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use domain::{DomainError, TenantName};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
 
 use crate::error::ScimError;
 
@@ -99,11 +100,15 @@ impl DatabaseShare {
         let turn = self.wait_for_turn(tenant).await?;
         // The turn goes with the work, not with the caller: it is given back when the database
         // is done, which the statement time limit bounds, not when the client stops waiting.
-        let task = tokio::spawn(async move {
-            let result = work.await;
-            drop(turn);
-            result
-        });
+        // In the caller's span, so the store's spans belong to the request's trace.
+        let task = tokio::spawn(
+            async move {
+                let result = work.await;
+                drop(turn);
+                result
+            }
+            .in_current_span(),
+        );
         match tokio::time::timeout(self.limits.deadline, task).await {
             Ok(Ok(result)) => Ok(result?),
             Ok(Err(_cancelled_or_panicked)) => Err(ScimError::Unavailable("the server is shutting down")),

@@ -10,7 +10,8 @@ use actix_web::middleware::{from_fn, NormalizePath, TrailingSlash};
 use actix_web::{web, App, HttpServer};
 use domain::sql::PoolSettings;
 use domain::{SqlStore, Store};
-use token::limit::{FailureLimiter, FailureQuota, RedisLimiter, TenantLimiter};
+use limit::{FailureLimiter, FailureQuota, RedisLimiter, TenantLimiter};
+use secrecy::ExposeSecret;
 use token::{Verifier, VerifierConfig};
 use tokio::sync::Notify;
 use tracing_actix_web::TracingLogger;
@@ -94,9 +95,17 @@ impl Application {
         let draining = web::Data::new(Draining::default());
         let background = Background::default();
         let limits = tenant_limiter(&settings)?;
-        limits.spawn_recovery(LIMITER_MAINTENANCE);
+        let maintenance = limits.maintenance(LIMITER_MAINTENANCE);
+        background.spawn(move |cancelled| async move {
+            cancelled.run_until_cancelled(maintenance).await;
+        });
         let usage = Arc::new(TokenUsage::default());
-        usage.spawn_flusher(store.clone(), Duration::from_secs(settings.token_use_flush_seconds.max(1)));
+        let (flushed, flush_every) =
+            (store.clone() as Arc<dyn Store>, Duration::from_secs(settings.token_use_flush_seconds.max(1)));
+        background.spawn({
+            let usage = usage.clone();
+            move |cancelled| usage.flush_every(flushed, flush_every, cancelled)
+        });
         let verifier = Verifier::new(VerifierConfig {
             cache_ttl: Duration::from_secs(settings.token_cache_seconds),
             ..VerifierConfig::default()
@@ -127,7 +136,10 @@ impl Application {
             deliveries: wake,
             jwks,
         });
-        spawn_failure_eviction(state.clone().into_inner());
+        let evicting = state.clone().into_inner();
+        background.spawn(move |cancelled| async move {
+            cancelled.run_until_cancelled(evict_idle_failures(evicting)).await;
+        });
         let metrics = metrics::serve(metrics_listen, state.clone(), store.clone(), &background)?;
         let readiness = draining.clone();
         let server = HttpServer::new(move || {
@@ -184,7 +196,7 @@ impl Application {
 fn tenant_limiter(settings: &Settings) -> Result<TenantLimiter, StartupError> {
     let Some(url) = &settings.redis_url else { return Ok(TenantLimiter::local()) };
     let timeout = Duration::from_millis(settings.redis_timeout_ms.max(1));
-    let redis = RedisLimiter::new(url, "scimgate:", timeout)
+    let redis = RedisLimiter::new(url.expose_secret(), "scimgate:", timeout)
         .map_err(|e| ConfigError::Invalid(format!("SCIMGATE_REDIS_URL: {e}")))?;
     Ok(TenantLimiter::with_redis(redis))
 }
@@ -198,12 +210,11 @@ fn failure_limiter(settings: &Settings) -> FailureLimiter {
     })
 }
 
-fn spawn_failure_eviction(state: Arc<AppState>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            state.failures.evict_idle();
-        }
-    });
+/// Forget addresses that stopped failing, once a minute. Never ends.
+async fn evict_idle_failures(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        state.failures.evict_idle();
+    }
 }

@@ -2,7 +2,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use domain::{DomainError, Store, Tenant, TenantId};
-use token::limit::{FailureLimiter, TenantLimiter};
+use limit::{FailureLimiter, TenantLimiter};
 use token::Verifier;
 use tokio::sync::Notify;
 

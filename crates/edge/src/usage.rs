@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use domain::{DomainError, Store, TenantId};
 use token::TokenId;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Default)]
 pub struct TokenUsage {
@@ -75,19 +76,20 @@ impl TokenUsage {
         Ok(batch.len())
     }
 
-    /// Flush every `every` until the runtime stops.
-    pub fn spawn_flusher(self: &Arc<Self>, store: Arc<dyn Store>, every: Duration) {
-        let usage = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                if let Err(e) = usage.flush(store.as_ref()).await {
-                    tracing::warn!(error = %e, "could not record token use; will retry");
-                }
+    /// Flush every `every` until `cancelled`. Cancellation is heeded between flushes only, so a
+    /// batch taken out is always written or put back; shutdown flushes what is left.
+    pub async fn flush_every(self: Arc<Self>, store: Arc<dyn Store>, every: Duration, cancelled: CancellationToken) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = cancelled.cancelled() => return,
             }
-        });
+            if let Err(e) = self.flush(store.as_ref()).await {
+                tracing::warn!(error = %e, "could not record token use; will retry");
+            }
+        }
     }
 }

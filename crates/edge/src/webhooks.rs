@@ -164,6 +164,16 @@ impl Deliverer {
         let Some(batch) = self.store.claim_delivery(now, lease_until, self.policy.batch_size).await? else {
             return Ok(Outcome::Idle);
         };
+        self.deliver(batch, now).await
+    }
+
+    /// POST one claimed batch and record the result.
+    #[tracing::instrument(
+        name = "webhook.deliver",
+        skip_all,
+        fields(tenant = %batch.tenant, webhook = %batch.endpoint_id, events = batch.events.len())
+    )]
+    async fn deliver(&self, batch: DeliveryBatch, now: i64) -> Result<Outcome, DomainError> {
         let (first, last) = sequence_range(&batch);
         // How far behind this tenant's deliveries are: the age of the oldest event not delivered.
         if let Some(oldest) = batch.events.first() {

@@ -8,19 +8,10 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::resource::as_bool;
+pub use crate::attr_path::AttrPath;
 use crate::schema::{find, AttrDef, AttrType};
+use crate::value::{as_bool, get_ci};
 use crate::Error;
-
-/// An attribute path as written in a filter or PATCH path: an optional schema URN, an attribute
-/// name and an optional sub-attribute (`urn:...:User:name.givenName`). Names are kept as written;
-/// [`crate::schema::ResourceKind::resolve`] maps them case-insensitively onto the schema.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttrPath {
-    pub urn: Option<String>,
-    pub name: String,
-    pub sub: Option<String>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompareOp {
@@ -217,26 +208,6 @@ impl CompareOp {
 impl fmt::Display for CompareOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Display for AttrPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(urn) = &self.urn {
-            write!(f, "{urn}:")?;
-        }
-        f.write_str(&self.name)?;
-        if let Some(sub) = &self.sub {
-            write!(f, ".{sub}")?;
-        }
-        Ok(())
-    }
-}
-
-impl AttrPath {
-    /// A path without URN or sub-attribute.
-    pub fn simple(name: impl Into<String>) -> Self {
-        Self { urn: None, name: name.into(), sub: None }
     }
 }
 
@@ -713,12 +684,6 @@ fn reach<'v, 'd>(path: &AttrPath, object: &'v Value, defs: &'d [AttrDef]) -> (Ve
         .filter(|v| !v.is_null())
         .collect();
     (values, def)
-}
-
-/// `object[key]` with the key matched case-insensitively.
-pub(crate) fn get_ci<'v>(object: &'v Value, key: &str) -> Option<&'v Value> {
-    let map = object.as_object()?;
-    map.get(key).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
 }
 
 /// RFC 7644 `pr`: a non-empty value, or a complex value with a non-empty node.

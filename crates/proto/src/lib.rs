@@ -4,17 +4,20 @@
 //! types, the domain translates the filter AST to SQL and applies PATCH documents with them.
 #![forbid(unsafe_code)]
 
+mod attr_path;
 pub mod error;
 pub mod filter;
 pub mod patch;
 pub mod path;
 pub mod profile;
 pub mod projection;
+pub mod render;
 pub mod resource;
 pub mod schema;
+mod value;
 pub mod wire;
 
-pub use error::Error;
+pub use error::{Error, ErrorKind};
 pub use filter::{AttrPath, CompValue, CompareOp, Filter};
 pub use patch::{MemberOp, PatchOp, PatchOperation, PatchOutcome};
 pub use path::PatchPath;

@@ -4,10 +4,11 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::filter::{self, get_ci, AttrPath, CompValue, CompareOp, Filter};
+use crate::filter::{self, AttrPath, CompValue, CompareOp, Filter};
 use crate::path::{self, PatchPath};
 use crate::resource::{self, attribute_value, describe, is_primary, member_values};
 use crate::schema::{find, AttrDef, AttrType, Mutability, ResourceKind, Returned};
+use crate::value::get_ci;
 use crate::Error;
 
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -100,7 +101,7 @@ pub fn parse_request(body: &Value) -> Result<Vec<PatchOperation>, Error> {
 }
 
 fn parse_operation(index: usize, op: &Value) -> Result<PatchOperation, Error> {
-    let here = |e: Error| with_detail(e, |d| format!("Operations[{index}]: {d}"));
+    let here = |e: Error| e.map_detail(|d| format!("Operations[{index}]: {d}"));
     if !op.is_object() {
         return Err(here(Error::InvalidSyntax(format!("an operation must be an object, not {}", describe(op)))));
     }
@@ -120,7 +121,7 @@ fn parse_operation(index: usize, op: &Value) -> Result<PatchOperation, Error> {
         // Some clients send `"path": ""` for a path-less operation.
         Some(Value::String(p)) if p.trim().is_empty() => None,
         Some(Value::String(p)) => {
-            Some(path::parse(p).map_err(|e| with_detail(e, |d| format!("Operations[{index}]: path `{p}`: {d}")))?)
+            Some(path::parse(p).map_err(|e| e.map_detail(|d| format!("Operations[{index}]: path `{p}`: {d}")))?)
         }
         Some(other) => {
             return Err(here(Error::InvalidPath(format!("`path` must be a string, not {}", describe(other)))))
@@ -158,7 +159,7 @@ pub fn apply(kind: ResourceKind, resource: &mut Value, ops: &[PatchOperation]) -
         check_operation(op).and_then(|()| applier.operation(op)).map_err(|e| context(e, index, op))?;
     }
     let patched = resource::normalize(kind, Value::Object(applier.doc))
-        .map_err(|e| with_detail(e, |d| format!("the patched {} is invalid: {d}", kind.name())))?;
+        .map_err(|e| e.map_detail(|d| format!("the patched {} is invalid: {d}", kind.name())))?;
     *resource = patched;
     Ok(PatchOutcome { member_ops: applier.member_ops })
 }
@@ -166,19 +167,7 @@ pub fn apply(kind: ResourceKind, resource: &mut Value, ops: &[PatchOperation]) -
 /// Prefix an error with the operation it came from, keeping its kind.
 fn context(e: Error, index: usize, op: &PatchOperation) -> Error {
     let target = op.path.as_ref().map_or_else(|| "without path".to_owned(), |p| format!("`{p}`"));
-    with_detail(e, |d| format!("Operations[{index}] ({} {target}): {d}", op.op))
-}
-
-fn with_detail(e: Error, f: impl FnOnce(&str) -> String) -> Error {
-    match e {
-        Error::InvalidFilter(d) => Error::InvalidFilter(f(&d)),
-        Error::InvalidPath(d) => Error::InvalidPath(f(&d)),
-        Error::InvalidValue(d) => Error::InvalidValue(f(&d)),
-        Error::InvalidSyntax(d) => Error::InvalidSyntax(f(&d)),
-        Error::NoTarget(d) => Error::NoTarget(f(&d)),
-        Error::Mutability(d) => Error::Mutability(f(&d)),
-        Error::TooLarge(d) => Error::TooLarge(f(&d)),
-    }
+    e.map_detail(|d| format!("Operations[{index}] ({} {target}): {d}", op.op))
 }
 
 /// How a target was named: by the operation's `path`, or as a key of a path-less `value`

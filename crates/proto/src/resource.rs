@@ -5,6 +5,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::schema::{find, AttrDef, AttrType, Mutability, ResourceKind, Returned, SchemaDef, COMMON};
+use crate::value::{as_bool, get_ci};
 use crate::Error;
 
 /// Longest value, in characters, of the strings the store keeps in indexed columns: `userName`,
@@ -234,7 +235,7 @@ pub(crate) fn single_complex_shape(def: &AttrDef, value: Value, label: &str) -> 
 
 /// Whether a multi-valued element is marked primary (after coercion of `"True"` strings).
 pub(crate) fn is_primary(item: &Value) -> bool {
-    crate::filter::get_ci(item, "primary").and_then(as_bool).unwrap_or(false)
+    get_ci(item, "primary").and_then(as_bool).unwrap_or(false)
 }
 
 fn single_value(def: &AttrDef, value: Value, label: &str) -> Result<Option<Value>, Error> {
@@ -375,16 +376,6 @@ pub(crate) fn member_values(value: Value) -> Result<Vec<Value>, Error> {
         out.push(Some(Value::Object(member)));
     }
     Ok(out.into_iter().flatten().collect())
-}
-
-/// A boolean, or the strings `"true"` / `"false"` in any case (Entra sends `"True"`).
-pub(crate) fn as_bool(value: &Value) -> Option<bool> {
-    match value {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
-        _ => None,
-    }
 }
 
 /// A short description of a JSON value for error messages.

@@ -1,7 +1,7 @@
 //! RFC 7643 schemas as data: the User, Enterprise User and Group definitions that drive input
 //! validation, filter resolution, PATCH, projection and the `/Schemas` discovery documents.
 
-use crate::filter::AttrPath;
+use crate::attr_path::AttrPath;
 
 pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const ENTERPRISE_USER: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";

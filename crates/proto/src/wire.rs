@@ -3,9 +3,9 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::filter::get_ci;
 use crate::resource::describe;
 use crate::schema::{all_schemas, AttrDef, AttrType, ResourceKind};
+use crate::value::get_ci;
 use crate::Error;
 
 pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";

@@ -1,6 +1,5 @@
 //! scimgate bearer tokens: format, issuance, Argon2id hashing and cached verification, scopes,
-//! validity (expiry, revocation with a grace period); and the rate limits that protect every tenant
-//! and the authentication path itself.
+//! validity (expiry, revocation with a grace period), OAuth client secrets and access tokens.
 //!
 //! A token reads `scimgate_<id>_<secret>_<checksum>` (`scimgateadm_…` for operators):
 //! - the fixed prefix lets secret scanners recognise a leaked token, and tells tenant tokens from
@@ -14,7 +13,6 @@
 
 mod format;
 mod hash;
-pub mod limit;
 pub mod oauth;
 mod scope;
 mod validity;

@@ -62,12 +62,14 @@ impl Verifier {
     }
 
     /// [`Verifier::verify`], and whether the verdict came from the cache (for metrics).
+    #[tracing::instrument(name = "token.verify", skip_all, fields(token = %token.id))]
     pub async fn check(&self, token: &ParsedToken, hash: &SecretHash) -> (Result<(), TokenError>, CacheLookup) {
         self.check_keyed(cache_key(token), token.secret(), hash).await
     }
 
     /// [`Verifier::check`] for an OAuth client secret (its id and secret): the same cache, the
     /// same bound on parallel Argon2 runs.
+    #[tracing::instrument(name = "token.verify_client_secret", skip_all, fields(client = %secret.id))]
     pub async fn check_client_secret(
         &self,
         secret: &crate::oauth::ClientSecret,
@@ -118,6 +120,7 @@ impl Verifier {
     }
 
     /// [`Verifier::refuse_unknown`], and whether the verdict came from the cache (for metrics).
+    #[tracing::instrument(name = "token.verify", skip_all, fields(token = %token.id))]
     pub async fn check_unknown(&self, token: &ParsedToken) -> (TokenError, CacheLookup) {
         let key = cache_key(token);
         if self.verdicts.get(&key).is_some() {

@@ -215,6 +215,7 @@ impl SqlStore {
 
 #[async_trait]
 impl AccountStore for SqlStore {
+    #[tracing::instrument(name = "store.register_accounts", skip_all, fields(tenant = %tenant))]
     async fn register_accounts(
         &self,
         tenant: &TenantName,
@@ -302,6 +303,7 @@ impl AccountStore for SqlStore {
         Ok(AccountsRegistered { created: total - existing, updated: existing, linked })
     }
 
+    #[tracing::instrument(name = "store.account", skip_all, fields(tenant = %tenant, account = %id))]
     async fn account(&self, tenant: &TenantName, id: &AccountId) -> Result<ProductAccount, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let tenant = self.tenant_id(&mut conn, tenant).await?;
@@ -325,6 +327,7 @@ impl AccountStore for SqlStore {
         })
     }
 
+    #[tracing::instrument(name = "store.delete_account", skip_all, fields(tenant = %tenant, account = %id))]
     async fn delete_account(&self, tenant: &TenantName, id: &AccountId) -> Result<(), DomainError> {
         let mut w = self.begin_tenant_write_by_name(tenant).await?;
         let tenant_id = w.tenant.as_str().to_owned();
@@ -361,6 +364,7 @@ impl AccountStore for SqlStore {
         w.commit().await
     }
 
+    #[tracing::instrument(name = "store.find_users", skip_all, fields(tenant = %tenant))]
     async fn find_users(&self, tenant: &TenantName, lookup: &UserLookup) -> Result<Vec<LinkedUser>, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let tenant = self.tenant_id(&mut conn, tenant).await?;

@@ -50,7 +50,12 @@ impl SqlStore {
         )
     }
 
-    async fn webhook(&self, conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<WebhookEndpoint, DomainError> {
+    async fn load_webhook(
+        &self,
+        conn: &mut AnyConnection,
+        tenant: &str,
+        id: &str,
+    ) -> Result<WebhookEndpoint, DomainError> {
         let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE tenant_id = $1 AND id = $2");
         let row = bound(&sql, vec![text(tenant), text(id)])
             .fetch_optional(&mut *conn)
@@ -75,6 +80,7 @@ impl SqlStore {
 
 #[async_trait]
 impl EventStore for SqlStore {
+    #[tracing::instrument(name = "store.events_after", skip_all, fields(tenant = %tenant))]
     async fn events_after(&self, tenant: &TenantName, after: i64, limit: u32) -> Result<Vec<Event>, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let tenant = self.tenant_id(&mut conn, tenant).await?;
@@ -85,6 +91,7 @@ impl EventStore for SqlStore {
         rows.iter().map(event_from_row).collect()
     }
 
+    #[tracing::instrument(name = "store.prune_events", level = "debug", skip_all)]
     async fn prune_events(&self, before: i64, limit: u32) -> Result<u64, DomainError> {
         // One bounded batch per call, so that a large backlog never holds a long transaction
         // (SQLite has one writer) and the caller can pace itself.
@@ -102,6 +109,7 @@ impl EventStore for SqlStore {
         Ok(deleted)
     }
 
+    #[tracing::instrument(name = "store.add_webhook", skip_all, fields(tenant = %tenant))]
     async fn add_webhook(
         &self,
         tenant: &TenantName,
@@ -131,11 +139,12 @@ impl EventStore for SqlStore {
         )
         .execute(&mut *tx)
         .await?;
-        let endpoint = self.webhook(&mut tx, &tenant_id, &id).await?;
+        let endpoint = self.load_webhook(&mut tx, &tenant_id, &id).await?;
         tx.commit().await?;
         Ok(endpoint)
     }
 
+    #[tracing::instrument(name = "store.list_webhooks", skip_all, fields(tenant = %tenant))]
     async fn list_webhooks(&self, tenant: &TenantName) -> Result<Vec<WebhookEndpoint>, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let tenant = self.tenant_id(&mut conn, tenant).await?;
@@ -144,6 +153,14 @@ impl EventStore for SqlStore {
         rows.iter().map(webhook_from_row).collect()
     }
 
+    #[tracing::instrument(name = "store.webhook", skip_all, fields(tenant = %tenant, id = %id))]
+    async fn webhook(&self, tenant: &TenantName, id: &str) -> Result<WebhookEndpoint, DomainError> {
+        let mut conn = self.pool.acquire().await?;
+        let tenant = self.tenant_id(&mut conn, tenant).await?;
+        self.load_webhook(&mut conn, tenant.as_str(), id).await
+    }
+
+    #[tracing::instrument(name = "store.set_webhook_enabled", skip_all, fields(tenant = %tenant, id = %id))]
     async fn set_webhook_enabled(
         &self,
         tenant: &TenantName,
@@ -163,11 +180,12 @@ impl EventStore for SqlStore {
         if changed == 0 {
             return Err(DomainError::NotFound("webhook"));
         }
-        let endpoint = self.webhook(&mut tx, tenant.as_str(), id).await?;
+        let endpoint = self.load_webhook(&mut tx, tenant.as_str(), id).await?;
         tx.commit().await?;
         Ok(endpoint)
     }
 
+    #[tracing::instrument(name = "store.delete_webhook", skip_all, fields(tenant = %tenant, id = %id))]
     async fn delete_webhook(&self, tenant: &TenantName, id: &str) -> Result<(), DomainError> {
         let mut tx = self.begin_write().await?;
         let tenant = self.tenant_id(&mut tx, tenant).await?;
@@ -183,10 +201,11 @@ impl EventStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.dead_letters", skip_all, fields(tenant = %tenant, webhook = %webhook))]
     async fn dead_letters(&self, tenant: &TenantName, webhook: &str) -> Result<Vec<DeadLetter>, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let tenant = self.tenant_id(&mut conn, tenant).await?;
-        self.webhook(&mut conn, tenant.as_str(), webhook).await?;
+        self.load_webhook(&mut conn, tenant.as_str(), webhook).await?;
         let rows = bound(
             "SELECT d.seq AS seq, e.type AS type, d.attempts AS attempts, d.last_error AS last_error, \
              d.failed_at AS failed_at, d.redeliver_requested_at AS redeliver_requested_at \
@@ -210,6 +229,7 @@ impl EventStore for SqlStore {
             .collect()
     }
 
+    #[tracing::instrument(name = "store.request_redelivery", skip_all, fields(tenant = %tenant, webhook = %webhook))]
     async fn request_redelivery(
         &self,
         tenant: &TenantName,
@@ -218,7 +238,7 @@ impl EventStore for SqlStore {
     ) -> Result<u64, DomainError> {
         let mut tx = self.begin_write().await?;
         let tenant = self.tenant_id(&mut tx, tenant).await?;
-        self.webhook(&mut tx, tenant.as_str(), webhook).await?;
+        self.load_webhook(&mut tx, tenant.as_str(), webhook).await?;
         let mut args = vec![text(tenant.as_str()), text(webhook), Arg::Int(now_micros())];
         let mut sql =
             "UPDATE webhook_dead_letters SET redeliver_requested_at = $3 WHERE tenant_id = $1 AND webhook_id = $2"
@@ -235,6 +255,7 @@ impl EventStore for SqlStore {
         Ok(requested)
     }
 
+    #[tracing::instrument(name = "store.claim_delivery", level = "debug", skip_all)]
     async fn claim_delivery(
         &self,
         now: i64,
@@ -319,6 +340,7 @@ impl EventStore for SqlStore {
         Ok(None)
     }
 
+    #[tracing::instrument(name = "store.finish_delivery", skip_all)]
     async fn finish_delivery(&self, batch: &DeliveryBatch, result: &DeliveryResult) -> Result<(), DomainError> {
         let mut tx = self.begin_write().await?;
         let tenant = self.tenant_id(&mut tx, &batch.tenant).await?;

@@ -15,6 +15,7 @@ mod orgs;
 mod portal;
 mod reconcile;
 mod resources;
+mod statement;
 mod tenants;
 mod tokens;
 mod url;

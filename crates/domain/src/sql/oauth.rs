@@ -2,13 +2,14 @@
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, FromRow};
 use token::oauth::AccessTokenHash;
 use token::{Scopes, SecretHash, TokenId, Validity};
 
-use super::filter::Arg;
+use super::statement::Statement;
 use super::tenants::{tenant_from_row, TENANT_COLUMNS};
-use super::{bound, opt_text, text, SqlStore};
+use super::tokens::{stored_id, stored_scopes};
+use super::{Dialect, SqlStore};
 use crate::oauth::{
     earliest, ClientCredential, ClientSecretInfo, Federation, NewAccessToken, NewClientSecret, NewOAuthClient,
     OAuthClientInfo, StoredAccessToken, StoredClientSecret, StoredOAuthClient,
@@ -17,58 +18,127 @@ use crate::store::OAuthStore;
 use crate::time_util::now_micros;
 use crate::{DomainError, TenantId, TenantName};
 
-fn id_column(row: &AnyRow, column: &str) -> Result<TokenId, DomainError> {
-    let id: String = row.try_get(column)?;
-    TokenId::parse(&id).map_err(|_| DomainError::internal("stored OAuth id is malformed"))
+fn oauth_id(id: &str) -> Result<TokenId, DomainError> {
+    stored_id(id, "OAuth")
 }
 
-fn scopes(row: &AnyRow) -> Result<Scopes, DomainError> {
-    let scopes: String = row.try_get("scopes")?;
-    Scopes::parse(&scopes).map_err(|_| DomainError::internal("stored OAuth scopes are malformed"))
+fn scopes(scopes: &str) -> Result<Scopes, DomainError> {
+    stored_scopes(scopes, "OAuth")
 }
 
-fn federation(row: &AnyRow) -> Result<Option<Federation>, DomainError> {
-    let issuer: Option<String> = row.try_get("issuer")?;
-    let Some(issuer) = issuer else { return Ok(None) };
-    Ok(Some(Federation {
-        issuer,
-        subject: row.try_get("subject")?,
-        audience: row.try_get("audience")?,
-        jwks_url: row.try_get("jwks_url")?,
-    }))
+/// A client's federation columns; all set, or `issuer` unset for a client with secrets.
+#[derive(Debug, FromRow)]
+struct FederationColumns {
+    issuer: Option<String>,
+    subject: Option<String>,
+    audience: Option<String>,
+    jwks_url: Option<String>,
+}
+
+impl FederationColumns {
+    fn federation(self) -> Result<Option<Federation>, DomainError> {
+        let Some(issuer) = self.issuer else { return Ok(None) };
+        match (self.subject, self.audience, self.jwks_url) {
+            (Some(subject), Some(audience), Some(jwks_url)) => {
+                Ok(Some(Federation { issuer, subject, audience, jwks_url }))
+            }
+            _ => Err(DomainError::internal("stored OAuth federation is incomplete")),
+        }
+    }
 }
 
 const CLIENT_COLUMNS: &str = "c.id, c.scopes, c.expires_at, c.revoked_at, c.issuer, c.subject, c.audience, c.jwks_url";
 
+/// A client as [`CLIENT_COLUMNS`] reads it (its tenant is read apart).
+#[derive(Debug, FromRow)]
+struct ClientRow {
+    id: String,
+    scopes: String,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    #[sqlx(flatten)]
+    federation: FederationColumns,
+}
+
 fn client_from_row(row: &AnyRow) -> Result<StoredOAuthClient, DomainError> {
+    let client = ClientRow::from_row(row)?;
     Ok(StoredOAuthClient {
-        id: id_column(row, "id")?,
+        id: oauth_id(&client.id)?,
         tenant: tenant_from_row(row)?,
-        scopes: scopes(row)?,
-        validity: Validity { expires_at: row.try_get("expires_at")?, revoked_at: row.try_get("revoked_at")? },
-        federation: federation(row)?,
+        scopes: scopes(&client.scopes)?,
+        validity: Validity { expires_at: client.expires_at, revoked_at: client.revoked_at },
+        federation: client.federation.federation()?,
     })
 }
 
+/// A client as listed.
+#[derive(Debug, FromRow)]
+struct ListedClientRow {
+    id: String,
+    name: Option<String>,
+    scopes: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    #[sqlx(flatten)]
+    federation: FederationColumns,
+}
+
+/// A client secret as listed.
+#[derive(Debug, FromRow)]
+struct ListedSecretRow {
+    id: String,
+    client_id: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+#[derive(Debug, FromRow)]
+struct SecretRow {
+    id: String,
+    client_id: String,
+    secret_hash: String,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+/// An access token with its client's and secret's validity (its tenant is read apart).
+#[derive(Debug, FromRow)]
+struct AccessTokenRow {
+    id: String,
+    client_id: String,
+    token_hash: String,
+    scopes: String,
+    expires_at: i64,
+    client_expires_at: Option<i64>,
+    client_revoked_at: Option<i64>,
+    secret_expires_at: Option<i64>,
+    secret_revoked_at: Option<i64>,
+}
+
 async fn insert_secret(
+    dialect: Dialect,
     conn: &mut AnyConnection,
     client: &TokenId,
     secret: &NewClientSecret,
     expires_at: Option<i64>,
 ) -> Result<(), DomainError> {
-    bound(
-        "INSERT INTO oauth_client_secrets (id, client_id, secret_hash, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5)",
-        vec![
-            text(secret.id.as_str()),
-            text(client.as_str()),
-            text(secret.hash.as_str()),
-            Arg::Int(now_micros()),
-            expires_at.map_or(Arg::NullInt, Arg::Int),
-        ],
-    )
-    .execute(&mut *conn)
-    .await?;
+    Statement::new(dialect)
+        .sql("INSERT INTO oauth_client_secrets (id, client_id, secret_hash, created_at, expires_at) VALUES (")
+        .bind(secret.id.as_str())
+        .sql(", ")
+        .bind(client.as_str())
+        .sql(", ")
+        .bind(secret.hash.as_str())
+        .sql(", ")
+        .bind(now_micros())
+        .sql(", ")
+        .bind(expires_at)
+        .sql(")")
+        .query()
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -80,14 +150,16 @@ impl SqlStore {
         tenant: &TenantId,
         client: &TokenId,
     ) -> Result<bool, DomainError> {
-        let row = bound(
-            "SELECT issuer FROM oauth_clients WHERE tenant_id = $1 AND id = $2",
-            vec![text(tenant.as_str()), text(client.as_str())],
-        )
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(DomainError::NotFound("OAuth client"))?;
-        Ok(row.try_get::<Option<String>, _>("issuer")?.is_some())
+        let (issuer,): (Option<String>,) = Statement::new(self.dialect)
+            .sql("SELECT issuer FROM oauth_clients WHERE tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND id = ")
+            .bind(client.as_str())
+            .query_as()
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(DomainError::NotFound("OAuth client"))?;
+        Ok(issuer.is_some())
     }
 
     /// Live OAuth clients of a tenant, for the readiness check.
@@ -97,19 +169,24 @@ impl SqlStore {
         tenant: &TenantId,
         now: i64,
     ) -> Result<u64, DomainError> {
-        let row = bound(
-            "SELECT COUNT(*) AS n FROM oauth_clients WHERE tenant_id = $1 \
-             AND (revoked_at IS NULL OR revoked_at > $2) AND (expires_at IS NULL OR expires_at > $2)",
-            vec![text(tenant.as_str()), Arg::Int(now)],
-        )
-        .fetch_one(&mut *conn)
-        .await?;
-        Ok(u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0))
+        let (n,): (i64,) = Statement::new(self.dialect)
+            .sql("SELECT COUNT(*) AS n FROM oauth_clients WHERE tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND (revoked_at IS NULL OR revoked_at > ")
+            .bind(now)
+            .sql(") AND (expires_at IS NULL OR expires_at > ")
+            .bind(now)
+            .sql(")")
+            .query_as()
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 }
 
 #[async_trait]
 impl OAuthStore for SqlStore {
+    #[tracing::instrument(name = "store.add_oauth_client", skip_all, fields(tenant = %tenant))]
     async fn add_oauth_client(&self, tenant: &TenantName, client: NewOAuthClient) -> Result<(), DomainError> {
         let mut tx = self.begin_write().await?;
         let tenant_id = self.tenant_id(&mut tx, tenant).await?;
@@ -117,66 +194,80 @@ impl OAuthStore for SqlStore {
             ClientCredential::Federated(f) => Some(f),
             ClientCredential::Secret(_) => None,
         };
-        let field = |get: fn(&Federation) -> &str| opt_text(federation.map(get));
-        bound(
-            "INSERT INTO oauth_clients (id, tenant_id, name, scopes, created_at, expires_at, issuer, subject, \
-             audience, jwks_url) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            vec![
-                text(client.id.as_str()),
-                text(tenant_id.as_str()),
-                opt_text(client.name.as_deref()),
-                Arg::Text(client.scopes.to_string()),
-                Arg::Int(now_micros()),
-                client.expires_at.map_or(Arg::NullInt, Arg::Int),
-                field(|f| &f.issuer),
-                field(|f| &f.subject),
-                field(|f| &f.audience),
-                field(|f| &f.jwks_url),
-            ],
-        )
-        .execute(&mut *tx)
-        .await?;
+        let field = |get: fn(&Federation) -> &str| federation.map(get);
+        Statement::new(self.dialect)
+            .sql(
+                "INSERT INTO oauth_clients (id, tenant_id, name, scopes, created_at, expires_at, issuer, subject, \
+                 audience, jwks_url) VALUES (",
+            )
+            .bind(client.id.as_str())
+            .sql(", ")
+            .bind(tenant_id.as_str())
+            .sql(", ")
+            .bind(client.name.as_deref())
+            .sql(", ")
+            .bind(client.scopes.to_string())
+            .sql(", ")
+            .bind(now_micros())
+            .sql(", ")
+            .bind(client.expires_at)
+            .sql(", ")
+            .bind(field(|f| &f.issuer))
+            .sql(", ")
+            .bind(field(|f| &f.subject))
+            .sql(", ")
+            .bind(field(|f| &f.audience))
+            .sql(", ")
+            .bind(field(|f| &f.jwks_url))
+            .sql(")")
+            .query()
+            .execute(&mut *tx)
+            .await?;
         if let ClientCredential::Secret(secret) = &client.credential {
-            insert_secret(&mut tx, &client.id, secret, client.expires_at).await?;
+            insert_secret(self.dialect, &mut tx, &client.id, secret, client.expires_at).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.list_oauth_clients", skip_all, fields(tenant = %tenant))]
     async fn list_oauth_clients(&self, tenant: &TenantName) -> Result<Vec<OAuthClientInfo>, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let tenant_id = self.tenant_id(&mut conn, tenant).await?;
-        let clients = bound(
-            "SELECT id, name, scopes, created_at, expires_at, revoked_at, issuer, subject, audience, jwks_url \
-             FROM oauth_clients WHERE tenant_id = $1 ORDER BY created_at, id",
-            vec![text(tenant_id.as_str())],
-        )
-        .fetch_all(&mut *conn)
-        .await?;
-        let secrets = bound(
-            "SELECT s.id, s.client_id, s.created_at, s.expires_at, s.revoked_at FROM oauth_client_secrets s \
-             JOIN oauth_clients c ON c.id = s.client_id WHERE c.tenant_id = $1 ORDER BY s.created_at, s.id",
-            vec![text(tenant_id.as_str())],
-        )
-        .fetch_all(&mut *conn)
-        .await?;
+        let clients: Vec<ListedClientRow> = Statement::new(self.dialect)
+            .sql(
+                "SELECT id, name, scopes, created_at, expires_at, revoked_at, issuer, subject, audience, jwks_url \
+                 FROM oauth_clients WHERE tenant_id = ",
+            )
+            .bind(tenant_id.as_str())
+            .sql(" ORDER BY created_at, id")
+            .query_as()
+            .fetch_all(&mut *conn)
+            .await?;
+        let secrets: Vec<ListedSecretRow> = Statement::new(self.dialect)
+            .sql(
+                "SELECT s.id, s.client_id, s.created_at, s.expires_at, s.revoked_at FROM oauth_client_secrets s \
+                 JOIN oauth_clients c ON c.id = s.client_id WHERE c.tenant_id = ",
+            )
+            .bind(tenant_id.as_str())
+            .sql(" ORDER BY s.created_at, s.id")
+            .query_as()
+            .fetch_all(&mut *conn)
+            .await?;
         let mut out = Vec::with_capacity(clients.len());
-        for row in &clients {
-            let id = id_column(row, "id")?;
-            let credential = match federation(row)? {
+        for row in clients {
+            let id = oauth_id(&row.id)?;
+            let credential = match row.federation.federation()? {
                 Some(f) => ClientCredential::Federated(f),
                 None => ClientCredential::Secret(
                     secrets
                         .iter()
-                        .filter(|s| s.try_get::<String, _>("client_id").is_ok_and(|c| c == id.as_str()))
+                        .filter(|s| s.client_id == row.id)
                         .map(|s| {
                             Ok(ClientSecretInfo {
-                                id: id_column(s, "id")?,
-                                created_at: s.try_get("created_at")?,
-                                validity: Validity {
-                                    expires_at: s.try_get("expires_at")?,
-                                    revoked_at: s.try_get("revoked_at")?,
-                                },
+                                id: oauth_id(&s.id)?,
+                                created_at: s.created_at,
+                                validity: Validity { expires_at: s.expires_at, revoked_at: s.revoked_at },
                             })
                         })
                         .collect::<Result<_, DomainError>>()?,
@@ -184,30 +275,38 @@ impl OAuthStore for SqlStore {
             };
             out.push(OAuthClientInfo {
                 id,
-                name: row.try_get("name")?,
-                scopes: scopes(row)?,
-                created_at: row.try_get("created_at")?,
-                validity: Validity { expires_at: row.try_get("expires_at")?, revoked_at: row.try_get("revoked_at")? },
+                name: row.name,
+                scopes: scopes(&row.scopes)?,
+                created_at: row.created_at,
+                validity: Validity { expires_at: row.expires_at, revoked_at: row.revoked_at },
                 credential,
             });
         }
         Ok(out)
     }
 
+    #[tracing::instrument(name = "store.revoke_oauth_client", skip_all, fields(tenant = %tenant, client = %id))]
     async fn revoke_oauth_client(&self, tenant: &TenantName, id: &TokenId) -> Result<(), DomainError> {
         let mut tx = self.begin_write().await?;
         let tenant_id = self.tenant_id(&mut tx, tenant).await?;
         self.client_of(&mut tx, &tenant_id, id).await?;
-        bound(
-            "UPDATE oauth_clients SET revoked_at = $2 WHERE id = $1 AND (revoked_at IS NULL OR revoked_at > $2)",
-            vec![text(id.as_str()), Arg::Int(now_micros())],
-        )
-        .execute(&mut *tx)
-        .await?;
+        let now = now_micros();
+        Statement::new(self.dialect)
+            .sql("UPDATE oauth_clients SET revoked_at = ")
+            .bind(now)
+            .sql(" WHERE id = ")
+            .bind(id.as_str())
+            .sql(" AND (revoked_at IS NULL OR revoked_at > ")
+            .bind(now)
+            .sql(")")
+            .query()
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.rotate_client_secret", skip_all, fields(tenant = %tenant, client = %client))]
     async fn rotate_client_secret(
         &self,
         tenant: &TenantName,
@@ -223,127 +322,164 @@ impl OAuthStore for SqlStore {
                 "OAuth client {client} is federated: it has no secret to rotate"
             )));
         }
-        let live = bound(
-            "SELECT revoked_at FROM oauth_clients WHERE id = $1 AND (revoked_at IS NULL OR revoked_at > $2)",
-            vec![text(client.as_str()), Arg::Int(now_micros())],
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
+        let live = Statement::new(self.dialect)
+            .sql("SELECT revoked_at FROM oauth_clients WHERE id = ")
+            .bind(client.as_str())
+            .sql(" AND (revoked_at IS NULL OR revoked_at > ")
+            .bind(now_micros())
+            .sql(")")
+            .query()
+            .fetch_optional(&mut *tx)
+            .await?;
         if live.is_none() {
             return Err(DomainError::Conflict(format!("OAuth client {client} is revoked")));
         }
-        bound(
-            "UPDATE oauth_client_secrets SET revoked_at = $2 WHERE client_id = $1 \
-             AND (revoked_at IS NULL OR revoked_at > $2)",
-            vec![text(client.as_str()), Arg::Int(revoke_others_at)],
-        )
-        .execute(&mut *tx)
-        .await?;
-        insert_secret(&mut tx, client, &secret, expires_at).await?;
+        Statement::new(self.dialect)
+            .sql("UPDATE oauth_client_secrets SET revoked_at = ")
+            .bind(revoke_others_at)
+            .sql(" WHERE client_id = ")
+            .bind(client.as_str())
+            .sql(" AND (revoked_at IS NULL OR revoked_at > ")
+            .bind(revoke_others_at)
+            .sql(")")
+            .query()
+            .execute(&mut *tx)
+            .await?;
+        insert_secret(self.dialect, &mut tx, client, &secret, expires_at).await?;
         // The client lives as long as its newest secret; older ones keep their own expiry.
-        bound(
-            "UPDATE oauth_clients SET expires_at = $2 WHERE id = $1",
-            vec![text(client.as_str()), expires_at.map_or(Arg::NullInt, Arg::Int)],
-        )
-        .execute(&mut *tx)
-        .await?;
+        Statement::new(self.dialect)
+            .sql("UPDATE oauth_clients SET expires_at = ")
+            .bind(expires_at)
+            .sql(" WHERE id = ")
+            .bind(client.as_str())
+            .query()
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.oauth_client_for_auth", skip_all, fields(client = %id))]
     async fn oauth_client_for_auth(&self, id: &TokenId) -> Result<Option<StoredOAuthClient>, DomainError> {
-        let sql = format!(
-            "SELECT {CLIENT_COLUMNS}, {TENANT_COLUMNS} FROM oauth_clients c JOIN tenants n ON n.id = c.tenant_id \
-             WHERE c.id = $1"
-        );
-        let row = bound(&sql, vec![text(id.as_str())]).fetch_optional(&self.pool).await?;
+        let row = Statement::new(self.dialect)
+            .sql(&format!(
+                "SELECT {CLIENT_COLUMNS}, {TENANT_COLUMNS} FROM oauth_clients c JOIN tenants n ON n.id = c.tenant_id \
+                 WHERE c.id = "
+            ))
+            .bind(id.as_str())
+            .query()
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(client_from_row).transpose()
     }
 
+    #[tracing::instrument(name = "store.federated_clients_for_auth", skip_all, fields(tenant = %tenant))]
     async fn federated_clients_for_auth(
         &self,
         tenant: &TenantName,
         issuer: &str,
         subject: &str,
     ) -> Result<Vec<StoredOAuthClient>, DomainError> {
-        let sql = format!(
-            "SELECT {CLIENT_COLUMNS}, {TENANT_COLUMNS} FROM oauth_clients c JOIN tenants n ON n.id = c.tenant_id \
-             WHERE n.name = $1 AND c.issuer = $2 AND c.subject = $3 ORDER BY c.created_at, c.id"
-        );
-        let rows = bound(&sql, vec![text(tenant.as_str()), text(issuer), text(subject)]).fetch_all(&self.pool).await?;
+        let rows = Statement::new(self.dialect)
+            .sql(&format!(
+                "SELECT {CLIENT_COLUMNS}, {TENANT_COLUMNS} FROM oauth_clients c JOIN tenants n ON n.id = c.tenant_id \
+                 WHERE n.name = "
+            ))
+            .bind(tenant.as_str())
+            .sql(" AND c.issuer = ")
+            .bind(issuer)
+            .sql(" AND c.subject = ")
+            .bind(subject)
+            .sql(" ORDER BY c.created_at, c.id")
+            .query()
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(client_from_row).collect()
     }
 
+    #[tracing::instrument(name = "store.client_secret_for_auth", skip_all, fields(token = %id))]
     async fn client_secret_for_auth(&self, id: &TokenId) -> Result<Option<StoredClientSecret>, DomainError> {
-        let row = bound(
-            "SELECT id, client_id, secret_hash, expires_at, revoked_at FROM oauth_client_secrets WHERE id = $1",
-            vec![text(id.as_str())],
-        )
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<SecretRow> = Statement::new(self.dialect)
+            .sql("SELECT id, client_id, secret_hash, expires_at, revoked_at FROM oauth_client_secrets WHERE id = ")
+            .bind(id.as_str())
+            .query_as()
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|row| {
             Ok(StoredClientSecret {
-                id: id_column(&row, "id")?,
-                client_id: id_column(&row, "client_id")?,
-                hash: SecretHash::from_stored(row.try_get("secret_hash")?),
-                validity: Validity { expires_at: row.try_get("expires_at")?, revoked_at: row.try_get("revoked_at")? },
+                id: oauth_id(&row.id)?,
+                client_id: oauth_id(&row.client_id)?,
+                hash: SecretHash::from_stored(row.secret_hash),
+                validity: Validity { expires_at: row.expires_at, revoked_at: row.revoked_at },
             })
         })
         .transpose()
     }
 
+    #[tracing::instrument(name = "store.add_access_token", skip_all)]
     async fn add_access_token(&self, token: NewAccessToken) -> Result<(), DomainError> {
         let mut tx = self.begin_write().await?;
         let now = now_micros();
-        bound(
-            "DELETE FROM oauth_access_tokens WHERE client_id = $1 AND expires_at <= $2",
-            vec![text(token.client_id.as_str()), Arg::Int(now)],
-        )
-        .execute(&mut *tx)
-        .await?;
-        bound(
-            "INSERT INTO oauth_access_tokens (id, client_id, secret_id, token_hash, scopes, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            vec![
-                text(token.id.as_str()),
-                text(token.client_id.as_str()),
-                opt_text(token.secret_id.as_ref().map(TokenId::as_str)),
-                text(token.hash.as_str()),
-                Arg::Text(token.scopes.to_string()),
-                Arg::Int(now),
-                Arg::Int(token.expires_at),
-            ],
-        )
-        .execute(&mut *tx)
-        .await?;
+        Statement::new(self.dialect)
+            .sql("DELETE FROM oauth_access_tokens WHERE client_id = ")
+            .bind(token.client_id.as_str())
+            .sql(" AND expires_at <= ")
+            .bind(now)
+            .query()
+            .execute(&mut *tx)
+            .await?;
+        Statement::new(self.dialect)
+            .sql(
+                "INSERT INTO oauth_access_tokens (id, client_id, secret_id, token_hash, scopes, created_at, expires_at) \
+                 VALUES (",
+            )
+            .bind(token.id.as_str())
+            .sql(", ")
+            .bind(token.client_id.as_str())
+            .sql(", ")
+            .bind(token.secret_id.as_ref().map(TokenId::as_str))
+            .sql(", ")
+            .bind(token.hash.as_str())
+            .sql(", ")
+            .bind(token.scopes.to_string())
+            .sql(", ")
+            .bind(now)
+            .sql(", ")
+            .bind(token.expires_at)
+            .sql(")")
+            .query()
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.access_token_for_auth", skip_all, fields(token = %id))]
     async fn access_token_for_auth(&self, id: &TokenId) -> Result<Option<StoredAccessToken>, DomainError> {
         // One read by primary key, joined by primary keys: the client's and the secret's
         // revocation are seen on every request, on every replica.
-        let sql = format!(
-            "SELECT a.id, a.client_id, a.token_hash, a.scopes, a.expires_at, \
-             c.expires_at AS client_expires_at, c.revoked_at AS client_revoked_at, \
-             s.expires_at AS secret_expires_at, s.revoked_at AS secret_revoked_at, {TENANT_COLUMNS} \
-             FROM oauth_access_tokens a JOIN oauth_clients c ON c.id = a.client_id \
-             JOIN tenants n ON n.id = c.tenant_id LEFT JOIN oauth_client_secrets s ON s.id = a.secret_id \
-             WHERE a.id = $1"
-        );
-        let Some(row) = bound(&sql, vec![text(id.as_str())]).fetch_optional(&self.pool).await? else {
+        let statement = Statement::new(self.dialect)
+            .sql(&format!(
+                "SELECT a.id, a.client_id, a.token_hash, a.scopes, a.expires_at, \
+                 c.expires_at AS client_expires_at, c.revoked_at AS client_revoked_at, \
+                 s.expires_at AS secret_expires_at, s.revoked_at AS secret_revoked_at, {TENANT_COLUMNS} \
+                 FROM oauth_access_tokens a JOIN oauth_clients c ON c.id = a.client_id \
+                 JOIN tenants n ON n.id = c.tenant_id LEFT JOIN oauth_client_secrets s ON s.id = a.secret_id \
+                 WHERE a.id = "
+            ))
+            .bind(id.as_str());
+        let Some(row) = statement.query().fetch_optional(&self.pool).await? else {
             return Ok(None);
         };
-        let expires_at: i64 = row.try_get("expires_at")?;
-        let expires_at =
-            earliest(Some(expires_at), earliest(row.try_get("client_expires_at")?, row.try_get("secret_expires_at")?));
-        let revoked_at = earliest(row.try_get("client_revoked_at")?, row.try_get("secret_revoked_at")?);
+        let token = AccessTokenRow::from_row(&row)?;
+        let expires_at = earliest(Some(token.expires_at), earliest(token.client_expires_at, token.secret_expires_at));
+        let revoked_at = earliest(token.client_revoked_at, token.secret_revoked_at);
         Ok(Some(StoredAccessToken {
-            id: id_column(&row, "id")?,
-            client_id: id_column(&row, "client_id")?,
+            id: oauth_id(&token.id)?,
+            client_id: oauth_id(&token.client_id)?,
             tenant: tenant_from_row(&row)?,
-            hash: AccessTokenHash::from_stored(row.try_get("token_hash")?),
-            scopes: scopes(&row)?,
+            hash: AccessTokenHash::from_stored(token.token_hash),
+            scopes: scopes(&token.scopes)?,
             validity: Validity { expires_at, revoked_at },
         }))
     }

@@ -2,11 +2,10 @@
 
 use async_trait::async_trait;
 use serde_json::json;
-use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::FromRow;
 
-use super::filter::Arg;
-use super::{bound, text, SqlStore};
+use super::statement::Statement;
+use super::SqlStore;
 use crate::event::EventType;
 use crate::org::{
     GroupMapping, GroupMatcher, Membership, MembershipState, Organization, OrganizationName, ReadinessFacts, Role,
@@ -15,52 +14,90 @@ use crate::store::OrganizationStore;
 use crate::time_util::now_micros;
 use crate::{DomainError, TenantName};
 
-fn organization_from_row(row: &AnyRow) -> Result<Organization, DomainError> {
-    let name: String = row.try_get("name")?;
-    Ok(Organization {
-        id: row.try_get("id")?,
-        name: OrganizationName::parse(&name)?,
-        display_name: row.try_get("display_name")?,
-        autoprovisioned: row.try_get::<i64, _>("autoprovisioned")? != 0,
-        created_at: row.try_get("created_at")?,
-        archived_at: row.try_get("archived_at")?,
-    })
+/// An organization as [`ORGANIZATION_COLUMNS`] reads it.
+#[derive(Debug, FromRow)]
+struct OrganizationRow {
+    id: String,
+    name: String,
+    display_name: Option<String>,
+    autoprovisioned: i64,
+    created_at: i64,
+    archived_at: Option<i64>,
+}
+
+impl TryFrom<OrganizationRow> for Organization {
+    type Error = DomainError;
+
+    fn try_from(row: OrganizationRow) -> Result<Self, DomainError> {
+        Ok(Organization {
+            id: row.id,
+            name: OrganizationName::parse(&row.name)?,
+            display_name: row.display_name,
+            autoprovisioned: row.autoprovisioned != 0,
+            created_at: row.created_at,
+            archived_at: row.archived_at,
+        })
+    }
 }
 
 const ORGANIZATION_COLUMNS: &str = "o.id AS id, o.name AS name, o.display_name AS display_name, \
      CASE WHEN o.autoprovisioned THEN 1 ELSE 0 END AS autoprovisioned, o.created_at AS created_at, o.archived_at AS archived_at";
 
-fn mapping_from_row(row: &AnyRow) -> Result<GroupMapping, DomainError> {
-    let match_by: String = row.try_get("match_by")?;
-    let value: String = row.try_get("match_value")?;
-    let matcher = match match_by.as_str() {
-        "id" => GroupMatcher::Id(value),
-        _ => GroupMatcher::DisplayName(value),
-    };
-    let organization: String = row.try_get("organization")?;
-    let role: String = row.try_get("role")?;
-    Ok(GroupMapping {
-        id: row.try_get("id")?,
-        matcher,
-        organization: OrganizationName::parse(&organization)?,
-        role: role.parse()?,
-        created_at: row.try_get("created_at")?,
-    })
+/// A mapping as `list_mappings` reads it.
+#[derive(Debug, FromRow)]
+struct MappingRow {
+    id: String,
+    match_by: String,
+    match_value: String,
+    organization: String,
+    role: String,
+    created_at: i64,
 }
 
-fn membership_from_row(row: &AnyRow) -> Result<Membership, DomainError> {
-    let organization: String = row.try_get("organization")?;
-    let role: String = row.try_get("role")?;
-    let state: String = row.try_get("state")?;
-    Ok(Membership {
-        organization: OrganizationName::parse(&organization)?,
-        user_id: row.try_get("user_id")?,
-        user_name: row.try_get("user_name")?,
-        role: role.parse()?,
-        state: if state == "suspended" { MembershipState::Suspended } else { MembershipState::Active },
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
+impl TryFrom<MappingRow> for GroupMapping {
+    type Error = DomainError;
+
+    fn try_from(row: MappingRow) -> Result<Self, DomainError> {
+        let matcher = match row.match_by.as_str() {
+            "id" => GroupMatcher::Id(row.match_value),
+            _ => GroupMatcher::DisplayName(row.match_value),
+        };
+        Ok(GroupMapping {
+            id: row.id,
+            matcher,
+            organization: OrganizationName::parse(&row.organization)?,
+            role: row.role.parse()?,
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// A membership as [`MEMBERSHIP_QUERY`] reads it.
+#[derive(Debug, FromRow)]
+struct MembershipRow {
+    organization: String,
+    user_id: String,
+    user_name: String,
+    role: String,
+    state: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<MembershipRow> for Membership {
+    type Error = DomainError;
+
+    fn try_from(row: MembershipRow) -> Result<Self, DomainError> {
+        Ok(Membership {
+            organization: OrganizationName::parse(&row.organization)?,
+            user_id: row.user_id,
+            user_name: row.user_name,
+            role: row.role.parse()?,
+            state: if row.state == "suspended" { MembershipState::Suspended } else { MembershipState::Active },
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
 }
 
 const MEMBERSHIP_QUERY: &str = "SELECT o.name AS organization, m.user_id AS user_id, u.user_name AS user_name, \
@@ -69,8 +106,8 @@ const MEMBERSHIP_QUERY: &str = "SELECT o.name AS organization, m.user_id AS user
      JOIN users u ON u.tenant_id = m.tenant_id AND u.id = m.user_id";
 
 /// The `n` of a `SELECT COUNT(*) AS n ...`.
-async fn count_of(conn: &mut sqlx::AnyConnection, sql: &str, args: Vec<Arg>) -> Result<u64, DomainError> {
-    let n: i64 = bound(sql, args).fetch_one(&mut *conn).await?.try_get("n")?;
+async fn count_of(conn: &mut sqlx::AnyConnection, statement: Statement) -> Result<u64, DomainError> {
+    let (n,): (i64,) = statement.query_as().fetch_one(&mut *conn).await?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
@@ -81,20 +118,22 @@ impl SqlStore {
         tenant: &str,
         name: &OrganizationName,
     ) -> Result<String, DomainError> {
-        bound(
-            "SELECT id FROM organizations WHERE tenant_id = $1 AND name = $2",
-            vec![text(tenant), text(name.as_str())],
-        )
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(DomainError::NotFound("organization"))?
-        .try_get("id")
-        .map_err(DomainError::from)
+        let (id,): (String,) = Statement::new(self.dialect)
+            .sql("SELECT id FROM organizations WHERE tenant_id = ")
+            .bind(tenant)
+            .sql(" AND name = ")
+            .bind(name.as_str())
+            .query_as()
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(DomainError::NotFound("organization"))?;
+        Ok(id)
     }
 }
 
 #[async_trait]
 impl OrganizationStore for SqlStore {
+    #[tracing::instrument(name = "store.create_organization", skip_all, fields(tenant = %tenant, organization = %name))]
     async fn create_organization(
         &self,
         tenant: &TenantName,
@@ -104,47 +143,87 @@ impl OrganizationStore for SqlStore {
         let id = self.insert_organization(&mut w, name, None).await?;
         // Groups named like it now give it.
         self.relink_and_reconcile_changed(&mut w).await?;
-        let sql = format!("SELECT {ORGANIZATION_COLUMNS} FROM organizations o WHERE o.tenant_id = $1 AND o.id = $2");
-        let row = bound(&sql, vec![text(w.tenant.as_str()), text(&id)]).fetch_one(&mut *w.tx).await?;
-        let organization = organization_from_row(&row)?;
+        let row: OrganizationRow = Statement::new(self.dialect)
+            .sql(&format!("SELECT {ORGANIZATION_COLUMNS} FROM organizations o WHERE o.tenant_id = "))
+            .bind(w.tenant.as_str())
+            .sql(" AND o.id = ")
+            .bind(id.as_str())
+            .query_as()
+            .fetch_one(&mut *w.tx)
+            .await?;
+        let organization = Organization::try_from(row)?;
         w.commit().await?;
         Ok(organization)
     }
 
+    #[tracing::instrument(name = "store.list_organizations", skip_all, fields(tenant = %tenant))]
     async fn list_organizations(&self, tenant: &TenantName) -> Result<Vec<Organization>, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let tenant = self.tenant_id(&mut conn, tenant).await?;
-        let sql = format!("SELECT {ORGANIZATION_COLUMNS} FROM organizations o WHERE o.tenant_id = $1 ORDER BY o.name");
-        let rows = bound(&sql, vec![text(tenant.as_str())]).fetch_all(&mut *conn).await?;
-        rows.iter().map(organization_from_row).collect()
+        let rows: Vec<OrganizationRow> = Statement::new(self.dialect)
+            .sql(&format!("SELECT {ORGANIZATION_COLUMNS} FROM organizations o WHERE o.tenant_id = "))
+            .bind(tenant.as_str())
+            .sql(" ORDER BY o.name")
+            .query_as()
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.into_iter().map(Organization::try_from).collect()
     }
 
+    #[tracing::instrument(name = "store.organization", skip_all, fields(tenant = %tenant, organization = %name))]
+    async fn organization(&self, tenant: &TenantName, name: &OrganizationName) -> Result<Organization, DomainError> {
+        let mut conn = self.pool.acquire().await?;
+        let tenant = self.tenant_id(&mut conn, tenant).await?;
+        let row: OrganizationRow = Statement::new(self.dialect)
+            .sql(&format!("SELECT {ORGANIZATION_COLUMNS} FROM organizations o WHERE o.tenant_id = "))
+            .bind(tenant.as_str())
+            .sql(" AND o.name = ")
+            .bind(name.as_str())
+            .query_as()
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(DomainError::NotFound("organization"))?;
+        Organization::try_from(row)
+    }
+
+    #[tracing::instrument(name = "store.delete_organization", skip_all, fields(tenant = %tenant, organization = %name))]
     async fn delete_organization(&self, tenant: &TenantName, name: &OrganizationName) -> Result<(), DomainError> {
         let mut w = self.begin_tenant_write_by_name(tenant).await?;
         let tenant_id = w.tenant.as_str().to_owned();
         let id = self.organization_id(&mut w.tx, &tenant_id, name).await?;
-        let linked = bound(
-            "SELECT g.display_name AS name FROM group_links l JOIN groups g ON g.tenant_id = l.tenant_id AND g.id = l.group_id \
-             WHERE l.tenant_id = $1 AND l.organization_id = $2 ORDER BY g.display_name LIMIT 5",
-            vec![text(&tenant_id), text(&id)],
-        )
-        .fetch_all(&mut *w.tx)
-        .await?;
+        let linked: Vec<(String,)> = Statement::new(self.dialect)
+            .sql(
+                "SELECT g.display_name AS name FROM group_links l \
+                 JOIN groups g ON g.tenant_id = l.tenant_id AND g.id = l.group_id WHERE l.tenant_id = ",
+            )
+            .bind(tenant_id.as_str())
+            .sql(" AND l.organization_id = ")
+            .bind(id.as_str())
+            .sql(" ORDER BY g.display_name LIMIT 5")
+            .query_as()
+            .fetch_all(&mut *w.tx)
+            .await?;
         if !linked.is_empty() {
-            let names: Vec<String> = linked.iter().filter_map(|r| r.try_get("name").ok()).collect();
+            let names: Vec<String> = linked.into_iter().map(|(name,)| name).collect();
             return Err(DomainError::Conflict(format!(
                 "organization `{name}` is still given by groups ({}): remove their mappings, or the groups, first",
                 names.join(", ")
             )));
         }
         // No group gives it, so it has no memberships left to remove.
-        bound("DELETE FROM organizations WHERE tenant_id = $1 AND id = $2", vec![text(&tenant_id), text(&id)])
+        Statement::new(self.dialect)
+            .sql("DELETE FROM organizations WHERE tenant_id = ")
+            .bind(tenant_id.as_str())
+            .sql(" AND id = ")
+            .bind(id.as_str())
+            .query()
             .execute(&mut *w.tx)
             .await?;
         w.emit(EventType::OrganizationDeleted, json!({"organization": {"id": id, "name": name.as_str()}}));
         w.commit().await
     }
 
+    #[tracing::instrument(name = "store.add_mapping", skip_all, fields(tenant = %tenant, organization = %organization))]
     async fn add_mapping(
         &self,
         tenant: &TenantName,
@@ -160,58 +239,73 @@ impl OrganizationStore for SqlStore {
         };
         let id = uuid::Uuid::now_v7().to_string();
         let created_at = now_micros();
-        bound(
-            "INSERT INTO group_mappings (tenant_id, id, match_by, match_key, match_value, organization_id, role, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            vec![
-                text(&tenant_id),
-                text(&id),
-                text(matcher.kind()),
-                text(&key),
-                text(&value),
-                text(&organization_id),
-                text(role.as_str()),
-                Arg::Int(created_at),
-            ],
-        )
-        .execute(&mut *w.tx)
-        .await
-        .map_err(|e| {
-            if crate::error::is_unique_violation(&e) {
-                DomainError::Conflict(format!("a mapping of that group to `{organization}` already exists"))
-            } else {
-                e.into()
-            }
-        })?;
+        Statement::new(self.dialect)
+            .sql(
+                "INSERT INTO group_mappings \
+                 (tenant_id, id, match_by, match_key, match_value, organization_id, role, created_at) VALUES (",
+            )
+            .bind(tenant_id.as_str())
+            .sql(", ")
+            .bind(id.as_str())
+            .sql(", ")
+            .bind(matcher.kind())
+            .sql(", ")
+            .bind(key.as_str())
+            .sql(", ")
+            .bind(value.as_str())
+            .sql(", ")
+            .bind(organization_id.as_str())
+            .sql(", ")
+            .bind(role.as_str())
+            .sql(", ")
+            .bind(created_at)
+            .sql(")")
+            .query()
+            .execute(&mut *w.tx)
+            .await
+            .map_err(|e| {
+                if crate::error::is_unique_violation(&e) {
+                    DomainError::Conflict(format!("a mapping of that group to `{organization}` already exists"))
+                } else {
+                    e.into()
+                }
+            })?;
         self.relink_and_reconcile_changed(&mut w).await?;
         w.commit().await?;
         Ok(GroupMapping { id, matcher, organization: organization.clone(), role, created_at })
     }
 
+    #[tracing::instrument(name = "store.list_mappings", skip_all, fields(tenant = %tenant))]
     async fn list_mappings(&self, tenant: &TenantName) -> Result<Vec<GroupMapping>, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let tenant = self.tenant_id(&mut conn, tenant).await?;
-        let rows = bound(
-            "SELECT m.id AS id, m.match_by AS match_by, m.match_value AS match_value, o.name AS organization, \
-             m.role AS role, m.created_at AS created_at FROM group_mappings m \
-             JOIN organizations o ON o.tenant_id = m.tenant_id AND o.id = m.organization_id \
-             WHERE m.tenant_id = $1 ORDER BY m.created_at, m.id",
-            vec![text(tenant.as_str())],
-        )
-        .fetch_all(&mut *conn)
-        .await?;
-        rows.iter().map(mapping_from_row).collect()
+        let rows: Vec<MappingRow> = Statement::new(self.dialect)
+            .sql(
+                "SELECT m.id AS id, m.match_by AS match_by, m.match_value AS match_value, o.name AS organization, \
+                 m.role AS role, m.created_at AS created_at FROM group_mappings m \
+                 JOIN organizations o ON o.tenant_id = m.tenant_id AND o.id = m.organization_id \
+                 WHERE m.tenant_id = ",
+            )
+            .bind(tenant.as_str())
+            .sql(" ORDER BY m.created_at, m.id")
+            .query_as()
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.into_iter().map(GroupMapping::try_from).collect()
     }
 
+    #[tracing::instrument(name = "store.remove_mapping", skip_all, fields(tenant = %tenant, id = %id))]
     async fn remove_mapping(&self, tenant: &TenantName, id: &str) -> Result<(), DomainError> {
         let mut w = self.begin_tenant_write_by_name(tenant).await?;
-        let removed = bound(
-            "DELETE FROM group_mappings WHERE tenant_id = $1 AND id = $2",
-            vec![text(w.tenant.as_str()), text(id)],
-        )
-        .execute(&mut *w.tx)
-        .await?
-        .rows_affected();
+        let removed = Statement::new(self.dialect)
+            .sql("DELETE FROM group_mappings WHERE tenant_id = ")
+            .bind(w.tenant.as_str())
+            .sql(" AND id = ")
+            .bind(id)
+            .query()
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
         if removed == 0 {
             return Err(DomainError::NotFound("mapping"));
         }
@@ -219,23 +313,35 @@ impl OrganizationStore for SqlStore {
         w.commit().await
     }
 
+    #[tracing::instrument(name = "store.user_memberships", skip_all, fields(tenant = %tenant, user = %user_id))]
     async fn user_memberships(&self, tenant: &TenantName, user_id: &str) -> Result<Vec<Membership>, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let tenant = self.tenant_id(&mut conn, tenant).await?;
-        let exists = bound(
-            "SELECT 1 AS one FROM users WHERE tenant_id = $1 AND id = $2",
-            vec![text(tenant.as_str()), text(user_id)],
-        )
-        .fetch_optional(&mut *conn)
-        .await?;
+        let exists = Statement::new(self.dialect)
+            .sql("SELECT 1 AS one FROM users WHERE tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND id = ")
+            .bind(user_id)
+            .query()
+            .fetch_optional(&mut *conn)
+            .await?;
         if exists.is_none() {
             return Err(DomainError::NotFound("User"));
         }
-        let sql = format!("{MEMBERSHIP_QUERY} WHERE m.tenant_id = $1 AND m.user_id = $2 ORDER BY o.name");
-        let rows = bound(&sql, vec![text(tenant.as_str()), text(user_id)]).fetch_all(&mut *conn).await?;
-        rows.iter().map(membership_from_row).collect()
+        let rows: Vec<MembershipRow> = Statement::new(self.dialect)
+            .sql(MEMBERSHIP_QUERY)
+            .sql(" WHERE m.tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND m.user_id = ")
+            .bind(user_id)
+            .sql(" ORDER BY o.name")
+            .query_as()
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.into_iter().map(Membership::try_from).collect()
     }
 
+    #[tracing::instrument(name = "store.organization_members", skip_all, fields(tenant = %tenant, organization = %organization))]
     async fn organization_members(
         &self,
         tenant: &TenantName,
@@ -244,80 +350,92 @@ impl OrganizationStore for SqlStore {
         let mut conn = self.pool.acquire().await?;
         let tenant = self.tenant_id(&mut conn, tenant).await?;
         let organization = self.organization_id(&mut conn, tenant.as_str(), organization).await?;
-        let sql =
-            format!("{MEMBERSHIP_QUERY} WHERE m.tenant_id = $1 AND m.organization_id = $2 ORDER BY u.user_name_lower");
-        let rows = bound(&sql, vec![text(tenant.as_str()), text(&organization)]).fetch_all(&mut *conn).await?;
-        rows.iter().map(membership_from_row).collect()
+        let rows: Vec<MembershipRow> = Statement::new(self.dialect)
+            .sql(MEMBERSHIP_QUERY)
+            .sql(" WHERE m.tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND m.organization_id = ")
+            .bind(organization.as_str())
+            .sql(" ORDER BY u.user_name_lower")
+            .query_as()
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.into_iter().map(Membership::try_from).collect()
     }
 
+    #[tracing::instrument(name = "store.readiness", skip_all, fields(tenant = %tenant))]
     async fn readiness(&self, tenant: &TenantName) -> Result<ReadinessFacts, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let id = self.tenant_id(&mut conn, tenant).await?;
-        let t = || vec![text(id.as_str())];
-        let unlinked = "FROM groups g WHERE g.tenant_id = $1 AND NOT EXISTS \
-                        (SELECT 1 FROM group_links l WHERE l.tenant_id = g.tenant_id AND l.group_id = g.id)";
+        // `sql` with the tenant's id bound where it ends.
+        let of_tenant = |sql: &str| Statement::new(self.dialect).sql(sql).bind(id.as_str());
+        let unlinked = "FROM groups g WHERE NOT EXISTS \
+                        (SELECT 1 FROM group_links l WHERE l.tenant_id = g.tenant_id AND l.group_id = g.id) \
+                        AND g.tenant_id = ";
         let mut facts = ReadinessFacts {
-            users: count_of(&mut conn, "SELECT COUNT(*) AS n FROM users WHERE tenant_id = $1", t()).await?,
-            groups: count_of(&mut conn, "SELECT COUNT(*) AS n FROM groups WHERE tenant_id = $1", t()).await?,
+            users: count_of(&mut conn, of_tenant("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ")).await?,
+            groups: count_of(&mut conn, of_tenant("SELECT COUNT(*) AS n FROM groups WHERE tenant_id = ")).await?,
             organizations: count_of(
                 &mut conn,
-                "SELECT COUNT(*) AS n FROM organizations WHERE tenant_id = $1 AND archived_at IS NULL",
-                t(),
+                of_tenant("SELECT COUNT(*) AS n FROM organizations WHERE archived_at IS NULL AND tenant_id = "),
             )
             .await?,
-            mappings: count_of(&mut conn, "SELECT COUNT(*) AS n FROM group_mappings WHERE tenant_id = $1", t()).await?,
-            webhooks: count_of(&mut conn, "SELECT COUNT(*) AS n FROM webhooks WHERE tenant_id = $1", t()).await?,
+            mappings: count_of(&mut conn, of_tenant("SELECT COUNT(*) AS n FROM group_mappings WHERE tenant_id = "))
+                .await?,
+            webhooks: count_of(&mut conn, of_tenant("SELECT COUNT(*) AS n FROM webhooks WHERE tenant_id = ")).await?,
             failing_webhooks: count_of(
                 &mut conn,
-                "SELECT COUNT(*) AS n FROM webhooks WHERE tenant_id = $1 AND enabled = TRUE AND attempts > 0",
-                t(),
+                of_tenant("SELECT COUNT(*) AS n FROM webhooks WHERE enabled = TRUE AND attempts > 0 AND tenant_id = "),
             )
             .await?,
             dead_letters: count_of(
                 &mut conn,
-                "SELECT COUNT(*) AS n FROM webhook_dead_letters WHERE tenant_id = $1",
-                t(),
+                of_tenant("SELECT COUNT(*) AS n FROM webhook_dead_letters WHERE tenant_id = "),
             )
             .await?,
-            unlinked_groups: count_of(&mut conn, &format!("SELECT COUNT(*) AS n {unlinked}"), t()).await?,
+            unlinked_groups: count_of(&mut conn, of_tenant(&format!("SELECT COUNT(*) AS n {unlinked}"))).await?,
             ..ReadinessFacts::default()
         };
-        facts.unlinked_group_names =
-            bound(&format!("SELECT g.display_name AS name {unlinked} ORDER BY g.display_name LIMIT 5"), t())
-                .fetch_all(&mut *conn)
-                .await?
-                .iter()
-                .map(|r| r.try_get("name"))
-                .collect::<Result<_, _>>()?;
-
-        let duplicates = "FROM users WHERE tenant_id = $1 AND email_lower IS NOT NULL \
-                          GROUP BY email_lower HAVING COUNT(*) > 1";
-        facts.duplicate_emails =
-            count_of(&mut conn, &format!("SELECT COUNT(*) AS n FROM (SELECT email_lower {duplicates}) d"), t()).await?;
-        if facts.duplicate_emails > 0 {
-            facts.duplicate_email_samples =
-                bound(&format!("SELECT email_lower {duplicates} ORDER BY email_lower LIMIT 3"), t())
-                    .fetch_all(&mut *conn)
-                    .await?
-                    .iter()
-                    .map(|r| r.try_get("email_lower"))
-                    .collect::<Result<_, _>>()?;
-        }
-        let row = bound("SELECT rate_limit_per_second, last_user_agent FROM tenants WHERE id = $1", t())
-            .fetch_one(&mut *conn)
+        let names: Vec<(String,)> = of_tenant(&format!("SELECT g.display_name AS name {unlinked}"))
+            .sql(" ORDER BY g.display_name LIMIT 5")
+            .query_as()
+            .fetch_all(&mut *conn)
             .await?;
-        facts.tenant_rate_per_second =
-            row.try_get::<Option<i64>, _>("rate_limit_per_second")?.and_then(|r| u32::try_from(r).ok());
-        facts.last_user_agent = row.try_get("last_user_agent")?;
+        facts.unlinked_group_names = names.into_iter().map(|(name,)| name).collect();
+
+        // Linking emails more than one user has, between `before` and `after`.
+        let duplicates = |before: &str, after: &str| {
+            of_tenant(&format!("{before}SELECT email_lower FROM users WHERE email_lower IS NOT NULL AND tenant_id = "))
+                .sql(" GROUP BY email_lower HAVING COUNT(*) > 1")
+                .sql(after)
+        };
+        facts.duplicate_emails = count_of(&mut conn, duplicates("SELECT COUNT(*) AS n FROM (", ") d")).await?;
+        if facts.duplicate_emails > 0 {
+            let samples: Vec<(String,)> =
+                duplicates("", " ORDER BY email_lower LIMIT 3").query_as().fetch_all(&mut *conn).await?;
+            facts.duplicate_email_samples = samples.into_iter().map(|(email,)| email).collect();
+        }
+        let (rate_per_second, last_user_agent): (Option<i64>, Option<String>) =
+            of_tenant("SELECT rate_limit_per_second, last_user_agent FROM tenants WHERE id = ")
+                .query_as()
+                .fetch_one(&mut *conn)
+                .await?;
+        facts.tenant_rate_per_second = rate_per_second.and_then(|r| u32::try_from(r).ok());
+        facts.last_user_agent = last_user_agent;
 
         let now = now_micros();
         let week = now + 7 * 24 * 3600 * 1_000_000;
-        let live = "SELECT COUNT(*) AS n FROM tokens WHERE kind = 'tenant' AND tenant_id = $1 \
-                    AND (revoked_at IS NULL OR revoked_at > $2) AND (expires_at IS NULL OR expires_at > $2)";
-        facts.live_tokens = count_of(&mut conn, live, vec![text(id.as_str()), Arg::Int(now)]).await?;
-        let expiring = format!("{live} AND expires_at IS NOT NULL AND expires_at <= $3");
-        facts.tokens_expiring_soon =
-            count_of(&mut conn, &expiring, vec![text(id.as_str()), Arg::Int(now), Arg::Int(week)]).await?;
+        let live = || {
+            of_tenant("SELECT COUNT(*) AS n FROM tokens WHERE kind = 'tenant' AND tenant_id = ")
+                .sql(" AND (revoked_at IS NULL OR revoked_at > ")
+                .bind(now)
+                .sql(") AND (expires_at IS NULL OR expires_at > ")
+                .bind(now)
+                .sql(")")
+        };
+        facts.live_tokens = count_of(&mut conn, live()).await?;
+        let expiring = live().sql(" AND expires_at IS NOT NULL AND expires_at <= ").bind(week);
+        facts.tokens_expiring_soon = count_of(&mut conn, expiring).await?;
         facts.live_oauth_clients = self.live_oauth_clients(&mut conn, &id, now).await?;
 
         // Mappings that no provisioned group matches, compared as link_group compares.
@@ -325,12 +443,12 @@ impl OrganizationStore for SqlStore {
         let mappings = self.list_mappings(tenant).await?;
         if !mappings.is_empty() {
             let mut conn = self.pool.acquire().await?;
-            let groups =
-                bound("SELECT id, display_name FROM groups WHERE tenant_id = $1", t()).fetch_all(&mut *conn).await?;
-            let groups: Vec<(String, String)> = groups
-                .iter()
-                .map(|r| Ok((r.try_get::<String, _>("id")?, r.try_get::<String, _>("display_name")?.to_lowercase())))
-                .collect::<Result<_, DomainError>>()?;
+            let groups: Vec<(String, String)> = of_tenant("SELECT id, display_name FROM groups WHERE tenant_id = ")
+                .query_as()
+                .fetch_all(&mut *conn)
+                .await?;
+            let groups: Vec<(String, String)> =
+                groups.into_iter().map(|(id, display_name)| (id, display_name.to_lowercase())).collect();
             facts.idle_mappings = mappings
                 .into_iter()
                 .filter(|m| {

@@ -62,6 +62,7 @@ fn organization_subject(id: &str, name: &str) -> Value {
 impl SqlStore {
     /// Recompute the organizations group `group_id` (named `display_name`) links to; whether
     /// they changed.
+    #[tracing::instrument(name = "reconcile.link_group", skip_all, fields(tenant = w.tenant.as_str(), group = %group_id))]
     pub(super) async fn link_group(
         &self,
         w: &mut TenantWrite,
@@ -357,6 +358,7 @@ impl SqlStore {
 
     /// Bring the stored memberships of `users` in line with their groups, emitting an event per
     /// change.
+    #[tracing::instrument(name = "reconcile", skip_all, fields(tenant = w.tenant.as_str()))]
     pub(super) async fn reconcile(&self, w: &mut TenantWrite, users: Users) -> Result<(), DomainError> {
         if matches!(&users, Users::These(ids) if ids.is_empty()) {
             return Ok(());

@@ -788,6 +788,7 @@ struct GroupBefore {
 
 #[async_trait]
 impl ResourceStore for SqlStore {
+    #[tracing::instrument(name = "store.create", skip_all, fields(tenant = tenant.as_str(), kind = kind.name()))]
     async fn create(&self, tenant: &TenantId, kind: ResourceKind, mut body: Value) -> Result<Resource, DomainError> {
         let members = if kind == ResourceKind::Group { take_members(&mut body) } else { Vec::new() };
         let columns = Columns::of(kind, &body)?;
@@ -875,6 +876,7 @@ impl ResourceStore for SqlStore {
         Ok(resource)
     }
 
+    #[tracing::instrument(name = "store.get", skip_all, fields(tenant = tenant.as_str(), kind = kind.name(), id = %id))]
     async fn get(
         &self,
         tenant: &TenantId,
@@ -891,6 +893,7 @@ impl ResourceStore for SqlStore {
         }
     }
 
+    #[tracing::instrument(name = "store.replace", skip_all, fields(tenant = tenant.as_str(), kind = kind.name(), id = %id))]
     async fn replace(
         &self,
         tenant: &TenantId,
@@ -919,6 +922,7 @@ impl ResourceStore for SqlStore {
         self.finish_change(w, tenant, kind, change, affected, true).await
     }
 
+    #[tracing::instrument(name = "store.patch", skip_all, fields(tenant = tenant.as_str(), kind = kind.name(), id = %id))]
     async fn patch(
         &self,
         tenant: &TenantId,
@@ -949,6 +953,7 @@ impl ResourceStore for SqlStore {
         self.finish_change(w, tenant, kind, change, affected, with_members).await
     }
 
+    #[tracing::instrument(name = "store.delete", skip_all, fields(tenant = tenant.as_str(), kind = kind.name(), id = %id))]
     async fn delete(
         &self,
         tenant: &TenantId,
@@ -1024,6 +1029,7 @@ impl ResourceStore for SqlStore {
         w.commit().await
     }
 
+    #[tracing::instrument(name = "store.search", skip_all, fields(tenant = tenant.as_str(), kind = kind.name()))]
     async fn search(&self, tenant: &TenantId, kind: ResourceKind, query: &Query) -> Result<Page, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let window = Window { offset: query.start_index.saturating_sub(1), limit: query.count };
@@ -1031,6 +1037,7 @@ impl ResourceStore for SqlStore {
         Ok(Page { total, resources })
     }
 
+    #[tracing::instrument(name = "store.search_all", skip_all, fields(tenant = tenant.as_str()))]
     async fn search_all(&self, tenant: &TenantId, query: &Query) -> Result<Page, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let offset = query.start_index.saturating_sub(1);

@@ -2,15 +2,15 @@
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
-use token::limit::Quota;
+use sqlx::{AnyConnection, FromRow};
 
 use super::filter::Arg;
-use super::{bound, text, SqlStore};
+use super::statement::Statement;
+use super::{Dialect, SqlStore};
 use crate::error::is_unique_violation;
 use crate::store::TenantStore;
 use crate::time_util::now_micros;
-use crate::{AccessTokenLifetime, DomainError, Tenant, TenantId, TenantName, TenantSettings, TenantUpdate};
+use crate::{AccessTokenLifetime, DomainError, RateLimit, Tenant, TenantId, TenantName, TenantSettings, TenantUpdate};
 
 /// The columns [`tenant_from_row`] reads, for joins (`n` is the tenants alias).
 pub(super) const TENANT_COLUMNS: &str = "n.id AS tenant_id, n.name AS tenant_name, n.created_at AS tenant_created_at, \
@@ -20,46 +20,70 @@ pub(super) const TENANT_COLUMNS: &str = "n.id AS tenant_id, n.name AS tenant_nam
      n.auth_methods AS tenant_auth_methods, n.access_token_seconds AS tenant_access_token_seconds, \
      n.link_by AS tenant_link_by, n.duplicate_emails AS tenant_duplicate_emails";
 
+/// A tenant as [`TENANT_COLUMNS`] reads it.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct TenantRow {
+    tenant_id: String,
+    tenant_name: String,
+    tenant_created_at: i64,
+    tenant_rate_per_second: Option<i64>,
+    tenant_rate_burst: Option<i64>,
+    tenant_idp_profile: String,
+    tenant_autoprovision: i64,
+    tenant_default_role: String,
+    tenant_deprovision: String,
+    tenant_auth_methods: String,
+    tenant_access_token_seconds: i64,
+    tenant_link_by: String,
+    tenant_duplicate_emails: String,
+}
+
+impl TryFrom<TenantRow> for Tenant {
+    type Error = DomainError;
+
+    fn try_from(row: TenantRow) -> Result<Self, DomainError> {
+        let rate_limit = match (row.tenant_rate_per_second, row.tenant_rate_burst) {
+            (Some(per_second), Some(burst)) => {
+                let limit = u32::try_from(per_second)
+                    .ok()
+                    .zip(u32::try_from(burst).ok())
+                    .and_then(|(r, b)| RateLimit::new(r, b));
+                Some(limit.ok_or_else(|| DomainError::internal("stored rate limit is out of range"))?)
+            }
+            _ => None,
+        };
+        let corrupt = |what: &str| DomainError::internal(format!("stored tenant {what} is unknown"));
+        let settings = TenantSettings {
+            idp_profile: row.tenant_idp_profile.parse().map_err(|_| corrupt("IdP profile"))?,
+            autoprovision: row.tenant_autoprovision != 0,
+            default_role: row.tenant_default_role.parse().map_err(|_| corrupt("default role"))?,
+            deprovision: row.tenant_deprovision.parse().map_err(|_| corrupt("deprovisioning"))?,
+            auth_methods: row.tenant_auth_methods.parse().map_err(|_| corrupt("authentication methods"))?,
+            access_token_lifetime: u64::try_from(row.tenant_access_token_seconds)
+                .ok()
+                .and_then(|s| AccessTokenLifetime::from_seconds(s).ok())
+                .ok_or_else(|| corrupt("access token lifetime"))?,
+            link_by: row.tenant_link_by.parse().map_err(|_| corrupt("link_by"))?,
+            duplicate_emails: row.tenant_duplicate_emails.parse().map_err(|_| corrupt("duplicate email policy"))?,
+        };
+        Ok(Tenant {
+            id: TenantId(row.tenant_id),
+            name: TenantName::parse(&row.tenant_name)?,
+            created_at: row.tenant_created_at,
+            rate_limit,
+            settings,
+        })
+    }
+}
+
+/// The tenant in a row that selected [`TENANT_COLUMNS`] (among others).
 pub(super) fn tenant_from_row(row: &AnyRow) -> Result<Tenant, DomainError> {
-    let name: String = row.try_get("tenant_name")?;
-    let per_second: Option<i64> = row.try_get("tenant_rate_per_second")?;
-    let burst: Option<i64> = row.try_get("tenant_rate_burst")?;
-    let rate_limit = match (per_second, burst) {
-        (Some(per_second), Some(burst)) => {
-            let quota =
-                u32::try_from(per_second).ok().zip(u32::try_from(burst).ok()).and_then(|(r, b)| Quota::new(r, b));
-            Some(quota.ok_or_else(|| DomainError::internal("stored rate limit is out of range"))?)
-        }
-        _ => None,
-    };
-    let corrupt = |what: &str| DomainError::internal(format!("stored tenant {what} is unknown"));
-    let idp_profile: String = row.try_get("tenant_idp_profile")?;
-    let default_role: String = row.try_get("tenant_default_role")?;
-    let deprovision: String = row.try_get("tenant_deprovision")?;
-    let auth_methods: String = row.try_get("tenant_auth_methods")?;
-    let access_token_seconds: i64 = row.try_get("tenant_access_token_seconds")?;
-    let link_by: String = row.try_get("tenant_link_by")?;
-    let duplicate_emails: String = row.try_get("tenant_duplicate_emails")?;
-    let settings = TenantSettings {
-        idp_profile: idp_profile.parse().map_err(|_| corrupt("IdP profile"))?,
-        autoprovision: row.try_get::<i64, _>("tenant_autoprovision")? != 0,
-        default_role: default_role.parse().map_err(|_| corrupt("default role"))?,
-        deprovision: deprovision.parse().map_err(|_| corrupt("deprovisioning"))?,
-        auth_methods: auth_methods.parse().map_err(|_| corrupt("authentication methods"))?,
-        access_token_lifetime: u64::try_from(access_token_seconds)
-            .ok()
-            .and_then(|s| AccessTokenLifetime::from_seconds(s).ok())
-            .ok_or_else(|| corrupt("access token lifetime"))?,
-        link_by: link_by.parse().map_err(|_| corrupt("link_by"))?,
-        duplicate_emails: duplicate_emails.parse().map_err(|_| corrupt("duplicate email policy"))?,
-    };
-    Ok(Tenant {
-        id: TenantId(row.try_get("tenant_id")?),
-        name: TenantName::parse(&name)?,
-        created_at: row.try_get("tenant_created_at")?,
-        rate_limit,
-        settings,
-    })
+    Tenant::try_from(TenantRow::from_row(row)?)
+}
+
+/// `SELECT` [`TENANT_COLUMNS`] `FROM tenants n WHERE n.<column> = value`.
+fn select_tenant(dialect: Dialect, column: &str, value: &str) -> Statement {
+    Statement::new(dialect).sql(&format!("SELECT {TENANT_COLUMNS} FROM tenants n WHERE n.{column} = ")).bind(value)
 }
 
 impl SqlStore {
@@ -69,33 +93,33 @@ impl SqlStore {
         conn: &mut AnyConnection,
         id: &TenantId,
     ) -> Result<TenantSettings, DomainError> {
-        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants n WHERE n.id = $1");
-        let row = bound(&sql, vec![text(id.as_str())])
+        let row: TenantRow = select_tenant(self.dialect, "id", id.as_str())
+            .query_as()
             .fetch_optional(&mut *conn)
             .await?
             .ok_or(DomainError::NotFound("tenant"))?;
-        Ok(tenant_from_row(&row)?.settings)
+        Ok(Tenant::try_from(row)?.settings)
     }
 
     async fn tenant_by_name(&self, name: &TenantName) -> Result<Tenant, DomainError> {
-        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants n WHERE n.name = $1");
-        let row = bound(&sql, vec![text(name.as_str())])
+        let row: TenantRow = select_tenant(self.dialect, "name", name.as_str())
+            .query_as()
             .fetch_optional(&self.pool)
             .await?
             .ok_or(DomainError::NotFound("tenant"))?;
-        tenant_from_row(&row)
+        Tenant::try_from(row)
     }
 }
 
 #[async_trait]
 impl TenantStore for SqlStore {
+    #[tracing::instrument(name = "store.check_ready", level = "debug", skip_all)]
     async fn check_ready(&self) -> Result<(), DomainError> {
         let mut conn = self.pool.acquire().await?;
-        let applied: i64 = sqlx::query("SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE success = TRUE")
+        let (applied,): (i64,) = sqlx::query_as("SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE success = TRUE")
             .fetch_one(&mut *conn)
             .await
-            .map_err(|_| DomainError::internal("migrations have not been applied"))?
-            .try_get("n")?;
+            .map_err(|_| DomainError::internal("migrations have not been applied"))?;
         let known = self.migrator().iter().count();
         if usize::try_from(applied).unwrap_or(0) < known {
             return Err(DomainError::internal(format!("{applied} of {known} migrations applied")));
@@ -103,6 +127,7 @@ impl TenantStore for SqlStore {
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.create_tenant", skip_all, fields(tenant = %name))]
     async fn create_tenant(&self, name: &TenantName) -> Result<Tenant, DomainError> {
         let tenant = Tenant {
             id: TenantId(uuid::Uuid::now_v7().to_string()),
@@ -111,32 +136,43 @@ impl TenantStore for SqlStore {
             rate_limit: None,
             settings: TenantSettings::default(),
         };
-        bound(
-            "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)",
-            vec![text(tenant.id.as_str()), text(name.as_str()), Arg::Int(tenant.created_at)],
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                DomainError::Conflict(format!("tenant `{name}` already exists"))
-            } else {
-                e.into()
-            }
-        })?;
+        Statement::new(self.dialect)
+            .sql("INSERT INTO tenants (id, name, created_at) VALUES (")
+            .bind(tenant.id.as_str())
+            .sql(", ")
+            .bind(name.as_str())
+            .sql(", ")
+            .bind(tenant.created_at)
+            .sql(")")
+            .query()
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    DomainError::Conflict(format!("tenant `{name}` already exists"))
+                } else {
+                    e.into()
+                }
+            })?;
         Ok(tenant)
     }
 
+    #[tracing::instrument(name = "store.tenant", skip_all, fields(tenant = %name))]
     async fn tenant(&self, name: &TenantName) -> Result<Tenant, DomainError> {
         self.tenant_by_name(name).await
     }
 
+    #[tracing::instrument(name = "store.list_tenants", skip_all)]
     async fn list_tenants(&self) -> Result<Vec<Tenant>, DomainError> {
-        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants n ORDER BY n.name");
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(tenant_from_row).collect()
+        let rows: Vec<TenantRow> = Statement::new(self.dialect)
+            .sql(&format!("SELECT {TENANT_COLUMNS} FROM tenants n ORDER BY n.name"))
+            .query_as()
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(Tenant::try_from).collect()
     }
 
+    #[tracing::instrument(name = "store.update_tenant", skip_all, fields(tenant = %name))]
     async fn update_tenant(&self, name: &TenantName, update: &TenantUpdate) -> Result<Tenant, DomainError> {
         let mut write = self.begin_tenant_write_by_name(name).await?;
         let id = write.tenant.clone();
@@ -153,21 +189,28 @@ impl TenantStore for SqlStore {
         ];
         for (column, value) in settings {
             if let Some(value) = value {
-                let sql = format!("UPDATE tenants SET {column} = $2 WHERE id = $1");
-                bound(&sql, vec![text(id.as_str()), value]).execute(&mut **tx).await?;
+                Statement::new(self.dialect)
+                    .sql(&format!("UPDATE tenants SET {column} = "))
+                    .bind(value)
+                    .sql(" WHERE id = ")
+                    .bind(id.as_str())
+                    .query()
+                    .execute(&mut **tx)
+                    .await?;
             }
         }
         if let Some(rate_limit) = update.rate_limit {
-            let (per_second, burst) = match rate_limit {
-                Some(q) => (Arg::Int(i64::from(q.per_second.get())), Arg::Int(i64::from(q.burst.get()))),
-                None => (Arg::NullInt, Arg::NullInt),
-            };
-            bound(
-                "UPDATE tenants SET rate_limit_per_second = $2, rate_limit_burst = $3 WHERE id = $1",
-                vec![text(id.as_str()), per_second, burst],
-            )
-            .execute(&mut **tx)
-            .await?;
+            let number = |n: std::num::NonZeroU32| i64::from(n.get());
+            Statement::new(self.dialect)
+                .sql("UPDATE tenants SET rate_limit_per_second = ")
+                .bind(rate_limit.map(|l| number(l.per_second)))
+                .sql(", rate_limit_burst = ")
+                .bind(rate_limit.map(|l| number(l.burst)))
+                .sql(" WHERE id = ")
+                .bind(id.as_str())
+                .query()
+                .execute(&mut **tx)
+                .await?;
         }
         if update.affects_memberships() {
             write.settings = self.settings_of(&mut write.tx, &id).await?;
@@ -177,30 +220,38 @@ impl TenantStore for SqlStore {
         self.tenant_by_name(name).await
     }
 
+    #[tracing::instrument(name = "store.record_user_agents", level = "debug", skip_all)]
     async fn record_user_agents(&self, seen: &[(TenantId, String, i64)]) -> Result<(), DomainError> {
         if seen.is_empty() {
             return Ok(());
         }
         let mut tx = self.begin_write().await?;
         for (tenant, agent, at) in seen {
-            bound(
-                "UPDATE tenants SET last_user_agent = $2, last_user_agent_at = $3 \
-                 WHERE id = $1 AND (last_user_agent_at IS NULL OR last_user_agent_at < $3)",
-                vec![text(tenant.as_str()), text(agent), Arg::Int(*at)],
-            )
-            .execute(&mut *tx)
-            .await?;
+            Statement::new(self.dialect)
+                .sql("UPDATE tenants SET last_user_agent = ")
+                .bind(agent.as_str())
+                .sql(", last_user_agent_at = ")
+                .bind(*at)
+                .sql(" WHERE id = ")
+                .bind(tenant.as_str())
+                .sql(" AND (last_user_agent_at IS NULL OR last_user_agent_at < ")
+                .bind(*at)
+                .sql(")")
+                .query()
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.delete_tenant", skip_all, fields(tenant = %name))]
     async fn delete_tenant(&self, name: &TenantName) -> Result<(), DomainError> {
         let mut tx = self.begin_write().await?;
         let id = self.tenant_id(&mut tx, name).await?;
         // Memberships first: they reference groups, and members have no foreign key.
-        for statement in ["DELETE FROM group_members WHERE tenant_id = $1", "DELETE FROM tenants WHERE id = $1"] {
-            bound(statement, vec![text(id.as_str())]).execute(&mut *tx).await?;
+        for statement in ["DELETE FROM group_members WHERE tenant_id = ", "DELETE FROM tenants WHERE id = "] {
+            Statement::new(self.dialect).sql(statement).bind(id.as_str()).query().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -42,7 +42,8 @@ async fn tenant(store: &impl Store, name: &str) -> TenantName {
     name
 }
 
-crate::store_test!(
+domain::both_backends!(
+    store:
     activity_is_appended_and_listed_newest_first_per_tenant,
     activity_filters_and_cursor,
     activity_is_pruned_by_age_and_by_count_per_tenant,

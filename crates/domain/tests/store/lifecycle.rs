@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 use super::{group, ops, user};
 
-crate::store_test!(
+domain::both_backends!(
+    store:
     users_link_to_accounts_by_email_and_by_external_id,
     accounts_registered_later_link_existing_users_and_unlink_when_removed,
     duplicate_emails_are_flagged_or_refused_as_the_tenant_says,

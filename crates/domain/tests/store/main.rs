@@ -5,7 +5,6 @@
 use domain::{DomainError, EntityTags, NewToken, Precondition, Query, Store, TenantName, TenantUpdate, TokenOwner};
 use proto::{PatchOperation, ResourceKind};
 use serde_json::{json, Value};
-use token::limit::Quota;
 use token::{Scope, Scopes, TokenKind, Validity};
 
 mod activity;
@@ -15,34 +14,8 @@ mod memberships;
 mod oauth;
 mod portal;
 
-/// Expand `async fn case(store: &impl Store)` into one test per backend.
-#[macro_export]
-macro_rules! store_test {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    if let Some(db) = domain::testing::TestDb::new(domain::testing::Backend::Sqlite).await {
-                        super::$name(&db.store().await).await;
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    if let Some(db) = domain::testing::TestDb::new(domain::testing::Backend::Postgres).await {
-                        super::$name(&db.store().await).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-store_test!(
+domain::both_backends!(
+    store:
     tenants_are_created_listed_and_deleted_with_everything_they_own,
     tenant_names_are_unique,
     tokens_are_added_listed_revoked_and_regenerated,
@@ -197,7 +170,7 @@ async fn tenant_rate_limits_are_set_and_cleared(store: &impl Store) {
     let acme = TenantName::parse("acme").unwrap();
     store.create_tenant(&acme).await.unwrap();
     assert_eq!(store.tenant(&acme).await.unwrap().rate_limit, None);
-    let quota = Quota::new(200, 400).unwrap();
+    let quota = domain::RateLimit::new(200, 400).unwrap();
     let update = TenantUpdate { rate_limit: Some(Some(quota)), ..TenantUpdate::default() };
     assert_eq!(store.update_tenant(&acme, &update).await.unwrap().rate_limit, Some(quota));
     let token = token_for(store, &acme, Scopes::all()).await;

@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 use super::{group, ops, user};
 
-crate::store_test!(
+domain::both_backends!(
+    store:
     autoprovisioning_creates_an_organization_per_group_and_its_memberships,
     mapped_groups_give_their_role_and_the_highest_role_wins,
     a_user_in_two_mapped_groups_keeps_the_organization_when_removed_from_one,
@@ -22,6 +23,7 @@ crate::store_test!(
     organizations_given_by_groups_cannot_be_deleted,
     webhook_delivery_state_moves_through_retries_dead_letters_and_redelivery,
     old_events_are_pruned_only_once_every_endpoint_has_them,
+    one_organization_and_one_webhook_are_read_alone,
 );
 
 fn org(name: &str) -> OrganizationName {
@@ -404,4 +406,23 @@ async fn old_events_are_pruned_only_once_every_endpoint_has_them(store: &impl St
     assert!(events(store, &t, 0).await.is_empty());
     create(store, &t, ResourceKind::User, user("e")).await;
     assert_eq!(seqs(events(store, &t, 0).await), [5]);
+}
+
+async fn one_organization_and_one_webhook_are_read_alone(store: &impl Store) {
+    let t = tenant(store, TenantUpdate::default()).await;
+    let other = store.create_tenant(&TenantName::parse("globex").unwrap()).await.unwrap();
+    let created = store.create_organization(&t.name, &org("acme-eng")).await.unwrap();
+    store.create_organization(&t.name, &org("acme")).await.unwrap();
+    assert_eq!(store.organization(&t.name, &org("acme-eng")).await.unwrap(), created);
+    assert!(matches!(store.organization(&t.name, &org("nope")).await, Err(DomainError::NotFound(_))));
+    assert!(
+        matches!(store.organization(&other.name, &org("acme-eng")).await, Err(DomainError::NotFound(_))),
+        "another tenant's organization is not found"
+    );
+
+    let url = WebhookUrl::parse("https://receiver.example.com/events").unwrap();
+    let added = store.add_webhook(&t.name, &url, &WebhookSecret::new("s".repeat(32)), true).await.unwrap();
+    assert_eq!(store.webhook(&t.name, &added.id).await.unwrap(), added);
+    assert!(matches!(store.webhook(&t.name, "nope").await, Err(DomainError::NotFound(_))));
+    assert!(matches!(store.webhook(&other.name, &added.id).await, Err(DomainError::NotFound(_))));
 }

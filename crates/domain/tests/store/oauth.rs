@@ -6,9 +6,8 @@ use domain::{
 };
 use token::{Scopes, SecretHash, TokenId};
 
-use crate::store_test;
-
-store_test!(
+domain::both_backends!(
+    store:
     clients_secrets_and_tokens_round_trip,
     an_access_token_lives_no_longer_than_its_client_and_secret,
     federated_clients_are_found_by_issuer_and_subject,

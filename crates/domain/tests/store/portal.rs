@@ -6,9 +6,8 @@ use domain::{
 };
 use token::{Scopes, SecretHash};
 
-use crate::store_test;
-
-store_test!(
+domain::both_backends!(
+    store:
     a_link_is_listed_used_once_and_revoked,
     sessions_keep_their_scope_and_end,
     a_console_session_carries_its_tokens_validity,

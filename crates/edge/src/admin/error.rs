@@ -6,8 +6,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use domain::DomainError;
+use limit::Decision;
 use serde_json::json;
-use token::limit::Decision;
 
 use crate::auth::AuthError;
 use crate::issuing::IssueError;
@@ -87,7 +87,7 @@ impl ResponseError for AdminError {
         let status = self.status();
         // The request's one log line says why (its span); the cause chain of a 5xx is added there.
         if let AdminError::Auth(AuthError::Unauthorized(reason)) = self {
-            crate::telemetry::record_error_reason(reason);
+            crate::telemetry::record_error_reason(reason.describe());
         }
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn each_error_has_its_status_and_a_problem_body() {
         let cases = [
-            (AdminError::Auth(AuthError::Unauthorized("x")), 401),
+            (AdminError::Auth(AuthError::Unauthorized(crate::refusal::Refusal::Malformed)), 401),
             (AdminError::BadRequest("x".into()), 400),
             (AdminError::Issue(IssueError::Invalid("x".into())), 400),
             (AdminError::NotFound("x".into()), 404),

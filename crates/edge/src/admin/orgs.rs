@@ -1,12 +1,9 @@
 //! Organizations, group mappings, memberships and readiness of one tenant.
 
-use std::sync::Arc;
-
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use domain::{
-    format_rfc3339, GroupMapping, GroupMatcher, Membership, Organization, OrganizationName, ReadinessFacts, Role,
-    Store, TenantName,
+    format_rfc3339, DomainError, GroupMapping, GroupMatcher, Membership, Organization, OrganizationName, Role,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -141,13 +138,10 @@ pub async fn get_organization(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
     let (tenant, name) = (tenant_name(&path.0)?, organization_name(&path.1)?);
-    let organization = state
-        .store
-        .list_organizations(&tenant)
-        .await?
-        .into_iter()
-        .find(|o| o.name == name)
-        .ok_or_else(|| AdminError::NotFound(format!("organization `{name}` not found")))?;
+    let organization = state.store.organization(&tenant, &name).await.map_err(|e| match e {
+        DomainError::NotFound(_) => AdminError::NotFound(format!("organization `{name}` not found")),
+        e => e.into(),
+    })?;
     Ok(HttpResponse::Ok().json(organization_view(&organization)))
 }
 
@@ -229,56 +223,6 @@ pub async fn readiness(
     org: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let default_rate = state.settings.default_rate_per_second();
-    Ok(HttpResponse::Ok().json(readiness_report(state.store.clone(), default_rate, tenant_name(&org)?).await?))
-}
-
-/// The readiness report of a tenant, for operators and for the tenant's own IT admin.
-pub async fn readiness_report(
-    store: Arc<dyn Store>,
-    default_rate: Option<u32>,
-    tenant: TenantName,
-) -> Result<serde_json::Value, domain::DomainError> {
-    readiness_report_of(store.as_ref(), default_rate, &tenant).await
-}
-
-/// The readiness report, from the store and the gateway's default rate limit (the CLI prints
-/// the same).
-pub async fn readiness_report_of(
-    store: &dyn domain::Store,
-    default_rate: Option<u32>,
-    tenant: &TenantName,
-) -> Result<serde_json::Value, domain::DomainError> {
-    let settings = store.tenant(tenant).await?.settings;
-    let facts: ReadinessFacts = store.readiness(tenant).await?;
-    let findings = facts.findings(&settings, default_rate);
-    let ready = !findings.iter().any(|f| f.severity == domain::Severity::Warning);
-    let findings: Vec<_> = findings
-        .iter()
-        .map(|f| json!({"severity": f.severity.as_str(), "code": f.code, "message": f.message, "remedy": f.remedy}))
-        .collect();
-    Ok(json!({
-        "tenant": tenant.as_str(),
-        "ready": ready,
-        "settings": {
-            "idp_profile": settings.idp_profile,
-            "autoprovision": settings.autoprovision,
-            "default_role": settings.default_role,
-            "deprovision": settings.deprovision,
-            "link_by": settings.link_by,
-            "duplicate_emails": settings.duplicate_emails,
-            "rate_limit_per_second": facts.tenant_rate_per_second.or(default_rate),
-        },
-        "counts": {
-            "users": facts.users,
-            "groups": facts.groups,
-            "groups_without_organization": facts.unlinked_groups,
-            "organizations": facts.organizations,
-            "live_tokens": facts.live_tokens,
-            "webhooks": facts.webhooks,
-            "dead_letters": facts.dead_letters,
-            "duplicate_emails": facts.duplicate_emails,
-        },
-        "last_user_agent": facts.last_user_agent,
-        "findings": findings,
-    }))
+    let report = domain::readiness_report(state.store.as_ref(), default_rate, &tenant_name(&org)?).await?;
+    Ok(HttpResponse::Ok().json(report))
 }

@@ -6,7 +6,6 @@ use domain::{
 };
 use proto::IdpProfile;
 use serde::{Deserialize, Deserializer, Serialize};
-use token::limit::Quota;
 
 use super::{json_body, tenant_name, AdminError, Operator};
 use crate::auth::public_origin;
@@ -71,8 +70,8 @@ fn view(req: &HttpRequest, state: &AppState, tenant: &Tenant) -> TenantView {
     }
 }
 
-fn quota(limit: RateLimit) -> Result<Quota, AdminError> {
-    Quota::new(limit.per_second, limit.burst)
+fn quota(limit: RateLimit) -> Result<domain::RateLimit, AdminError> {
+    domain::RateLimit::new(limit.per_second, limit.burst)
         .ok_or_else(|| AdminError::BadRequest("rate_limit.per_second and rate_limit.burst must be positive".into()))
 }
 

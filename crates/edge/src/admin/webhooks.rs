@@ -3,7 +3,7 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
-use domain::{format_rfc3339, DeadLetter, TenantName, WebhookEndpoint};
+use domain::{format_rfc3339, DeadLetter, DomainError, TenantName, WebhookEndpoint};
 use serde::{Deserialize, Serialize};
 
 use super::{json_body, method_not_allowed, tenant_name, AdminError, Operator, SCOPE};
@@ -121,13 +121,10 @@ pub struct UpdateWebhook {
 }
 
 async fn endpoint(state: &AppState, tenant: &TenantName, id: &str) -> Result<WebhookEndpoint, AdminError> {
-    state
-        .store
-        .list_webhooks(tenant)
-        .await?
-        .into_iter()
-        .find(|w| w.id == id)
-        .ok_or_else(|| AdminError::NotFound(format!("webhook `{id}` not found")))
+    state.store.webhook(tenant, id).await.map_err(|e| match e {
+        DomainError::NotFound(_) => AdminError::NotFound(format!("webhook `{id}` not found")),
+        e => e.into(),
+    })
 }
 
 pub async fn list(_: Operator, state: web::Data<AppState>, org: web::Path<String>) -> Result<HttpResponse, AdminError> {

@@ -15,7 +15,7 @@ use crate::config::Settings;
 pub enum AccountCommand {
     /// Register one account (or change what links to it).
     Add {
-        tenant: String,
+        tenant: TenantName,
         id: String,
         /// The email a SCIM user's work or primary email must match (case-insensitively).
         #[arg(long)]
@@ -26,11 +26,11 @@ pub enum AccountCommand {
     },
     /// Register accounts from a file of JSON lines `{"id", "email"?, "external_id"?}` ("-":
     /// standard input), 10,000 per transaction.
-    Import { tenant: String, file: PathBuf },
+    Import { tenant: TenantName, file: PathBuf },
     /// Show an account and the user linked to it.
-    Show { tenant: String, id: String },
+    Show { tenant: TenantName, id: String },
     /// Forget an account (its user is unlinked).
-    Remove { tenant: String, id: String },
+    Remove { tenant: TenantName, id: String },
 }
 
 /// How `scimgate user show` finds users.
@@ -52,7 +52,7 @@ pub struct UserLookupArgs {
 pub enum UserCommand {
     /// Show users by SCIM id, email or linked account, one JSON object per line.
     Show {
-        tenant: String,
+        tenant: TenantName,
         #[command(flatten)]
         lookup: UserLookupArgs,
     },
@@ -60,7 +60,7 @@ pub enum UserCommand {
 
 impl AccountCommand {
     /// The tenant the command is about, for error messages.
-    pub fn tenant(&self) -> &String {
+    pub fn tenant(&self) -> &TenantName {
         match self {
             Self::Add { tenant, .. }
             | Self::Import { tenant, .. }
@@ -72,7 +72,7 @@ impl AccountCommand {
 
 impl UserCommand {
     /// The tenant the command is about, for error messages.
-    pub fn tenant(&self) -> &String {
+    pub fn tenant(&self) -> &TenantName {
         match self {
             Self::Show { tenant, .. } => tenant,
         }
@@ -101,13 +101,11 @@ pub async fn account(command: AccountCommand, settings: &Settings) -> anyhow::Re
     let store = super::open_store(settings).await?;
     match command {
         AccountCommand::Add { tenant, id, email, external_id } => {
-            let tenant = TenantName::parse(&tenant)?;
             let account = ProductAccount::new(AccountId::parse(&id)?, email.as_deref(), external_id.as_deref())?;
             store.register_accounts(&tenant, std::slice::from_ref(&account)).await?;
             print_account(&store.account(&tenant, &account.id).await?);
         }
         AccountCommand::Import { tenant, file } => {
-            let tenant = TenantName::parse(&tenant)?;
             let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
                 Box::new(std::io::stdin().lock())
             } else {
@@ -139,10 +137,10 @@ pub async fn account(command: AccountCommand, settings: &Settings) -> anyhow::Re
             println!("{created} created, {updated} updated, {linked} user(s) linked");
         }
         AccountCommand::Show { tenant, id } => {
-            print_account(&store.account(&TenantName::parse(&tenant)?, &AccountId::parse(&id)?).await?);
+            print_account(&store.account(&tenant, &AccountId::parse(&id)?).await?);
         }
         AccountCommand::Remove { tenant, id } => {
-            store.delete_account(&TenantName::parse(&tenant)?, &AccountId::parse(&id)?).await?;
+            store.delete_account(&tenant, &AccountId::parse(&id)?).await?;
             println!("removed account {id}");
         }
     }
@@ -158,7 +156,7 @@ pub async fn user(command: UserCommand, settings: &Settings) -> anyhow::Result<(
         UserLookupArgs { account: Some(account), .. } => UserLookup::Account(AccountId::parse(&account)?),
         _ => anyhow::bail!("give one of --id, --email and --account"),
     };
-    let users = store.find_users(&TenantName::parse(&tenant)?, &lookup).await?;
+    let users = store.find_users(&tenant, &lookup).await?;
     if users.is_empty() {
         anyhow::bail!("no such user");
     }

@@ -14,7 +14,7 @@ pub enum OAuthClientCommand {
     /// Create a client. Prints its client id, then its secret (shown once), each alone on its own
     /// line, the secret last; a federated client (--issuer ...) has no secret.
     Create {
-        tenant: String,
+        tenant: TenantName,
         #[command(flatten)]
         options: TokenOptions,
         /// Trust assertions from this issuer instead of a secret (with --subject, --audience and
@@ -32,10 +32,10 @@ pub enum OAuthClientCommand {
         jwks_url: Option<String>,
     },
     /// List the tenant's clients and their secrets (ids and dates; never secrets).
-    List { tenant: String },
+    List { tenant: TenantName },
     /// Give a client a new secret, printed once, alone on the last line.
     Rotate {
-        tenant: String,
+        tenant: TenantName,
         client_id: String,
         /// How long the earlier secret (and the access tokens it obtained) keeps working, e.g. 7d
         /// (default: it stops at once).
@@ -49,12 +49,12 @@ pub enum OAuthClientCommand {
         expires_at: Option<String>,
     },
     /// Revoke a client at once, with every access token it obtained.
-    Revoke { tenant: String, client_id: String },
+    Revoke { tenant: TenantName, client_id: String },
 }
 
 impl OAuthClientCommand {
     /// The tenant the command is about, for error messages.
-    pub fn tenant(&self) -> &String {
+    pub fn tenant(&self) -> &TenantName {
         match self {
             Self::Create { tenant, .. }
             | Self::List { tenant }
@@ -78,7 +78,6 @@ pub async fn oauth_client(
     let base = settings.public_base();
     match command {
         OAuthClientCommand::Create { tenant, options, issuer, subject, audience, jwks_url } => {
-            let tenant = TenantName::parse(&tenant)?;
             let request = options.request()?;
             let federation = match (issuer, subject, audience, jwks_url) {
                 (Some(i), Some(s), Some(a), Some(j)) => Some(clients::federation(&i, &s, &a, &j)?),
@@ -103,7 +102,6 @@ pub async fn oauth_client(
             }
         }
         OAuthClientCommand::List { tenant } => {
-            let tenant = TenantName::parse(&tenant)?;
             let now = now_micros();
             let clients = store.list_oauth_clients(&tenant).await?;
             if output == super::Output::Json {
@@ -155,7 +153,6 @@ pub async fn oauth_client(
             }
         }
         OAuthClientCommand::Rotate { tenant, client_id, overlap, expires_in, expires_at } => {
-            let tenant = TenantName::parse(&tenant)?;
             let id = parse_client_id(&client_id)?;
             let expiry = TokenRequest::parse(None, None, expires_in.as_deref(), expires_at.as_deref())?;
             let overlap = overlap.as_deref().map(|o| parse_duration(o, "overlap")).transpose()?.unwrap_or_default();
@@ -169,7 +166,6 @@ pub async fn oauth_client(
             println!("{}", secret.plaintext);
         }
         OAuthClientCommand::Revoke { tenant, client_id } => {
-            let tenant = TenantName::parse(&tenant)?;
             let id = parse_client_id(&client_id)?;
             store.revoke_oauth_client(&tenant, &id).await?;
             println!("revoked OAuth client {id} of {tenant}");

@@ -9,7 +9,7 @@ use crate::setup_links;
 /// `scimgate portal-link <org> [--expires-in 7d]`, `--list` or `--revoke <id>`.
 #[derive(Debug, clap::Args)]
 pub struct PortalLinkArgs {
-    tenant: String,
+    tenant: TenantName,
     /// How long the link works, e.g. 7d (the default) or 12h; at most 30d.
     #[arg(long, conflicts_with_all = ["list", "revoke"])]
     expires_in: Option<String>,
@@ -23,14 +23,14 @@ pub struct PortalLinkArgs {
 
 impl PortalLinkArgs {
     /// The tenant the command works on, for error messages.
-    pub fn tenant(&self) -> &String {
+    pub fn tenant(&self) -> &TenantName {
         &self.tenant
     }
 }
 
 pub async fn portal_link(args: PortalLinkArgs, settings: &Settings, output: Output) -> anyhow::Result<()> {
     let store = open_store(settings).await?;
-    let tenant = TenantName::parse(&args.tenant)?;
+    let tenant = args.tenant.clone();
     if let Some(id) = &args.revoke {
         store.revoke_portal_link(&tenant, id).await?;
         println!("revoked setup link {id} of {tenant}");

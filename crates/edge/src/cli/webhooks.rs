@@ -14,35 +14,35 @@ pub enum WebhookCommand {
     /// Add an endpoint that receives the tenant's events from now on (or all of them with
     /// --from-start); its signing secret is printed once, alone on the last line.
     Add {
-        tenant: String,
+        tenant: TenantName,
         url: String,
         /// Deliver every event the tenant already has, too.
         #[arg(long)]
         from_start: bool,
     },
     /// List the tenant's endpoints and where their delivery stands (never secrets).
-    List { tenant: String },
+    List { tenant: TenantName },
     /// Resume delivery to an endpoint (at once, even if it was backing off).
-    Enable { tenant: String, id: String },
+    Enable { tenant: TenantName, id: String },
     /// Pause delivery to an endpoint; events wait for it.
-    Disable { tenant: String, id: String },
+    Disable { tenant: TenantName, id: String },
     /// Remove an endpoint and its dead letters.
     Remove {
-        tenant: String,
+        tenant: TenantName,
         id: String,
         /// Confirm: undelivered events and dead letters of the endpoint are dropped.
         #[arg(long)]
         yes: bool,
     },
     /// List the events that failed every retry to an endpoint.
-    DeadLetters { tenant: String, id: String },
+    DeadLetters { tenant: TenantName, id: String },
     /// Send dead-lettered events again: the one with sequence SEQ, or all of them.
-    Redeliver { tenant: String, id: String, seq: Option<i64> },
+    Redeliver { tenant: TenantName, id: String, seq: Option<i64> },
 }
 
 impl WebhookCommand {
     /// The tenant the command works on, for error messages.
-    pub fn tenant(&self) -> &String {
+    pub fn tenant(&self) -> &TenantName {
         match self {
             Self::Add { tenant, .. }
             | Self::List { tenant }
@@ -58,7 +58,7 @@ impl WebhookCommand {
 /// `scimgate events`: one JSON event per line, in sequence order.
 #[derive(Debug, clap::Args)]
 pub struct EventsArgs {
-    tenant: String,
+    tenant: TenantName,
     /// Print events after this sequence number (0: from the first).
     #[arg(long, default_value_t = 0)]
     after: i64,
@@ -69,7 +69,7 @@ pub struct EventsArgs {
 
 impl EventsArgs {
     /// The tenant whose events are printed, for error messages.
-    pub fn tenant(&self) -> &String {
+    pub fn tenant(&self) -> &TenantName {
         &self.tenant
     }
 }
@@ -81,7 +81,6 @@ pub async fn webhook(command: WebhookCommand, settings: &Settings, output: Outpu
     let store = open_store(settings).await?;
     match command {
         WebhookCommand::Add { tenant, url, from_start } => {
-            let tenant = TenantName::parse(&tenant)?;
             let url = parse_url(&url).map_err(anyhow::Error::msg)?;
             let secret = generate_secret();
             let endpoint = store.add_webhook(&tenant, &url, &secret, from_start).await?;
@@ -92,7 +91,6 @@ pub async fn webhook(command: WebhookCommand, settings: &Settings, output: Outpu
             println!("{}", secret.expose());
         }
         WebhookCommand::List { tenant } => {
-            let tenant = TenantName::parse(&tenant)?;
             let mut rows = Vec::new();
             if output == Output::Table {
                 println!("ID\tURL\tSTATE\tCURSOR\tATTEMPTS\tNEXT ATTEMPT\tDEAD LETTERS\tLAST ERROR");
@@ -131,7 +129,6 @@ pub async fn webhook(command: WebhookCommand, settings: &Settings, output: Outpu
         WebhookCommand::Enable { tenant, id } => set_enabled(&store, &tenant, &id, true).await?,
         WebhookCommand::Disable { tenant, id } => set_enabled(&store, &tenant, &id, false).await?,
         WebhookCommand::Remove { tenant, id, yes } => {
-            let tenant = TenantName::parse(&tenant)?;
             anyhow::ensure!(
                 yes,
                 "`webhook remove` drops endpoint {id} of tenant {tenant} with its dead letters; run it again with \
@@ -141,7 +138,6 @@ pub async fn webhook(command: WebhookCommand, settings: &Settings, output: Outpu
             println!("removed webhook {id} of {tenant}");
         }
         WebhookCommand::DeadLetters { tenant, id } => {
-            let tenant = TenantName::parse(&tenant)?;
             let dead_letters = store.dead_letters(&tenant, &id).await?;
             if output == Output::Json {
                 let rows: Vec<_> = dead_letters
@@ -174,7 +170,6 @@ pub async fn webhook(command: WebhookCommand, settings: &Settings, output: Outpu
             }
         }
         WebhookCommand::Redeliver { tenant, id, seq } => {
-            let tenant = TenantName::parse(&tenant)?;
             let requested = store.request_redelivery(&tenant, &id, seq).await?;
             println!(
                 "requested redelivery of {requested} event(s) to webhook {id}; a running gateway sends them shortly"
@@ -184,22 +179,21 @@ pub async fn webhook(command: WebhookCommand, settings: &Settings, output: Outpu
     Ok(())
 }
 
-async fn set_enabled(store: &impl EventStore, tenant: &str, id: &str, enabled: bool) -> anyhow::Result<()> {
-    let tenant = TenantName::parse(tenant)?;
-    store.set_webhook_enabled(&tenant, id, enabled).await?;
+async fn set_enabled(store: &impl EventStore, tenant: &TenantName, id: &str, enabled: bool) -> anyhow::Result<()> {
+    store.set_webhook_enabled(tenant, id, enabled).await?;
     println!("{} webhook {id} of {tenant}", if enabled { "enabled" } else { "disabled" });
     Ok(())
 }
 
 pub async fn events(args: EventsArgs, settings: &Settings) -> anyhow::Result<()> {
     let store = open_store(settings).await?;
-    let tenant = TenantName::parse(&args.tenant)?;
+    let tenant = &args.tenant;
     anyhow::ensure!(args.after >= 0, "--after must be 0 or a sequence number");
     let (mut after, mut left) = (args.after, args.limit.unwrap_or(u64::MAX));
     let mut out = std::io::stdout().lock();
     while left > 0 {
         let page = u32::try_from(left.min(u64::from(PAGE))).unwrap_or(PAGE);
-        let events = store.events_after(&tenant, after, page).await?;
+        let events = store.events_after(tenant, after, page).await?;
         let Some(last) = events.last() else { break };
         after = last.seq;
         left -= events.len() as u64;

@@ -10,6 +10,7 @@ use token::TokenKind;
 
 use crate::auth::{client_address, AuthError};
 use crate::metrics;
+use crate::refusal::Refusal;
 use crate::state::AppState;
 
 /// The request's bearer credential when it is an access token (it may still be malformed).
@@ -25,6 +26,7 @@ pub fn bearer_access_token(req: &HttpRequest) -> Option<&str> {
 
 /// Check an access token presented to tenant `org`'s SCIM endpoint. Every refusal counts against
 /// the client address, as for bearer tokens.
+#[tracing::instrument(name = "auth", skip_all, fields(tenant = org))]
 pub async fn authenticate_access_token(
     req: &HttpRequest,
     state: &AppState,
@@ -38,7 +40,7 @@ pub async fn authenticate_access_token(
     }
     let result = check(state, org, presented).await;
     if let Err(AuthError::Unauthorized(reason)) = &result {
-        metrics::auth_failure(TokenKind::Tenant, reason);
+        metrics::auth_failure(TokenKind::Tenant, *reason);
         if let Some(ip) = client {
             state.failures.record_failure(ip, org);
         }
@@ -47,21 +49,21 @@ pub async fn authenticate_access_token(
 }
 
 async fn check(state: &AppState, org: &str, presented: &str) -> Result<StoredAccessToken, AuthError> {
-    let token = AccessToken::parse(presented).map_err(|_| AuthError::Unauthorized("malformed token"))?;
+    let token = AccessToken::parse(presented).map_err(|_| AuthError::Unauthorized(Refusal::Malformed))?;
     let stored =
-        state.store.access_token_for_auth(&token.id).await?.ok_or(AuthError::Unauthorized("unknown token id"))?;
+        state.store.access_token_for_auth(&token.id).await?.ok_or(AuthError::Unauthorized(Refusal::UnknownToken))?;
     if !token.matches(&stored.hash) {
-        return Err(AuthError::Unauthorized("secret does not match"));
+        return Err(AuthError::Unauthorized(Refusal::WrongSecret));
     }
     stored.validity.check(now_micros()).map_err(|e| match e {
-        token::TokenError::Revoked => AuthError::Unauthorized("token revoked"),
-        _ => AuthError::Unauthorized("token expired"),
+        token::TokenError::Revoked => AuthError::Unauthorized(Refusal::Revoked),
+        _ => AuthError::Unauthorized(Refusal::Expired),
     })?;
     if stored.tenant.name.as_str() != org {
-        return Err(AuthError::Unauthorized("token belongs to another tenant"));
+        return Err(AuthError::Unauthorized(Refusal::WrongTenant));
     }
     if !stored.tenant.settings.auth_methods.accepts_oauth() {
-        return Err(AuthError::Unauthorized("the tenant does not accept OAuth access tokens"));
+        return Err(AuthError::Unauthorized(Refusal::OAuthNotAccepted));
     }
     Ok(stored)
 }

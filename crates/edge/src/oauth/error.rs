@@ -7,8 +7,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use domain::DomainError;
+use limit::Decision;
 use serde_json::json;
-use token::limit::Decision;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {

@@ -17,6 +17,7 @@ use super::assertion::{self, AssertionError, JWT_BEARER_CLIENT_ASSERTION, JWT_BE
 use super::OAuthError;
 use crate::auth::client_address;
 use crate::metrics;
+use crate::refusal::Refusal;
 use crate::state::AppState;
 
 /// Largest token request body: a few parameters and an assertion of a few KiB.
@@ -45,7 +46,7 @@ pub async fn token(
     let result = grant(&req, &state, &org, payload).await;
     if let Some(reason) = result.as_ref().err().and_then(OAuthError::refusal) {
         tracing::info!(reason, org = %org, "token request refused");
-        metrics::auth_failure(TokenKind::Tenant, "oauth client refused");
+        metrics::auth_failure(TokenKind::Tenant, Refusal::OAuthClientRefused);
         if let Some(ip) = client {
             state.failures.record_failure(ip, &target);
         }

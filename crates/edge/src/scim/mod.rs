@@ -12,7 +12,6 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use domain::{EntityTags, Precondition};
 use proto::{IdpProfile, ResourceKind};
-use serde_json::Value;
 
 use crate::error::{ScimError, SCIM_JSON};
 use crate::route_table;
@@ -175,10 +174,10 @@ fn accept_quality(accept: &str, media: &str) -> f32 {
 }
 
 /// A SCIM JSON response.
-pub fn scim_json(status: actix_web::http::StatusCode, body: &Value) -> HttpResponse {
+pub fn scim_json<T: serde::Serialize + ?Sized>(status: actix_web::http::StatusCode, body: &T) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON)))
-        .body(body.to_string())
+        .body(serde_json::to_string(body).unwrap_or_default())
 }
 
 /// `If-Match` / `If-None-Match` of a request.

@@ -278,7 +278,7 @@ async fn run_search(
         })
         .collect();
     let list = ListResponse::new(page.total, start_index, resources);
-    Ok(scim_json(StatusCode::OK, &serde_json::to_value(list).unwrap_or_default()))
+    Ok(scim_json(StatusCode::OK, &list))
 }
 
 #[cfg(test)]

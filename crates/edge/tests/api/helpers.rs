@@ -46,7 +46,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     LazyLock::force(&TRACING);
     let db = Arc::new(TestDb::new(backend).await?);
     let mut settings = Settings {
-        database_url: db.url.expose().to_owned(),
+        database_url: db.url.expose().into(),
         listen: "127.0.0.1:0".parse().unwrap(),
         // Tests that read metrics turn them on, on a port of their own.
         metrics_listen: edge::config::MetricsListen::Off,
@@ -362,31 +362,4 @@ pub fn header(name: &'static str, value: &str) -> HeaderMap {
     let mut map = HeaderMap::new();
     map.insert(name, HeaderValue::from_str(value).unwrap());
     map
-}
-
-/// Expand `async fn name(app: TestApp)` into one test per backend.
-#[macro_export]
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(app) = $crate::helpers::spawn_app(domain::testing::Backend::Sqlite).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(app) = $crate::helpers::spawn_app(domain::testing::Backend::Postgres).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-    };
 }

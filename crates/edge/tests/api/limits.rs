@@ -62,8 +62,8 @@ async fn over_the_limit_is_429_with_retry_after(app: TestApp) {
 
 async fn replicas_sharing_redis_enforce_one_limit(app: TestApp) {
     let Some(redis) = shared_redis() else { return };
-    let replica = app.spawn_replica(|s| s.redis_url = Some(redis.clone())).await;
-    let first = app.spawn_replica(|s| s.redis_url = Some(redis.clone())).await;
+    let replica = app.spawn_replica(|s| s.redis_url = Some(redis.clone().into())).await;
+    let first = app.spawn_replica(|s| s.redis_url = Some(redis.clone().into())).await;
     set_limit(&app, 1, 4).await;
     let started = Instant::now();
     let statuses = burst(&[&first, &replica], &app.token, 12).await;
@@ -76,7 +76,7 @@ async fn replicas_sharing_redis_enforce_one_limit(app: TestApp) {
 
 async fn regeneration_on_one_replica_refuses_the_old_token_on_the_other(app: TestApp) {
     let redis = shared_redis();
-    let other = app.spawn_replica(|s| s.redis_url = redis.clone()).await;
+    let other = app.spawn_replica(|s| s.redis_url = redis.clone().map(Into::into)).await;
     assert_eq!(other.status_with(&app.token).await, 200, "warms the other replica's cache");
     let path = format!("/tenants/{}/tokens/regenerate", app.org);
     let (status, body) = admin_json(app.admin(Method::POST, &path, None).await).await;
@@ -89,7 +89,7 @@ async fn requests_keep_succeeding_when_redis_stops(app: TestApp) {
     let Some(mut redis) = PrivateRedis::start() else { return };
     let gateway = app
         .spawn_replica(|s| {
-            s.redis_url = Some(redis.url());
+            s.redis_url = Some(redis.url().into());
             s.redis_timeout_ms = 200;
         })
         .await;

@@ -31,33 +31,9 @@ both_backends!(
     oauth_clients_through_the_cli,
 );
 
-/// Tests that fetch a JWKS: the refetch floor is one second, so a rotation can be seen quickly.
-macro_rules! with_jwks_floor {
-    ($($name:ident),* $(,)?) => {
-        mod federated_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(app) = super::app_with_floor(domain::testing::Backend::Sqlite).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-        mod federated_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(app) = super::app_with_floor(domain::testing::Backend::Postgres).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-with_jwks_floor!(
+// Tests that fetch a JWKS: the refetch floor is one second, so a rotation can be seen quickly.
+both_backends!(
+    federated: app_with_floor =>
     federated_assertions_are_checked_against_the_issuers_keys,
     an_unknown_key_id_refetches_the_jwks_once_per_floor,
 );

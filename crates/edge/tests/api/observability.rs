@@ -27,6 +27,7 @@ both_backends!(
     requests_are_counted_by_route_template_and_by_tenant_on_the_metrics_listener_only,
     refusals_are_counted_by_reason,
     a_stop_signal_drains_then_finishes_every_request_in_flight,
+    a_patch_exports_child_spans_for_auth_the_store_and_reconciliation,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -231,7 +232,7 @@ async fn redis_fallback_shows_as_a_gauge() {
     let Some(app) = spawn_app(Backend::Sqlite).await else { return };
     let Some(mut redis) = PrivateRedis::start() else { return };
     let gateway = Metered::start(&app, |s| {
-        s.redis_url = Some(redis.url());
+        s.redis_url = Some(redis.url().into());
         s.redis_timeout_ms = 200;
     })
     .await;
@@ -677,6 +678,72 @@ async fn traces_reach(collector: Collector, protocol: &str) {
     assert_eq!(span.name, "GET /scim/v2/{org}/Users");
     assert_eq!(attribute(&span.attributes, "tenant"), Some(app.org.as_str()));
     assert!(!format!("{spans:?}").contains(&app.token), "no token in any span");
+}
+
+async fn a_patch_exports_child_spans_for_auth_the_store_and_reconciliation(app: TestApp) {
+    let collector = Collector::http();
+    let endpoint = format!("http://127.0.0.1:{}", collector.port);
+    let mut gateway =
+        Gateway::start(&app, &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint), ("OTEL_BSP_SCHEDULE_DELAY", "600000")]);
+    let client = fresh_client();
+    let user = json!({"schemas": [proto::schema::USER], "userName": "spans@example.com"});
+    let created = client
+        .post(gateway.url(&format!("/scim/v2/{}/Users", app.org)))
+        .bearer_auth(&app.token)
+        .header("content-type", "application/scim+json")
+        .body(user.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    // Deactivating a user reconciles its memberships.
+    let patch = json!({
+        "schemas": [proto::patch::PATCH_OP],
+        "Operations": [{"op": "replace", "path": "active", "value": false}],
+    });
+    let patched = client
+        .patch(gateway.url(&format!("/scim/v2/{}/Users/{id}", app.org)))
+        .bearer_auth(&app.token)
+        .header("content-type", "application/scim+json")
+        .body(patch.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200);
+    gateway.signal("TERM");
+    assert!(gateway.wait(Duration::from_secs(40)).success(), "{}", gateway.log_text());
+
+    let spans: Vec<_> = collector.spans().into_iter().map(|(_, span)| span).collect();
+    let request = spans
+        .iter()
+        .find(|span| span.name == "PATCH /scim/v2/{org}/Users/{id}")
+        .unwrap_or_else(|| panic!("no PATCH span among {} exported:\n{}", spans.len(), gateway.log_text()));
+    let in_request: Vec<_> = spans.iter().filter(|span| span.trace_id == request.trace_id).collect();
+    let named = |name: &str| {
+        in_request.iter().find(|span| span.name == name).unwrap_or_else(|| {
+            panic!(
+                "no `{name}` span in the PATCH's trace: {:?}",
+                in_request.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        })
+    };
+    let (auth, store, reconcile) = (named("auth"), named("store.patch"), named("reconcile"));
+    assert_eq!(auth.parent_span_id, request.span_id, "authentication is a child of the request");
+    assert_eq!(store.parent_span_id, request.span_id, "the store operation is a child of the request");
+    assert!(
+        in_request.iter().any(|span| span.span_id == reconcile.parent_span_id
+            && (span.span_id == store.span_id || span.parent_span_id == store.span_id)),
+        "reconciliation runs inside the store operation"
+    );
+    assert_eq!(named("token.verify").parent_span_id, auth.span_id, "token verification runs inside authentication");
+    assert_eq!(attribute(&auth.attributes, "tenant"), Some(app.org.as_str()));
+    assert_eq!(attribute(&store.attributes, "id"), Some(id.as_str()));
+    assert_eq!(attribute(&store.attributes, "kind"), Some("User"));
+    assert!(attribute(&reconcile.attributes, "tenant").is_some_and(|t| !t.is_empty()));
+    let exported = format!("{spans:?}");
+    assert!(!exported.contains(&app.token), "no token in any span");
+    assert!(!exported.contains("spans@example.com"), "no personal data in any span");
 }
 
 fn hex(bytes: &[u8]) -> String {

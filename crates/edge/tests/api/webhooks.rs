@@ -10,62 +10,56 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use domain::testing::Backend;
 use domain::Store;
 use edge::webhooks::{signature, Deliverer, DeliveryPolicy, Outcome};
 use edge::Settings;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{admin_json, eventually, TestApp};
+use crate::both_backends;
+use crate::helpers::{admin_json, eventually, spawn_app_with, TestApp};
 
 /// The verification function of docs/webhooks.md, verbatim: every delivery is checked with it.
 mod documented {
     include!("verify_signature.rs");
 }
 
-/// Expand `async fn name(app: TestApp)` into a test per backend, on a gateway built with
-/// `configure` (settings of each test's own: retries in milliseconds, not hours).
-macro_rules! webhook_tests {
-    ($($name:ident with $configure:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let backend = domain::testing::Backend::Sqlite;
-                    if let Some(app) = $crate::helpers::spawn_app_with(backend, super::$configure).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let backend = domain::testing::Backend::Postgres;
-                    if let Some(app) = $crate::helpers::spawn_app_with(backend, super::$configure).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-    };
+// Each group runs on a gateway built with settings of its own: retries in milliseconds, not hours.
+both_backends!(
+    the_event_feed_pages_with_after_and_replays_from_zero,
+    webhooks_are_managed_and_their_secret_is_shown_once,
+    bad_webhook_and_feed_requests_get_problem_details,
+    webhooks_and_the_feed_through_the_cli,
+    old_events_are_pruned_in_the_background,
+);
+both_backends!(
+    fast_retries: with_fast_retries =>
+    every_event_reaches_the_receiver_signed_in_order_without_gaps,
+    a_receiver_that_was_down_receives_everything_in_order_when_it_returns,
+);
+both_backends!(
+    three_attempts: with_three_attempts =>
+    a_receiver_failing_forever_ends_in_dead_letters_that_redelivery_clears,
+);
+both_backends!(no_workers: with_no_workers => deliver_due_once_claims_posts_and_records_one_batch);
+both_backends!(slow_polling: with_slow_polling => a_scim_write_wakes_idle_deliverers_before_their_next_poll);
+
+async fn with_fast_retries(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, fast_retries).await
 }
 
-webhook_tests!(
-    every_event_reaches_the_receiver_signed_in_order_without_gaps with fast_retries,
-    a_receiver_that_was_down_receives_everything_in_order_when_it_returns with fast_retries,
-    a_receiver_failing_forever_ends_in_dead_letters_that_redelivery_clears with three_attempts,
-    deliver_due_once_claims_posts_and_records_one_batch with no_workers,
-    a_scim_write_wakes_idle_deliverers_before_their_next_poll with slow_polling,
-    the_event_feed_pages_with_after_and_replays_from_zero with defaults,
-    webhooks_are_managed_and_their_secret_is_shown_once with defaults,
-    bad_webhook_and_feed_requests_get_problem_details with defaults,
-    webhooks_and_the_feed_through_the_cli with defaults,
-    old_events_are_pruned_in_the_background with defaults,
-);
+async fn with_three_attempts(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, three_attempts).await
+}
 
-fn defaults(_: &mut Settings) {}
+async fn with_no_workers(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, no_workers).await
+}
+
+async fn with_slow_polling(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, slow_polling).await
+}
 
 /// Retries every few milliseconds, for as long as a test needs; small batches.
 fn fast_retries(s: &mut Settings) {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use token::limit::{Decision, LimitBackend, Quota, RedisLimiter, TenantLimiter};
+use limit::{Decision, LimitBackend, Quota, RedisLimiter, TenantLimiter};
 
 fn redis_url() -> String {
     std::env::var("SCIMGATE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())

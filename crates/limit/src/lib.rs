@@ -1,10 +1,12 @@
-//! Rate limits: per tenant (so one tenant's burst never slows another), and per client address on
-//! failed authentication (so random tokens cannot buy Argon2 time).
+//! scimgate rate limits: per tenant (so one tenant's burst never slows another), and per client
+//! address on failed authentication (so random tokens cannot buy Argon2 time).
 //!
 //! Tenant limits are GCRA, in process with governor; with Redis configured, a GCRA in a Lua script
 //! on the Redis server makes one limit hold across every replica. When Redis cannot be reached,
 //! the limiter falls back to the local limits at once, says so once per outage, and goes back to
 //! Redis by itself when it answers again.
+
+#![forbid(unsafe_code)]
 
 mod failures;
 mod local;
@@ -88,7 +90,7 @@ impl TenantLimiter {
         Self { local: LocalLimiter::new(), redis: None, redis_down: Arc::new(AtomicBool::new(false)) }
     }
 
-    /// Limits kept in `redis`. Call [`TenantLimiter::spawn_recovery`] once a runtime runs.
+    /// Limits kept in `redis`. Run [`TenantLimiter::maintenance`] beside it.
     pub fn with_redis(redis: RedisLimiter) -> Self {
         Self { local: LocalLimiter::new(), redis: Some(Arc::new(redis)), redis_down: Arc::new(AtomicBool::new(false)) }
     }
@@ -102,6 +104,7 @@ impl TenantLimiter {
     }
 
     /// Count one request of the tenant `key` against `quota`.
+    #[tracing::instrument(name = "limit.check", skip_all, fields(tenant = key))]
     pub async fn check(&self, key: &str, quota: Quota) -> Decision {
         if let Some(redis) = &self.redis {
             if !self.redis_down.load(Ordering::Relaxed) {
@@ -120,11 +123,12 @@ impl TenantLimiter {
     }
 
     /// While Redis is down, ping it every `every` and switch back when it answers. Also evicts
-    /// idle local limiters. Runs until the runtime stops.
-    pub fn spawn_recovery(&self, every: Duration) {
+    /// idle local limiters. Never ends: the caller drops it at shutdown (a ping cut short is
+    /// harmless).
+    pub fn maintenance(&self, every: Duration) -> impl std::future::Future<Output = ()> + Send + 'static {
         let (redis, down) = (self.redis.clone(), self.redis_down.clone());
         let local = self.local.clone();
-        tokio::spawn(async move {
+        async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -136,7 +140,7 @@ impl TenantLimiter {
                     tracing::info!("Redis reachable again: rate limits are shared across replicas");
                 }
             }
-        });
+        }
     }
 }
 
