@@ -1,6 +1,7 @@
 //! The `scimgate` command line.
 
 mod accounts;
+mod activity;
 mod oauth_clients;
 mod webhooks;
 
@@ -21,6 +22,7 @@ use crate::config::{LogFormat, Overrides, Settings};
 use crate::issuing::{self, parse_duration, IssueError, TokenRequest};
 use crate::startup::{connect_store, Application};
 pub use accounts::{AccountCommand, UserCommand};
+pub use activity::ActivityArgs;
 use domain::SqlStore;
 pub use oauth_clients::OAuthClientCommand;
 pub use webhooks::{EventsArgs, WebhookCommand};
@@ -99,6 +101,8 @@ pub enum Command {
     Webhook(WebhookCommand),
     /// Print a tenant's events, one JSON object per line, in sequence order.
     Events(EventsArgs),
+    /// Print a tenant's provisioning activity, newest first: each SCIM request and its answer.
+    Activity(ActivityArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -368,6 +372,7 @@ impl Place {
             Command::Account(command) => Some(command.tenant()),
             Command::User(command) => Some(command.tenant()),
             Command::Events(args) => Some(args.tenant()),
+            Command::Activity(args) => Some(args.tenant()),
         };
         Self { tenant: tenant.cloned(), database: !matches!(cli.command, Command::Serve) }
     }
@@ -453,6 +458,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::User(command) => accounts::user(command, &settings).await,
         Command::Webhook(command) => webhooks::webhook(command, &settings, output).await,
         Command::Events(args) => webhooks::events(args, &settings).await,
+        Command::Activity(args) => activity::activity(args, &settings, output).await,
     }
 }
 

@@ -28,6 +28,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, max_payload: usize, max_group_payloa
     cfg.service(
         web::scope(SCOPE)
             .wrap(from_fn(media_type))
+            .wrap(from_fn(crate::activity::record_requests))
             .service(resource_scope("/Users", ResourceKind::User, max_payload))
             .service(resource_scope("/Groups", ResourceKind::Group, max_group_payload))
             .service(

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod activity;
 mod admin;
 mod auth;
 mod cli;
