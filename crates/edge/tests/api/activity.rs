@@ -20,6 +20,7 @@ both_backends!(
     a_refused_token_of_a_known_tenant_is_recorded_and_an_unknown_tenant_is_not,
     filters_and_the_cursor_page_through_the_log,
     one_tenants_activity_never_appears_in_anothers,
+    an_oauth_access_token_is_recorded_as_its_client,
     the_cli_prints_the_log_as_a_table_or_json,
     bad_listing_parameters_are_problem_details,
 );
@@ -227,6 +228,30 @@ async fn one_tenants_activity_never_appears_in_anothers(app: TestApp) {
     assert_eq!(theirs.len(), 2);
     assert!(theirs.iter().all(|r| r["resource_type"] == "group" || r["status"] == 401), "{theirs:?}");
     assert!(theirs.iter().all(|r| r["credential"] != json!({"kind": "token", "id": token_id(&app.token)})));
+}
+
+async fn an_oauth_access_token_is_recorded_as_its_client(app: TestApp) {
+    let path = format!("/tenants/{}/oauth-clients", app.org);
+    let (status, client) = admin_json(app.admin(Method::POST, &path, Some(&json!({}))).await).await;
+    assert_eq!(status, 201, "{client}");
+    let (id, secret) = (client["client_id"].as_str().unwrap(), client["client_secret"].as_str().unwrap());
+    let issued = app
+        .client
+        .post(format!("{}/oauth2/{}/token", app.address, app.org))
+        .form(&[("grant_type", "client_credentials")])
+        .basic_auth(id, Some(secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(issued.status(), 200);
+    let access = issued.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.status_with(&access).await, 200);
+
+    let records = wait_for(&app, &app.org, 1).await;
+    assert_eq!(records.len(), 1, "the token endpoint is not SCIM activity: {records:?}");
+    assert_eq!(records[0]["credential"], json!({"kind": "oauth_client", "id": id}));
+    let text = serde_json::to_string(&records).unwrap();
+    assert!(!text.contains(&access) && !text.contains(secret), "{text}");
 }
 
 async fn the_cli_prints_the_log_as_a_table_or_json(app: TestApp) {
