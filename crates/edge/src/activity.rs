@@ -179,7 +179,7 @@ fn request_tenant(req: &HttpRequest) -> Option<TenantName> {
 fn addressed<B>(response: &ServiceResponse<B>) -> (ActivityResource, Option<String>) {
     let req = response.request();
     let route = req.match_pattern().unwrap_or_default();
-    let endpoint = route.strip_prefix("/scim/v2/{org}").unwrap_or("");
+    let endpoint = route.strip_prefix(crate::scim::SCOPE).unwrap_or("");
     let resource = match endpoint.split('/').nth(1).unwrap_or("") {
         "Users" => ActivityResource::User,
         "Groups" => ActivityResource::Group,

@@ -22,7 +22,7 @@ use crate::route_table;
 pub struct Kind(pub ResourceKind);
 
 /// The path of a tenant's SCIM endpoint.
-const SCOPE: &str = "/scim/v2/{org}";
+pub(crate) const SCOPE: &str = "/scim/v2/{org}";
 
 pub fn routes(cfg: &mut web::ServiceConfig, max_payload: usize, max_group_payload: usize) {
     cfg.service(
