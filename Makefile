@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help run build test check services browser lint fmt unit compliance deploy-check openapi schemathesis openapi-client fuzz load fault bench clean
+.PHONY: help run build test check services browser lint fmt unit compliance deploy-check openapi schemathesis openapi-client fuzz load load-activity fault bench clean
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ fuzz: ## Fuzz crates/proto (filter, PATCH path, PATCH application), FUZZ_SECONDS
 
 load: ## Mixed IdP workload on PostgreSQL and SQLite: requests/s, p50/p99, memory (WORKLOAD_SECONDS, WORKLOAD_CLIENTS); by hand
 	$(CARGO) bench -p scimgate-edge --bench workload -- load
+
+load-activity: ## The workload with the activity log on and off, alternately, and the throughput it keeps (docs/benchmarks.md); by hand
+	$(CARGO) bench -p scimgate-edge --bench workload -- activity
 
 fault: ## The workload at a steady rate while Redis stops and PostgreSQL restarts: no lost write, only 503s, quick recovery; by hand
 	$(CARGO) bench -p scimgate-edge --bench workload -- fault

@@ -8,6 +8,10 @@
 //! owns), then checks that no acknowledged write was lost, that every refusal during the outage
 //! was a SCIM 503 or 429 (no 500, no hang), and how fast the gateway recovered. Exits non-zero when
 //! a check fails. `make load` and `make fault` run them; results go into docs/benchmarks.md.
+//!
+//! `cargo bench -p scimgate-edge --bench workload -- activity`: the `load` runs with the
+//! provisioning activity log on and off, alternately (on, off, off, on) on each backend, and the
+//! throughput ratio (off against on) of each backend.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
@@ -186,6 +190,11 @@ impl Gateway {
     /// Start `scimgate serve` with a tenant `load` whose rate limit is out of the way (what is
     /// measured is the gateway, not the limit); its log goes to `log`.
     fn start(database_url: &str, redis_url: Option<&str>, log: &Path) -> Self {
+        Self::start_with(database_url, redis_url, log, &[])
+    }
+
+    /// [`Gateway::start`] with more settings in the gateway's environment.
+    fn start_with(database_url: &str, redis_url: Option<&str>, log: &Path, env: &[(&str, &str)]) -> Self {
         Self::scimgate(database_url, &["migrate"]);
         Self::scimgate(database_url, &["tenant", "create", "load"]);
         Self::scimgate(
@@ -204,7 +213,8 @@ impl Gateway {
             .env("SCIMGATE_METRICS_LISTEN", "off")
             .env("SCIMGATE_LOG", "error")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).expect("log file"));
+            .stderr(std::fs::File::create(log).expect("log file"))
+            .envs(env.iter().copied());
         if let Some(redis) = redis_url {
             command.env("SCIMGATE_REDIS_URL", redis);
         }
@@ -575,9 +585,10 @@ impl Workload {
 
 // --- the two runs -----------------------------------------------------------------------------
 
-async fn load(backend: &str, database_url: &str, seconds: u64, concurrency: usize) {
+/// One closed-loop run; its requests per second.
+async fn load(backend: &str, database_url: &str, seconds: u64, concurrency: usize, env: &[(&str, &str)]) -> f64 {
     let log = std::env::temp_dir().join(format!("scimgate-load-{backend}-{}.log", std::process::id()));
-    let gateway = Gateway::start(database_url, None, &log);
+    let gateway = Gateway::start_with(database_url, None, &log, env);
     let workload = Workload::new(&gateway).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (at_rest, _) = gateway.memory();
@@ -597,6 +608,53 @@ async fn load(backend: &str, database_url: &str, seconds: u64, concurrency: usiz
     let lost = workload.lost_writes().await;
     assert!(lost.is_empty(), "lost writes: {lost:?}");
     let _ = (&gateway.database_url, std::fs::remove_file(&log));
+    rps
+}
+
+/// Fresh databases for load runs: SQLite files in a directory of this run's, PostgreSQL databases
+/// on the test server; all removed when dropped.
+struct LoadDatabases {
+    dir: PathBuf,
+    pg_admin: String,
+    created: Vec<String>,
+}
+
+impl LoadDatabases {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("scimgate-load-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pg_admin = std::env::var("SCIMGATE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        Self { dir, pg_admin, created: Vec::new() }
+    }
+
+    fn psql(&self, sql: &str) {
+        let status = Command::new("psql").args([self.pg_admin.as_str(), "-qAtc", sql]).status();
+        assert!(status.map(|s| s.success()).unwrap_or(false), "psql {sql}");
+    }
+
+    /// The URL of a new, empty database of `backend`.
+    fn fresh(&mut self, backend: &str) -> String {
+        let n = self.created.len();
+        let name = format!("scimgate_load_{}_{n}", std::process::id());
+        self.created.push(name.clone());
+        if backend == "sqlite" {
+            return format!("sqlite://{}", self.dir.join(format!("{name}.db")).display());
+        }
+        self.psql(&format!("CREATE DATABASE {name}"));
+        format!("{}/{name}", self.pg_admin.rsplit_once('/').unwrap().0)
+    }
+}
+
+impl Drop for LoadDatabases {
+    fn drop(&mut self) {
+        for name in std::mem::take(&mut self.created) {
+            let _ = Command::new("psql")
+                .args([self.pg_admin.as_str(), "-qAtc", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")])
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 async fn fault(rate: u32) -> bool {
@@ -666,7 +724,10 @@ async fn fault(rate: u32) -> bool {
 }
 
 fn main() {
-    let mode = std::env::args().skip(1).find(|a| a == "load" || a == "fault").unwrap_or_else(|| "load".into());
+    let mode = std::env::args()
+        .skip(1)
+        .find(|a| a == "load" || a == "fault" || a == "activity")
+        .unwrap_or_else(|| "load".into());
     let seconds: u64 = std::env::var("WORKLOAD_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let concurrency: usize = std::env::var("WORKLOAD_CLIENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -676,25 +737,44 @@ fn main() {
             let ok = runtime.block_on(fault(rate));
             std::process::exit(if ok { 0 } else { 1 });
         }
+        "activity" => {
+            println!("| backend | clients | requests/s | p50 | p99 | memory at rest | memory under load | errors |");
+            println!("|---|---|---|---|---|---|---|---|");
+            let mut databases = LoadDatabases::new();
+            let mut ratios = Vec::new();
+            for backend in ["postgres", "sqlite"] {
+                let (mut on, mut off) = (Vec::new(), Vec::new());
+                // On, off, off, on: a drift of the machine over the runs weighs on both alike.
+                for recording in [true, false, false, true] {
+                    let url = databases.fresh(backend);
+                    let setting = if recording { "true" } else { "false" };
+                    println!("activity log {setting}:");
+                    let env = [("SCIMGATE_ACTIVITY_LOG", setting)];
+                    let rps = runtime.block_on(load(backend, &url, seconds, concurrency, &env));
+                    if recording {
+                        on.push(rps)
+                    } else {
+                        off.push(rps)
+                    }
+                }
+                let mean = |runs: &[f64]| runs.iter().sum::<f64>() / runs.len() as f64;
+                ratios.push((backend, mean(&on), mean(&off)));
+            }
+            for (backend, on, off) in ratios {
+                println!(
+                    "{backend}: {on:.0} requests/s recording, {off:.0} not; recording keeps {:.1}% of the throughput",
+                    100.0 * on / off
+                );
+            }
+        }
         _ => {
             println!("| backend | clients | requests/s | p50 | p99 | memory at rest | memory under load | errors |");
             println!("|---|---|---|---|---|---|---|---|");
-            let dir = std::env::temp_dir().join(format!("scimgate-load-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let sqlite = format!("sqlite://{}", Path::new(&dir).join("load.db").display());
-            let pg_admin = std::env::var("SCIMGATE_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-            let name = format!("scimgate_load_{}", std::process::id());
-            let psql = |sql: String| {
-                let status = Command::new("psql").args([pg_admin.as_str(), "-qAtc", sql.as_str()]).status();
-                assert!(status.map(|s| s.success()).unwrap_or(false), "psql {sql}");
-            };
-            psql(format!("CREATE DATABASE {name}"));
-            let postgres = format!("{}/{name}", pg_admin.rsplit_once('/').unwrap().0);
-            runtime.block_on(load("postgres", &postgres, seconds, concurrency));
-            runtime.block_on(load("sqlite", &sqlite, seconds, concurrency));
-            psql(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            let _ = std::fs::remove_dir_all(&dir);
+            let mut databases = LoadDatabases::new();
+            let postgres = databases.fresh("postgres");
+            runtime.block_on(load("postgres", &postgres, seconds, concurrency, &[]));
+            let sqlite = databases.fresh("sqlite");
+            runtime.block_on(load("sqlite", &sqlite, seconds, concurrency, &[]));
         }
     }
 }

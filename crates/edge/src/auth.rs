@@ -14,11 +14,12 @@ use std::time::Duration;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
-use domain::{now_micros, DomainError, StoredToken, Tenant};
+use domain::{now_micros, ActivityCredential, DomainError, StoredToken, Tenant};
 use limit::{Decision, Quota};
 use proto::IdpProfile;
 use token::{ParsedToken, Scope, Scopes, TokenError, TokenId, TokenKind};
 
+use crate::activity::RequestCredential;
 use crate::config::Settings;
 use crate::error::ScimError;
 use crate::metrics::{self, RateLimitReason, RequestTenant};
@@ -207,10 +208,12 @@ async fn tenant_context(req: &HttpRequest) -> Result<TenantContext, ScimError> {
     let org = req.match_info().get("org").unwrap_or_default().to_ascii_lowercase();
     if let Some(presented) = crate::oauth::bearer_access_token(req) {
         let access = crate::oauth::authenticate_access_token(req, state, &org, presented).await?;
+        req.extensions_mut().insert(RequestCredential(ActivityCredential::OAuthClient(access.client_id.clone())));
         return within_limit(req, state, access.tenant, access.id, access.scopes).await;
     }
     let stored = authenticate(req, state, TokenKind::Tenant, Some(&org)).await?;
     let tenant = stored.tenant.ok_or(AuthError::Unauthorized(Refusal::NoTenant))?;
+    req.extensions_mut().insert(RequestCredential(ActivityCredential::Token(stored.id.clone())));
     if !tenant.settings.auth_methods.accepts_bearer() {
         metrics::auth_failure(TokenKind::Tenant, Refusal::BearerNotAccepted);
         return Err(AuthError::Unauthorized(Refusal::BearerNotAccepted).into());

@@ -1,6 +1,7 @@
 //! The `scimgate` command line.
 
 mod accounts;
+mod activity;
 mod oauth_clients;
 mod portal;
 mod webhooks;
@@ -22,6 +23,7 @@ use crate::config::{LogFormat, Overrides, Settings};
 use crate::issuing::{self, parse_duration, IssueError, TokenRequest};
 use crate::startup::{connect_store, Application};
 pub use accounts::{AccountCommand, UserCommand};
+pub use activity::ActivityArgs;
 use domain::SqlStore;
 pub use oauth_clients::OAuthClientCommand;
 pub use portal::PortalLinkArgs;
@@ -105,6 +107,8 @@ pub enum Command {
     /// Issue a one-time setup link into the tenant's setup portal (the URL alone on the last
     /// line); or list (--list) or revoke (--revoke ID) its links.
     PortalLink(PortalLinkArgs),
+    /// Print a tenant's provisioning activity, newest first: each SCIM request and its answer.
+    Activity(ActivityArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -376,6 +380,7 @@ impl Place {
             Command::User(command) => Some(command.tenant()),
             Command::Events(args) => Some(args.tenant()),
             Command::PortalLink(args) => Some(args.tenant()),
+            Command::Activity(args) => Some(args.tenant()),
         };
         Self { tenant: tenant.map(ToString::to_string), database: !matches!(cli.command, Command::Serve) }
     }
@@ -461,6 +466,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Webhook(command) => webhooks::webhook(command, &settings, output).await,
         Command::Events(args) => webhooks::events(args, &settings).await,
         Command::PortalLink(args) => portal::portal_link(args, &settings, output).await,
+        Command::Activity(args) => activity::activity(args, &settings, output).await,
     }
 }
 

@@ -136,6 +136,19 @@ pub struct Settings {
     pub portal: bool,
     /// Serve the operator console under `/console` (operators, signed in with an operator token).
     pub console: bool,
+    /// Record every SCIM request of a tenant in its provisioning activity log.
+    pub activity_log: bool,
+    /// Activity records older than this many days are deleted in the background; 0 bounds them
+    /// by count only.
+    pub activity_retention_days: u64,
+    /// Each tenant keeps at most this many of its newest activity records; 0 bounds them by age
+    /// only.
+    pub activity_max_per_tenant: u32,
+    /// Activity records waiting to be written, at most; a request whose record finds the queue
+    /// full is still served, and its record dropped and counted.
+    pub activity_queue: usize,
+    /// The longest an activity record waits before its batch is written.
+    pub activity_flush_ms: u64,
 }
 
 impl Default for Settings {
@@ -189,6 +202,11 @@ impl Default for Settings {
             oauth_clock_skew_seconds: 60,
             portal: true,
             console: true,
+            activity_log: true,
+            activity_retention_days: 30,
+            activity_max_per_tenant: 100_000,
+            activity_queue: 10_000,
+            activity_flush_ms: 1000,
         }
     }
 }
@@ -298,6 +316,9 @@ impl Settings {
             return Err(ConfigError::Invalid(
                 "oauth_jwks_timeout_ms must be positive and oauth_clock_skew_seconds at most 300".into(),
             ));
+        }
+        if settings.activity_queue == 0 || settings.activity_flush_ms == 0 {
+            return Err(ConfigError::Invalid("activity_queue and activity_flush_ms must be positive".into()));
         }
         Ok((settings, warnings))
     }
@@ -499,6 +520,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("log_filter_values"), "{err}");
+    }
+
+    #[test]
+    fn the_activity_log_is_on_and_bounded_unless_told_otherwise() {
+        let s = Settings::load_from(None, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!((s.activity_log, s.activity_retention_days, s.activity_max_per_tenant), (true, 30, 100_000));
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("SCIMGATE_ACTIVITY_LOG", "false"),
+                ("SCIMGATE_ACTIVITY_RETENTION_DAYS", "7"),
+                ("SCIMGATE_ACTIVITY_MAX_PER_TENANT", "500"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!((s.activity_log, s.activity_retention_days, s.activity_max_per_tenant), (false, 7, 500));
+        let err = Settings::load_from(None, env(&[("SCIMGATE_ACTIVITY_QUEUE", "0")]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("activity_queue"), "{err}");
     }
 
     #[test]

@@ -130,7 +130,12 @@ impl ResponseError for ScimError {
                 response.insert_header((header::ETAG, etag));
             }
         }
-        response.json(ErrorBody::new(status.as_u16(), scim_type, self.detail()))
+        let detail = self.detail();
+        // For the activity log, which must not read the body back.
+        let summary = crate::activity::ScimErrorSummary { scim_type, detail: detail.clone() };
+        let mut response = response.json(ErrorBody::new(status.as_u16(), scim_type, detail));
+        response.extensions_mut().insert(summary);
+        response
     }
 }
 

@@ -2,6 +2,7 @@
 //! authentication and rate limits, error mapping, health, configuration and the command line.
 #![forbid(unsafe_code)]
 
+pub mod activity;
 pub mod admin;
 pub mod auth;
 pub mod cli;

@@ -53,6 +53,7 @@ pub const OLDEST_UNDELIVERED_EVENT: &str = "scimgate_webhook_oldest_undelivered_
 pub const TOKENS_EXPIRING: &str = "scimgate_tokens_expiring_soon";
 pub const STORE_GAUGES_AGE: &str = "scimgate_store_gauges_age_seconds";
 pub const BUILD_INFO: &str = "scimgate_build_info";
+pub const ACTIVITY_DROPPED: &str = "scimgate_activity_dropped_total";
 
 /// Every metric name the gateway exports under its own prefix. The deploy check reads this list
 /// to hold the alert rules and the dashboard to metrics that exist. The `process_*` metrics
@@ -74,6 +75,7 @@ pub const NAMES: &[&str] = &[
     TOKENS_EXPIRING,
     STORE_GAUGES_AGE,
     BUILD_INFO,
+    ACTIVITY_DROPPED,
 ];
 
 /// The tenant label of a tenant beyond `SCIMGATE_METRICS_MAX_TENANTS`.
@@ -237,6 +239,11 @@ fn describe() {
         "Time since the store's gauges (dead letters, undelivered events, expiring tokens) were computed."
     );
     describe_gauge!(BUILD_INFO, "Always 1; the version label tells which build runs.");
+    describe_counter!(
+        ACTIVITY_DROPPED,
+        Unit::Count,
+        "Provisioning activity records not kept, by reason (queue_full, write_failed)."
+    );
 }
 
 /// Which tenants get a label of their own: the first `max` seen by this process; the rest share
@@ -492,6 +499,24 @@ pub fn auth_failure(kind: TokenKind, reason: Refusal) {
         TokenKind::Operator => "admin",
     };
     counter!(AUTH_FAILURES, "api" => api, "reason" => reason.label()).increment(1);
+}
+
+/// Why provisioning activity records were not kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivityDropReason {
+    /// The queue to the writer was full: requests came faster than the database took them.
+    QueueFull,
+    /// Writing a batch failed (the database was away).
+    WriteFailed,
+}
+
+/// Count `n` activity records that were dropped.
+pub fn activity_dropped(reason: ActivityDropReason, n: u64) {
+    let reason = match reason {
+        ActivityDropReason::QueueFull => "queue_full",
+        ActivityDropReason::WriteFailed => "write_failed",
+    };
+    counter!(ACTIVITY_DROPPED, "reason" => reason).increment(n);
 }
 
 /// Count one token verification by whether its verdict was cached.

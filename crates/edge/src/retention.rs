@@ -1,16 +1,19 @@
-//! Event retention: events older than `event_retention_days` are deleted in the background,
-//! once every webhook endpoint of their tenant has them (delivered, or dead-lettered and since
-//! redelivered or removed). The feed then starts at the oldest event kept.
+//! Retention, in the background. Events older than `event_retention_days` are deleted once
+//! every webhook endpoint of their tenant has them (delivered, or dead-lettered and since
+//! redelivered or removed); the feed then starts at the oldest event kept. Provisioning activity
+//! older than `activity_retention_days`, or beyond each tenant's newest
+//! `activity_max_per_tenant` records, is deleted.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{now_micros, Store};
+use domain::{now_micros, ActivityRetention, DomainError, Store};
 use tokio_util::sync::CancellationToken;
 
-/// How often old events are looked for.
+/// How often old rows are looked for (the first time at start-up).
 const INTERVAL: Duration = Duration::from_secs(3600);
-/// Events deleted per statement: small enough that no write waits long behind one.
+/// Rows deleted per statement: small enough that no write waits long behind one.
 const BATCH: u32 = 1000;
 /// A pause between batches, so that a large backlog yields to requests.
 const BATCH_PAUSE: Duration = Duration::from_millis(100);
@@ -22,7 +25,46 @@ pub async fn prune_until_cancelled(store: Arc<dyn Store>, days: u64, cancelled: 
     if days == 0 {
         return;
     }
-    let max_age = i64::try_from(days).unwrap_or(i64::MAX / MICROS_PER_DAY).saturating_mul(MICROS_PER_DAY);
+    every_interval(&cancelled, "old events", |store_batch| {
+        let (store, before) = (store.clone(), now_micros().saturating_sub(max_age(days)));
+        async move { store.prune_events(before, store_batch).await }
+    })
+    .await;
+}
+
+/// Bound the activity log every hour until `cancelled`: by age (`days`, 0: none) and by count
+/// per tenant (`max_per_tenant`, 0: none).
+pub async fn prune_activity_until_cancelled(
+    store: Arc<dyn Store>,
+    days: u64,
+    max_per_tenant: u32,
+    cancelled: CancellationToken,
+) {
+    if days == 0 && max_per_tenant == 0 {
+        return;
+    }
+    every_interval(&cancelled, "old provisioning activity", |store_batch| {
+        let retention = ActivityRetention {
+            before: (days > 0).then(|| now_micros().saturating_sub(max_age(days))),
+            max_per_tenant: (max_per_tenant > 0).then_some(max_per_tenant),
+        };
+        let store = store.clone();
+        async move { store.prune_activity(&retention, store_batch).await }
+    })
+    .await;
+}
+
+fn max_age(days: u64) -> i64 {
+    i64::try_from(days).unwrap_or(i64::MAX / MICROS_PER_DAY).saturating_mul(MICROS_PER_DAY)
+}
+
+/// At start-up and then every [`INTERVAL`] until `cancelled`: call `delete(BATCH)` until it
+/// deletes fewer than a batch, pausing between batches.
+async fn every_interval<F, Fut>(cancelled: &CancellationToken, what: &str, mut delete: F)
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<u64, DomainError>>,
+{
     let mut tick = tokio::time::interval(INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -30,24 +72,23 @@ pub async fn prune_until_cancelled(store: Arc<dyn Store>, days: u64, cancelled: 
             _ = cancelled.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let before = now_micros().saturating_sub(max_age);
-        match prune(store.as_ref(), before, &cancelled).await {
+        let mut total = 0;
+        let pruned = loop {
+            match delete(BATCH).await {
+                Ok(deleted) => {
+                    total += deleted;
+                    if deleted < u64::from(BATCH) || cancelled.is_cancelled() {
+                        break Ok(total);
+                    }
+                    tokio::time::sleep(BATCH_PAUSE).await;
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        match pruned {
             Ok(0) => {}
-            Ok(deleted) => tracing::info!(deleted, days, "old events deleted"),
-            Err(e) => tracing::warn!(error = %e, "could not delete old events; will retry"),
+            Ok(deleted) => tracing::info!(deleted, what, "deleted past retention"),
+            Err(e) => tracing::warn!(error = %e, what, "could not delete past retention; will retry"),
         }
-    }
-}
-
-/// Delete every event before `before` that no endpoint needs, batch by batch; how many.
-async fn prune(store: &dyn Store, before: i64, cancelled: &CancellationToken) -> Result<u64, domain::DomainError> {
-    let mut total = 0;
-    loop {
-        let deleted = store.prune_events(before, BATCH).await?;
-        total += deleted;
-        if deleted < u64::from(BATCH) || cancelled.is_cancelled() {
-            return Ok(total);
-        }
-        tokio::time::sleep(BATCH_PAUSE).await;
     }
 }

@@ -124,6 +124,8 @@ impl Application {
             Duration::from_secs(settings.oauth_jwks_min_refetch_seconds),
         )
         .map_err(StartupError::JwksClient)?;
+        let activity = crate::activity::start(&settings, store.clone() as Arc<dyn Store>, &background);
+        let (activity_days, activity_max) = (settings.activity_retention_days, settings.activity_max_per_tenant);
         let state = web::Data::new(AppState {
             store: store.clone() as Arc<dyn Store>,
             share,
@@ -135,6 +137,7 @@ impl Application {
             settings,
             deliveries: wake,
             jwks,
+            activity,
         });
         let evicting = state.clone().into_inner();
         background.spawn(move |cancelled| async move {
@@ -174,6 +177,10 @@ impl Application {
         });
         let (pruned, retention_days) = (store.clone() as Arc<dyn Store>, event_retention_days);
         background.spawn(move |cancelled| crate::retention::prune_until_cancelled(pruned, retention_days, cancelled));
+        let pruned = store.clone() as Arc<dyn Store>;
+        background.spawn(move |cancelled| {
+            crate::retention::prune_activity_until_cancelled(pruned, activity_days, activity_max, cancelled)
+        });
         Ok(Self { port, server, store, usage, metrics, draining, drain, background })
     }
 

@@ -6,6 +6,7 @@ use limit::{FailureLimiter, TenantLimiter};
 use token::Verifier;
 use tokio::sync::Notify;
 
+use crate::activity::ActivityRecorder;
 use crate::config::Settings;
 use crate::error::ScimError;
 use crate::memory::BodyBudget;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub deliveries: Arc<Notify>,
     /// The JWKS of the issuers that federated OAuth clients trust.
     pub jwks: JwksCache,
+    /// Where SCIM requests are recorded for the provisioning activity log.
+    pub activity: ActivityRecorder,
 }
 
 impl AppState {

@@ -2,6 +2,7 @@
 //! (`scimgate admin-token create`). JSON in, JSON out; errors are RFC 9457 problem details.
 
 mod accounts;
+mod activity;
 mod error;
 mod events;
 mod oauth_clients;
@@ -152,6 +153,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .configure(webhooks::routes)
             .configure(events::routes)
+            .configure(activity::routes)
             .default_service(web::to(not_found)),
     );
 }

@@ -21,12 +21,13 @@ use crate::route_table;
 pub struct Kind(pub ResourceKind);
 
 /// The path of a tenant's SCIM endpoint.
-const SCOPE: &str = "/scim/v2/{org}";
+pub(crate) const SCOPE: &str = "/scim/v2/{org}";
 
 pub fn routes(cfg: &mut web::ServiceConfig, max_payload: usize, max_group_payload: usize) {
     cfg.service(
         web::scope(SCOPE)
             .wrap(from_fn(media_type))
+            .wrap(from_fn(crate::activity::record_requests))
             .service(resource_scope("/Users", ResourceKind::User, max_payload))
             .service(resource_scope("/Groups", ResourceKind::Group, max_group_payload))
             .service(

@@ -8,6 +8,7 @@ mod helpers;
 /// `both_backends!(case, ...)` runs each `async fn case(app: TestApp)` on both stores.
 pub(crate) use domain::both_backends;
 
+mod activity;
 mod admin;
 mod auth;
 mod browser;
