@@ -9,6 +9,7 @@ mod dialect;
 mod events;
 mod filter;
 mod gauges;
+mod members;
 mod oauth;
 mod orgs;
 mod reconcile;
