@@ -27,6 +27,7 @@
 //! plan of the slowest statement of one request.
 //!
 //! Environment: `BENCH_USERS` (default 10000), `BENCH_SECONDS` per timed phase (default 10),
+//! `BENCH_FILL_SECONDS` (default 90: how long putting every user into one group may take),
 //! `BENCH_CONDITIONS` (default `private,shared`), `BENCH_PEERS` (default
 //! `scimgate,polis,scim2`), `BENCH_BIG_GROUP` (default 100000), `SCIMGATE_BIN` (default the
 //! binary cargo built), `SCIMGATE_BEFORE_BIN` (another scimgate binary, run beside as
@@ -462,6 +463,9 @@ async fn run_compare() {
     let conditions = env_list("BENCH_CONDITIONS", "private,shared");
     let peers = env_list("BENCH_PEERS", "scimgate,polis,scim2");
     let big: usize = env_or("BENCH_BIG_GROUP", 100_000);
+    // The longest any server may take to put every user into one group (Polis adds members one
+    // by one).
+    let fill = Duration::from_secs(env_or("BENCH_FILL_SECONDS", 90));
     let dir = std::env::temp_dir().join(format!("scimgate-bench-peers-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bin = std::env::var("SCIMGATE_BIN").map(PathBuf::from).unwrap_or(PathBuf::from(env!("CARGO_BIN_EXE_scimgate")));
@@ -659,12 +663,18 @@ async fn run_compare() {
         let group = client.create_group("everyone").await;
         let ids = pool.ids.lock().unwrap().clone();
         let started = Instant::now();
-        for chunk in ids.chunks(1000) {
-            if let Err(e) = client.add_members(&group, chunk).await {
-                eprintln!("{}: adding 1000 members: {e}", server.label);
+        let mut added = 0;
+        for chunk in ids.chunks(500) {
+            if started.elapsed() > fill {
+                break;
+            }
+            match client.add_members(&group, chunk).await {
+                Ok(()) => added += chunk.len(),
+                Err(e) => eprintln!("{}: adding 500 members: {e}", server.label),
             }
         }
-        eprintln!("{}: {} users into one group in {:.1} s", server.label, ids.len(), started.elapsed().as_secs_f64());
+        eprintln!("{}: {added} users into one group in {:.1} s", server.label, started.elapsed().as_secs_f64());
+        results.cells.insert((6, format!("{}#size", server.label)), added.to_string());
     }
     for (label, outcome) in w1(6).await {
         results.put(6, &label, outcome);
@@ -789,7 +799,11 @@ fn print_table(servers: &[Server], results: &Results, users: usize, seconds: Dur
     for (row, name) in ROWS.iter().enumerate() {
         let mut line = format!("| {name} |");
         for s in servers {
-            line.push_str(&format!(" {} |", results.cells.get(&(row, s.label.clone())).map_or("—", String::as_str)));
+            let cell = results.cells.get(&(row, s.label.clone())).map_or("—", String::as_str);
+            match results.cells.get(&(row, format!("{}#size", s.label))) {
+                Some(size) => line.push_str(&format!(" {cell}, {size} members |")),
+                None => line.push_str(&format!(" {cell} |")),
+            }
         }
         for (a, b) in pairs.iter().chain(&befores) {
             let ratio = match (results.rates.get(&(row, a.clone())), results.rates.get(&(row, b.clone()))) {
@@ -921,13 +935,15 @@ async fn run_statements() {
         for (size, group) in &groups {
             let log = cluster.private.as_ref().unwrap().log();
             let offset = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-            cluster.psql(&db, "ALTER SYSTEM SET auto_explain.log_min_duration = 0; SELECT pg_reload_conf()");
+            cluster.psql(&db, "ALTER SYSTEM SET auto_explain.log_min_duration = 0");
+            cluster.psql(&db, "SELECT pg_reload_conf()");
             std::thread::sleep(Duration::from_millis(300));
             let i = next.fetch_add(1, Ordering::Relaxed) % fresh.len();
             Request::AddMember { group: group.clone(), user: fresh[i].clone(), profile: "entra".into() }
                 .send(&client)
                 .await;
-            cluster.psql(&db, "ALTER SYSTEM RESET auto_explain.log_min_duration; SELECT pg_reload_conf()");
+            cluster.psql(&db, "ALTER SYSTEM RESET auto_explain.log_min_duration");
+            cluster.psql(&db, "SELECT pg_reload_conf()");
             let text = std::fs::read(&log).unwrap_or_default();
             let text = String::from_utf8_lossy(&text[usize::try_from(offset).unwrap().min(text.len())..]).into_owned();
             let mut plans: Vec<(f64, String)> = Vec::new();

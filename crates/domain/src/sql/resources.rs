@@ -552,15 +552,18 @@ impl ResourceStore for SqlStore {
         let id = uuid::Uuid::now_v7().to_string();
         let now = now_micros();
         let mut w = self.begin_tenant_write(tenant).await?;
-        let result = match kind {
+        // A new user is read back by its own insert, and is in no group yet: no further reads.
+        let created = match kind {
             ResourceKind::User => {
                 let user_name = columns.user_name.clone().unwrap_or_default();
                 let sql = format!(
                     "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, display_name, active, data, version, created_at, updated_at, email_lower) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, {}, 1, $9, $9, $10)",
-                    self.dialect.json_param(8)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, {}, 1, $9, $9, $10) \
+                     RETURNING id, version, created_at, updated_at, {} AS data",
+                    self.dialect.json_param(8),
+                    self.dialect.data_column("users")
                 );
-                bound(
+                let row = bound(
                     &sql,
                     vec![
                         text(tenant.as_str()),
@@ -575,8 +578,10 @@ impl ResourceStore for SqlStore {
                         opt_text(columns.email.as_deref()),
                     ],
                 )
-                .execute(&mut *w.tx)
+                .fetch_one(&mut *w.tx)
                 .await
+                .map_err(|e| conflict_or(e, &body))?;
+                Some(Resource { groups: Some(Vec::new()), ..resource_from_row(kind, &row)? })
             }
             ResourceKind::Group => {
                 let sql = format!(
@@ -597,9 +602,10 @@ impl ResourceStore for SqlStore {
                 )
                 .execute(&mut *w.tx)
                 .await
+                .map_err(|e| conflict_or(e, &body))?;
+                None
             }
         };
-        result.map_err(|e| conflict_or(e, &body))?;
         match kind {
             ResourceKind::User => {
                 let link = self.link_user(&mut w, &id, &body, true).await?;
@@ -628,7 +634,10 @@ impl ResourceStore for SqlStore {
                 }
             }
         }
-        let resource = self.load_one(&mut w.tx, tenant, kind, &id, true).await?;
+        let resource = match created {
+            Some(resource) => resource,
+            None => self.load_one(&mut w.tx, tenant, kind, &id, true).await?,
+        };
         w.commit().await?;
         Ok(resource)
     }
