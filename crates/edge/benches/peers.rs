@@ -859,7 +859,7 @@ async fn run_statements() {
         println!("\n### {stats}\n");
         println!("| Request | statements | rows | PostgreSQL time | costliest statements (ms per call) |");
         println!("|---|---|---|---|---|");
-        let mut cases: Vec<(String, Box<dyn Fn(usize) -> Request>)> = Vec::new();
+        let mut cases: Vec<(String, MakeRequest)> = Vec::new();
         let counter = Arc::new(AtomicUsize::new(0));
         {
             let c = counter.clone();
@@ -966,6 +966,9 @@ async fn run_statements() {
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The `i`-th request of one kind.
+type MakeRequest = Box<dyn Fn(usize) -> Request>;
 
 enum Request {
     CreateUser(String),

@@ -439,7 +439,8 @@ async fn member_changes_of_any_size_write_and_announce_exactly_the_difference(st
     assert!(members.contains(&(users[1].clone(), ResourceKind::User, None)), "{members:?}");
     // The users' groups are read back per user.
     let one = store.get(&t.id, ResourceKind::User, &users[1], true, &Precondition::None).await.unwrap();
-    assert_eq!(one.groups.unwrap().iter().map(|g| g.id.clone()).collect::<Vec<_>>(), [team.clone()]);
+    let groups: Vec<String> = one.groups.unwrap().into_iter().map(|g| g.id).collect();
+    assert_eq!(groups, std::slice::from_ref(&team));
 
     // An unknown id among known ones refuses the whole change; so does the group itself.
     for bad in ["no-such-member".to_owned(), team.clone()] {
