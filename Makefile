@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help run build test check services browser lint fmt unit compliance deploy-check openapi schemathesis openapi-client fuzz load load-activity fault bench clean
+.PHONY: help run build test check services browser lint fmt unit compliance deploy-check openapi schemathesis openapi-client fuzz load load-activity fault bench bench-peers clean
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ fault: ## The workload at a steady rate while Redis stops and PostgreSQL restart
 bench: ## Large groups and authentication benchmarks (docs/benchmarks.md); by hand
 	$(CARGO) bench -p scimgate-edge --bench large_groups
 	scripts/bench-auth
+
+bench-peers: ## scimgate beside BoxyHQ Polis and scim2-server (installed into target/peers), W1-W4 on PostgreSQL and SQLite, with ratios; by hand
+	scripts/bench-peers compare
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

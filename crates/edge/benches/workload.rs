@@ -15,7 +15,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,109 +24,11 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use serde_json::{json, Value};
 
+mod common;
+use common::{free_port, wait_for_port, PrivatePostgres};
+
 const SCIM_JSON: &str = "application/scim+json";
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_for_port(port: u16, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-// --- services this run owns -------------------------------------------------------------------
-
-/// A PostgreSQL cluster of this run's own (initdb in a temporary directory), so restarting it
-/// disturbs nobody else. Runs as the `postgres` system user when started as root.
-struct PrivatePostgres {
-    dir: PathBuf,
-    port: u16,
-    bin: PathBuf,
-}
-
-impl PrivatePostgres {
-    fn start() -> Self {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .expect("PostgreSQL server binaries under /usr/lib/postgresql")
-            .filter_map(|e| e.ok())
-            .map(|e| e.path().join("bin"))
-            .find(|p| p.join("initdb").exists())
-            .expect("initdb");
-        let dir = std::env::temp_dir().join(format!("scimgate-fault-pg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        as_postgres(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir), false);
-        let pg = Self { dir, port: free_port(), bin };
-        let data = pg.dir.join("data");
-        pg.run("initdb", &["-D", data.to_str().unwrap(), "-A", "trust", "-U", "postgres", "--no-sync"]);
-        pg.pg_ctl("start");
-        pg
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    fn run(&self, tool: &str, args: &[&str]) {
-        let mut command = Command::new(self.bin.join(tool));
-        command.args(args).stdout(Stdio::null()).stderr(Stdio::null());
-        as_postgres(&mut command, true);
-    }
-
-    fn pg_ctl(&self, action: &str) {
-        let data = self.dir.join("data");
-        let log = self.dir.join("log");
-        let options = format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.display());
-        let mut args = vec![action, "-D", data.to_str().unwrap(), "-w", "-l", log.to_str().unwrap()];
-        if action != "stop" {
-            args.extend(["-o", options.as_str()]);
-        } else {
-            args.extend(["-m", "fast"]);
-        }
-        self.run("pg_ctl", &args);
-    }
-}
-
-impl Drop for PrivatePostgres {
-    fn drop(&mut self) {
-        self.pg_ctl("stop");
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Run `command` (as the `postgres` user when this process is root), waiting for it.
-fn as_postgres(command: &mut Command, switch_user: bool) {
-    let is_root = running_as_root();
-    let status = if switch_user && is_root {
-        let program = command.get_program().to_owned();
-        let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
-        Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(program)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-    } else {
-        command.status()
-    };
-    assert!(status.map(|s| s.success()).unwrap_or(false), "{command:?} failed");
-}
-
-/// Whether we run as root, from /proc (no libc call needed).
-fn running_as_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
-        .unwrap_or(false)
-}
 
 struct PrivateRedis {
     port: u16,

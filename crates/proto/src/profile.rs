@@ -66,12 +66,15 @@ impl IdpProfile {
     }
 
     /// Whether a successful PATCH of a Group is answered `204 No Content` instead of `200` with
-    /// the group (RFC 7644 §3.5.2 allows either unless `attributes` is asked for). Entra sends
-    /// one PATCH per membership change, possibly hundreds per group, never reads the body, and
-    /// Microsoft's guidance is that returning the member list "isn't advisable". Other IdPs and
-    /// checkers (scim-sanity) expect the 200 with a body.
+    /// the group (RFC 7644 §3.5.2: the server "MAY return HTTP status code 204 (No Content)",
+    /// and MUST return the 200 only when `attributes` is asked for). IdPs send one PATCH per
+    /// membership change, possibly thousands per group, keep their own record of what they
+    /// sent and read nothing back; Microsoft's guidance for Entra is that returning the member
+    /// list "isn't advisable". Rendering it would make a one-member change cost as much as the
+    /// group is large. Only `generic`, for clients and checkers (scim-sanity) that expect the
+    /// RFC's first answer, gets the 200 with the whole group.
     pub fn group_patch_without_body(self) -> bool {
-        self == Self::Entra
+        self != Self::Generic
     }
 
     /// The media type of response bodies. OneLogin's SCIM guide requires `application/json`
@@ -136,7 +139,8 @@ mod tests {
     #[test]
     fn only_the_answers_differ() {
         let without_body: Vec<_> = IdpProfile::ALL.into_iter().filter(|p| p.group_patch_without_body()).collect();
-        assert_eq!(without_body, [IdpProfile::Entra]);
+        let with_body: Vec<_> = IdpProfile::ALL.into_iter().filter(|p| !without_body.contains(p)).collect();
+        assert_eq!(with_body, [IdpProfile::Generic]);
         for profile in IdpProfile::ALL {
             let expected = if profile == IdpProfile::OneLogin { "application/json" } else { "application/scim+json" };
             assert_eq!(profile.response_media_type(), expected, "{profile}");

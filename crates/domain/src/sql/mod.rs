@@ -10,6 +10,7 @@ mod dialect;
 mod events;
 mod filter;
 mod gauges;
+mod members;
 mod oauth;
 mod orgs;
 mod portal;

@@ -16,7 +16,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::{json, Value};
 use sqlx::Row;
 
-use super::filter::Arg;
+use super::filter::{Arg, Sql};
+use super::members::id_list;
 use super::write::TenantWrite;
 use super::{bound, json_ids, text, SqlStore};
 use crate::event::EventType;
@@ -31,19 +32,12 @@ pub(super) enum Users {
 }
 
 impl Users {
-    /// `AND <column> IN (...)` for these users (parameter `$n`), or nothing for all.
-    fn condition(&self, dialect: super::Dialect, column: &str, n: usize) -> String {
+    /// `AND <column> IN (...)` for these users, their ids bound into `sql`; nothing for all.
+    fn condition(&self, dialect: super::Dialect, column: &str, sql: &mut Sql) -> String {
         match self {
-            Users::These(_) => format!(" AND {column} IN {}", dialect.json_array_param(n)),
+            Users::These(ids) => format!(" AND {column} IN {}", id_list(dialect, sql, ids)),
             Users::All => String::new(),
         }
-    }
-
-    fn args(&self, mut args: Vec<Arg>) -> Vec<Arg> {
-        if let Users::These(ids) = self {
-            args.push(json_ids(ids));
-        }
-        args
     }
 }
 
@@ -189,12 +183,13 @@ impl SqlStore {
             return Ok(());
         }
         let tenant = w.tenant.as_str().to_owned();
+        let mut args = Sql { args: vec![text(&tenant)] };
         let sql = format!(
             "SELECT id, name, CASE WHEN autoprovisioned THEN 1 ELSE 0 END AS autoprovisioned FROM organizations \
              WHERE tenant_id = $1 AND archived_at IS NOT NULL AND id IN {}",
-            self.dialect.json_array_param(2)
+            id_list(self.dialect, &mut args, &ids)
         );
-        let archived = bound(&sql, vec![text(&tenant), json_ids(&ids)]).fetch_all(&mut *w.tx).await?;
+        let archived = bound(&sql, args.args).fetch_all(&mut *w.tx).await?;
         for row in archived {
             let (id, name): (String, String) = (row.try_get("id")?, row.try_get("name")?);
             let autoprovisioned = row.try_get::<i64, _>("autoprovisioned")? != 0;
@@ -316,11 +311,12 @@ impl SqlStore {
         if groups.is_empty() {
             return Ok(BTreeSet::new());
         }
+        let mut args = Sql { args: vec![text(w.tenant.as_str())] };
         let sql = format!(
             "SELECT DISTINCT member_id FROM group_members WHERE tenant_id = $1 AND member_type = 'User' AND group_id IN {}",
-            self.dialect.json_array_param(2)
+            id_list(self.dialect, &mut args, groups)
         );
-        let rows = bound(&sql, vec![text(w.tenant.as_str()), json_ids(groups)]).fetch_all(&mut *w.tx).await?;
+        let rows = bound(&sql, args.args).fetch_all(&mut *w.tx).await?;
         rows.iter().map(|r| Ok(r.try_get("member_id")?)).collect()
     }
 
@@ -372,12 +368,13 @@ impl SqlStore {
         self.prefer_hash_joins(&mut w.tx, n).await?;
 
         // Who the users are now (a deleted user is simply absent).
+        let mut args = Sql { args: vec![text(&tenant)] };
         let sql = format!(
             "SELECT id, user_name, account_id, CASE WHEN active THEN 1 ELSE 0 END AS active FROM users WHERE tenant_id = $1{}",
-            users.condition(d, "id", 2)
+            users.condition(d, "id", &mut args)
         );
         let mut people: HashMap<String, Person> = HashMap::new();
-        for row in bound(&sql, users.args(vec![text(&tenant)])).fetch_all(&mut *w.tx).await? {
+        for row in bound(&sql, args.args).fetch_all(&mut *w.tx).await? {
             let active: i64 = row.try_get("active")?;
             let person = Person {
                 user_name: row.try_get("user_name")?,
@@ -388,14 +385,15 @@ impl SqlStore {
         }
 
         // What their groups give: the highest role per organization.
+        let mut args = Sql { args: vec![text(&tenant)] };
         let sql = format!(
             "SELECT gm.member_id AS user_id, gl.organization_id AS organization_id, gl.role AS role \
              FROM group_members gm JOIN group_links gl ON gl.tenant_id = gm.tenant_id AND gl.group_id = gm.group_id \
              WHERE gm.tenant_id = $1 AND gm.member_type = 'User'{}",
-            users.condition(d, "gm.member_id", 2)
+            users.condition(d, "gm.member_id", &mut args)
         );
         let mut wanted: BTreeMap<(String, String), (Role, MembershipState)> = BTreeMap::new();
-        for row in bound(&sql, users.args(vec![text(&tenant)])).fetch_all(&mut *w.tx).await? {
+        for row in bound(&sql, args.args).fetch_all(&mut *w.tx).await? {
             let user: String = row.try_get("user_id")?;
             let Some(Person { active, .. }) = people.get(&user) else { continue };
             let state = match (active, w.settings.deprovision) {
@@ -410,12 +408,13 @@ impl SqlStore {
         }
 
         // What is stored.
+        let mut args = Sql { args: vec![text(&tenant)] };
         let sql = format!(
             "SELECT organization_id, user_id, role, state FROM memberships WHERE tenant_id = $1{}",
-            users.condition(d, "user_id", 2)
+            users.condition(d, "user_id", &mut args)
         );
         let mut stored: BTreeMap<(String, String), (Role, MembershipState)> = BTreeMap::new();
-        for row in bound(&sql, users.args(vec![text(&tenant)])).fetch_all(&mut *w.tx).await? {
+        for row in bound(&sql, args.args).fetch_all(&mut *w.tx).await? {
             let role: String = row.try_get("role")?;
             let state: String = row.try_get("state")?;
             let state = if state == "suspended" { MembershipState::Suspended } else { MembershipState::Active };
@@ -488,9 +487,11 @@ impl SqlStore {
         let now = now_micros();
         let ids = d.json_array_param(3);
         for (organization, users) in &removed {
+            let mut args = Sql { args: vec![text(&tenant), text(organization)] };
+            let list = id_list(d, &mut args, users);
             let sql =
-                format!("DELETE FROM memberships WHERE tenant_id = $1 AND organization_id = $2 AND user_id IN {ids}");
-            bound(&sql, vec![text(&tenant), text(organization), json_ids(users)]).execute(&mut *w.tx).await?;
+                format!("DELETE FROM memberships WHERE tenant_id = $1 AND organization_id = $2 AND user_id IN {list}");
+            bound(&sql, args.args).execute(&mut *w.tx).await?;
         }
         for ((organization, role, state), users) in &added {
             let sql = format!(
@@ -508,19 +509,15 @@ impl SqlStore {
             bound(&sql, args).execute(&mut *w.tx).await?;
         }
         for ((organization, role, state), users) in &changed {
+            let mut args = Sql {
+                args: vec![text(&tenant), text(organization), text(role.as_str()), text(state.as_str()), Arg::Int(now)],
+            };
+            let list = id_list(d, &mut args, users);
             let sql = format!(
-                "UPDATE memberships SET role = $4, state = $5, updated_at = $6 \
-                 WHERE tenant_id = $1 AND organization_id = $2 AND user_id IN {ids}"
+                "UPDATE memberships SET role = $3, state = $4, updated_at = $5 \
+                 WHERE tenant_id = $1 AND organization_id = $2 AND user_id IN {list}"
             );
-            let args = vec![
-                text(&tenant),
-                text(organization),
-                json_ids(users),
-                text(role.as_str()),
-                text(state.as_str()),
-                Arg::Int(now),
-            ];
-            bound(&sql, args).execute(&mut *w.tx).await?;
+            bound(&sql, args.args).execute(&mut *w.tx).await?;
         }
         for (kind, data) in events {
             w.emit(kind, data);

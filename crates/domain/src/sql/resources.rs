@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
-use proto::patch::MemberOp;
 use proto::{PatchOperation, ResourceKind};
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
@@ -11,9 +10,10 @@ use sqlx::{AnyConnection, Row};
 
 use super::accounts::user_subject;
 use super::filter::{Arg, Sql, Translator};
+use super::members::{id_list, take_members, MemberDiff};
 use super::reconcile::Users;
 use super::write::TenantWrite;
-use super::{bound, json_ids, opt_text, text, Dialect, SqlStore};
+use super::{bound, opt_text, text, Dialect, SqlStore};
 use crate::error::is_unique_violation;
 use crate::event::EventType;
 use crate::link::linking_email;
@@ -93,96 +93,6 @@ fn select_resource(dialect: Dialect, kind: ResourceKind) -> String {
     format!("SELECT {RESOURCE_COLUMNS}, {} AS data FROM {} r", dialect.data_column("r"), table(kind))
 }
 
-/// A member as sent: its id and the `display` the IdP gave, if any.
-#[derive(Debug, Clone, serde::Serialize)]
-struct NewMember {
-    value: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    display: Option<String>,
-}
-
-/// Split a canonical Group body into its JSON and its members (kept in `group_members`).
-fn take_members(data: &mut Value) -> Vec<NewMember> {
-    let Some(Value::Array(members)) = data.as_object_mut().and_then(|o| o.remove("members")) else {
-        return Vec::new();
-    };
-    // Consumed, not copied: each member's id moves out of the document, whose memory goes back
-    // member by member, so a group of 100,000 members is not held twice.
-    let mut by_id = std::collections::BTreeMap::new();
-    for member in members {
-        let Value::Object(mut fields) = member else { continue };
-        if let Some(Value::String(id)) = fields.remove("value") {
-            let display = match fields.remove("display") {
-                Some(Value::String(display)) => Some(display),
-                _ => None,
-            };
-            by_id.insert(id, display);
-        }
-    }
-    by_id.into_iter().map(|(value, display)| NewMember { value, display }).collect()
-}
-
-/// Members from `{"value", "display"?}` objects, one per id (the last one sent wins).
-fn new_members(members: &[Value]) -> Vec<NewMember> {
-    let mut by_id = std::collections::BTreeMap::new();
-    for m in members {
-        if let Some(id) = m.get("value").and_then(Value::as_str) {
-            let display = m.get("display").and_then(Value::as_str).map(str::to_owned);
-            by_id.insert(id.to_owned(), display);
-        }
-    }
-    by_id.into_iter().map(|(value, display)| NewMember { value, display }).collect()
-}
-
-fn ids_of(members: &[NewMember]) -> Vec<&str> {
-    members.iter().map(|m| m.value.as_str()).collect()
-}
-
-fn json_members(members: &[NewMember]) -> Arg {
-    Arg::Text(serde_json::to_string(members).unwrap_or_else(|_| "[]".into()))
-}
-
-/// Who joined and who left a group in one write, net of one another (a member added and
-/// removed again in the same PATCH did neither).
-#[derive(Debug, Default)]
-struct MemberDiff {
-    added: BTreeMap<String, ResourceKind>,
-    removed: BTreeMap<String, ResourceKind>,
-    /// Members whose `display` alone changed.
-    redisplayed: u64,
-}
-
-fn member_kind(kind: &str) -> ResourceKind {
-    if kind == "Group" {
-        ResourceKind::Group
-    } else {
-        ResourceKind::User
-    }
-}
-
-impl MemberDiff {
-    fn added(&mut self, id: String, kind: &str) {
-        if self.removed.remove(&id).is_none() {
-            self.added.insert(id, member_kind(kind));
-        }
-    }
-
-    fn removed(&mut self, id: String, kind: &str) {
-        if self.added.remove(&id).is_none() {
-            self.removed.insert(id, member_kind(kind));
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.removed.is_empty()
-    }
-
-    /// Whether the group's member list changed at all.
-    fn changed(&self) -> bool {
-        !self.is_empty() || self.redisplayed > 0
-    }
-}
-
 impl SqlStore {
     async fn load_row(
         &self,
@@ -217,12 +127,13 @@ impl SqlStore {
         let d = self.dialect;
         match kind {
             ResourceKind::Group => {
-                let sql = format!(
+                let mut sql = Sql { args: vec![text(tenant.as_str())] };
+                let list = id_list(d, &mut sql, &ids);
+                let statement = format!(
                     "SELECT m.group_id AS owner, m.member_id AS id, m.member_type AS kind, \
-                     m.display AS display FROM group_members m WHERE m.tenant_id = $1 AND m.group_id IN {} ORDER BY m.group_id, m.member_id",
-                    d.json_array_param(2)
+                     m.display AS display FROM group_members m WHERE m.tenant_id = $1 AND m.group_id IN {list} ORDER BY m.group_id, m.member_id"
                 );
-                let rows = bound(&sql, vec![text(tenant.as_str()), json_ids(&ids)]).fetch_all(&mut *conn).await?;
+                let rows = bound(&statement, sql.args).fetch_all(&mut *conn).await?;
                 let mut by_group: HashMap<String, Vec<Member>> = HashMap::new();
                 for row in rows {
                     let kind: String = row.try_get("kind")?;
@@ -237,13 +148,16 @@ impl SqlStore {
                 }
             }
             ResourceKind::User => {
-                let sql = format!(
+                // A page of users: their ids as placeholders, so the member index is probed per
+                // user even when a large group makes `group_members` large.
+                let mut sql = Sql { args: vec![text(tenant.as_str())] };
+                let list = id_list(d, &mut sql, &ids);
+                let statement = format!(
                     "SELECT m.member_id AS owner, m.group_id AS id, g.display_name AS display \
                      FROM group_members m JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id \
-                     WHERE m.tenant_id = $1 AND m.member_id IN {} ORDER BY m.member_id, g.display_name, g.id",
-                    d.json_array_param(2)
+                     WHERE m.tenant_id = $1 AND m.member_id IN {list} ORDER BY m.member_id, g.display_name, g.id"
                 );
-                let rows = bound(&sql, vec![text(tenant.as_str()), json_ids(&ids)]).fetch_all(&mut *conn).await?;
+                let rows = bound(&statement, sql.args).fetch_all(&mut *conn).await?;
                 let mut by_user: HashMap<String, Vec<GroupRef>> = HashMap::new();
                 for row in rows {
                     by_user
@@ -274,172 +188,6 @@ impl SqlStore {
         Ok(resource)
     }
 
-    /// Refuse member ids that are neither a user nor a group of this tenant, or the group itself.
-    async fn check_members(
-        &self,
-        conn: &mut AnyConnection,
-        tenant: &TenantId,
-        group_id: &str,
-        ids: &[&str],
-    ) -> Result<(), DomainError> {
-        if ids.contains(&group_id) {
-            return Err(invalid_value("a group cannot be a member of itself".into()));
-        }
-        if ids.is_empty() {
-            return Ok(());
-        }
-        self.prefer_hash_joins(conn, ids.len()).await?;
-        let sql = format!(
-            "SELECT j.value AS id FROM {} AS j \
-             WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = $1 AND u.id = j.value) \
-             AND NOT EXISTS (SELECT 1 FROM groups g WHERE g.tenant_id = $1 AND g.id = j.value) LIMIT 5",
-            self.dialect.json_array_param(2)
-        );
-        let unknown = bound(&sql, vec![text(tenant.as_str()), json_ids(ids)]).fetch_all(&mut *conn).await?;
-        if unknown.is_empty() {
-            return Ok(());
-        }
-        let unknown: Vec<String> = unknown.iter().filter_map(|r| r.try_get::<String, _>("id").ok()).collect();
-        Err(invalid_value(format!("members refer to unknown resources: {}", unknown.join(", "))))
-    }
-
-    /// Add members (set-based: one statement whatever their number). A member already present
-    /// keeps its row; only a changed `display` is written. Records who joined in `diff`.
-    async fn add_members(
-        &self,
-        conn: &mut AnyConnection,
-        tenant: &TenantId,
-        group_id: &str,
-        members: &[NewMember],
-        diff: &mut MemberDiff,
-    ) -> Result<(), DomainError> {
-        self.check_members(conn, tenant, group_id, &ids_of(members)).await?;
-        if members.is_empty() {
-            return Ok(());
-        }
-        // Only members that are new reach the insert: re-sending a large group (Okta's "Push
-        // Now") then writes nothing. Members that are no user are groups (check_members has
-        // refused everything else). The conflict clause still guards against a concurrent insert.
-        // `WHERE` keeps SQLite from parsing ON CONFLICT as part of the SELECT.
-        let param = self.dialect.json_members_param(3);
-        let source = format!(
-            "SELECT $1, $2, j.id, CASE WHEN u.id IS NULL THEN 'Group' ELSE 'User' END, j.display \
-             FROM {param} AS j \
-             LEFT JOIN users u ON u.tenant_id = $1 AND u.id = j.id \
-             LEFT JOIN group_members gm ON gm.tenant_id = $1 AND gm.group_id = $2 AND gm.member_id = j.id"
-        );
-        let args = || vec![text(tenant.as_str()), text(group_id), json_members(members)];
-        let sql = format!(
-            "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) {source} \
-             WHERE gm.member_id IS NULL ON CONFLICT (tenant_id, group_id, member_id) DO NOTHING \
-             RETURNING member_id, member_type"
-        );
-        for row in bound(&sql, args()).fetch_all(&mut *conn).await? {
-            diff.added(row.try_get("member_id")?, &row.try_get::<String, _>("member_type")?);
-        }
-        // A `display` is kept as the IdP last sent it.
-        if members.iter().any(|m| m.display.is_some()) {
-            let sql = format!(
-                "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) {source} \
-                 WHERE gm.member_id IS NOT NULL AND {} \
-                 ON CONFLICT (tenant_id, group_id, member_id) DO UPDATE SET display = excluded.display WHERE {}",
-                self.dialect.is_distinct("gm.display", "j.display"),
-                self.dialect.is_distinct("group_members.display", "excluded.display"),
-            );
-            diff.redisplayed += bound(&sql, args()).execute(&mut *conn).await?.rows_affected();
-        }
-        Ok(())
-    }
-
-    /// Run a `DELETE ... RETURNING member_id, member_type` and record who left.
-    async fn delete_members(
-        &self,
-        conn: &mut AnyConnection,
-        sql: &str,
-        args: Vec<Arg>,
-        diff: &mut MemberDiff,
-    ) -> Result<(), DomainError> {
-        for row in bound(sql, args).fetch_all(&mut *conn).await? {
-            diff.removed(row.try_get("member_id")?, &row.try_get::<String, _>("member_type")?);
-        }
-        Ok(())
-    }
-
-    async fn remove_members(
-        &self,
-        conn: &mut AnyConnection,
-        tenant: &TenantId,
-        group_id: &str,
-        ids: &[String],
-        diff: &mut MemberDiff,
-    ) -> Result<(), DomainError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        self.prefer_hash_joins(conn, ids.len()).await?;
-        let sql = format!(
-            "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND member_id IN {} \
-             RETURNING member_id, member_type",
-            self.dialect.json_array_param(3)
-        );
-        self.delete_members(conn, &sql, vec![text(tenant.as_str()), text(group_id), json_ids(ids)], diff).await
-    }
-
-    /// Make the member set exactly `members`: delete the others, insert the missing.
-    async fn replace_members(
-        &self,
-        conn: &mut AnyConnection,
-        tenant: &TenantId,
-        group_id: &str,
-        members: &[NewMember],
-        diff: &mut MemberDiff,
-    ) -> Result<(), DomainError> {
-        self.check_members(conn, tenant, group_id, &ids_of(members)).await?;
-        let sql = format!(
-            "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND member_id NOT IN {} \
-             RETURNING member_id, member_type",
-            self.dialect.json_array_param(3)
-        );
-        let args = vec![text(tenant.as_str()), text(group_id), json_ids(&ids_of(members))];
-        self.delete_members(conn, &sql, args, diff).await?;
-        self.add_members(conn, tenant, group_id, members, diff).await
-    }
-
-    async fn apply_member_ops(
-        &self,
-        conn: &mut AnyConnection,
-        tenant: &TenantId,
-        group_id: &str,
-        ops: &[MemberOp],
-        diff: &mut MemberDiff,
-    ) -> Result<(), DomainError> {
-        for op in ops {
-            match op {
-                MemberOp::Add(values) => self.add_members(conn, tenant, group_id, &new_members(values), diff).await?,
-                MemberOp::Remove(ids) => self.remove_members(conn, tenant, group_id, ids, diff).await?,
-                MemberOp::Replace(values) => {
-                    self.replace_members(conn, tenant, group_id, &new_members(values), diff).await?;
-                }
-                MemberOp::RemoveAll => {
-                    let sql = "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 \
-                               RETURNING member_id, member_type";
-                    self.delete_members(conn, sql, vec![text(tenant.as_str()), text(group_id)], diff).await?;
-                }
-                MemberOp::RemoveWhere(filter) => {
-                    let mut sql = Sql { args: vec![text(tenant.as_str()), text(group_id)] };
-                    let predicate =
-                        Translator::new(self.dialect, ResourceKind::Group, &mut sql, false).member_predicate(filter)?;
-                    let statement = format!(
-                        "DELETE FROM group_members AS m WHERE m.tenant_id = $1 AND m.group_id = $2 AND ({predicate}) \
-                         RETURNING member_id, member_type"
-                    );
-                    self.delete_members(conn, &statement, sql.args, diff).await?;
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// `group.member_added` / `group.member_removed` for each member who joined or left a
     /// group in this write, naming the group and the user (or the nested group).
     fn emit_member_events(w: &mut TenantWrite, group: &Value, diff: &MemberDiff) {
@@ -462,18 +210,18 @@ impl SqlStore {
         if ids.is_empty() {
             return Ok(subjects);
         }
-        let sql = match kind {
+        let mut sql = Sql { args: vec![text(w.tenant.as_str())] };
+        let list = id_list(self.dialect, &mut sql, ids);
+        let statement = match kind {
             ResourceKind::User => format!(
-                "SELECT id, user_name AS name, external_id, account_id FROM users WHERE tenant_id = $1 AND id IN {}",
-                self.dialect.json_array_param(2)
+                "SELECT id, user_name AS name, external_id, account_id FROM users WHERE tenant_id = $1 AND id IN {list}"
             ),
             ResourceKind::Group => format!(
-                "SELECT id, display_name AS name, external_id, CAST(NULL AS TEXT) AS account_id FROM groups WHERE tenant_id = $1 AND id IN {}",
-                self.dialect.json_array_param(2)
+                "SELECT id, display_name AS name, external_id, CAST(NULL AS TEXT) AS account_id FROM groups WHERE tenant_id = $1 AND id IN {list}"
             ),
         };
         let name_key = if kind == ResourceKind::User { "userName" } else { "displayName" };
-        for row in bound(&sql, vec![text(w.tenant.as_str()), json_ids(ids)]).fetch_all(&mut *w.tx).await? {
+        for row in bound(&statement, sql.args).fetch_all(&mut *w.tx).await? {
             let id: String = row.try_get("id")?;
             let mut subject = json!({"id": id, name_key: row.try_get::<String, _>("name")?});
             if let Some(external_id) = row.try_get::<Option<String>, _>("external_id")? {
@@ -487,7 +235,8 @@ impl SqlStore {
         Ok(subjects)
     }
 
-    /// Write a resource's new JSON and columns, bumping its version.
+    /// Write a resource's new JSON and columns, bumping its version; the row as stored (read back
+    /// by the same statement).
     async fn write_row(
         &self,
         conn: &mut AnyConnection,
@@ -495,15 +244,19 @@ impl SqlStore {
         kind: ResourceKind,
         id: &str,
         data: &Value,
-    ) -> Result<(), DomainError> {
+    ) -> Result<Resource, DomainError> {
         let columns = Columns::of(kind, data)?;
         let now = now_micros();
         let json = Arg::Text(data.to_string());
+        let returning = format!(
+            " RETURNING id, version, created_at, updated_at, {} AS data",
+            self.dialect.data_column(table(kind))
+        );
         let result = match kind {
             ResourceKind::User => {
                 let sql = format!(
                     "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, display_name = $6, active = $7, \
-                     data = {}, version = version + 1, updated_at = $9, email_lower = $10 WHERE tenant_id = $1 AND id = $2",
+                     data = {}, version = version + 1, updated_at = $9, email_lower = $10 WHERE tenant_id = $1 AND id = $2{returning}",
                     self.dialect.json_param(8)
                 );
                 let user_name = columns.user_name.unwrap_or_default();
@@ -522,13 +275,13 @@ impl SqlStore {
                         opt_text(columns.email.as_deref()),
                     ],
                 )
-                .execute(&mut *conn)
+                .fetch_one(&mut *conn)
                 .await
             }
             ResourceKind::Group => {
                 let sql = format!(
                     "UPDATE groups SET display_name = $3, external_id = $4, data = {}, version = version + 1, updated_at = $6 \
-                     WHERE tenant_id = $1 AND id = $2",
+                     WHERE tenant_id = $1 AND id = $2{returning}",
                     self.dialect.json_param(5)
                 );
                 bound(
@@ -542,12 +295,11 @@ impl SqlStore {
                         Arg::Int(now),
                     ],
                 )
-                .execute(&mut *conn)
+                .fetch_one(&mut *conn)
                 .await
             }
         };
-        result.map_err(|e| conflict_or(e, data))?;
-        Ok(())
+        resource_from_row(kind, &result.map_err(|e| conflict_or(e, data))?)
     }
 
     /// Bump the version of groups whose member set changed as a side effect.
@@ -663,6 +415,8 @@ fn is_active(data: &Value) -> bool {
 /// How a write changed a user or a group, for its events.
 struct Change<'a> {
     id: &'a str,
+    /// The row as it was read at the start of the write.
+    current: &'a Resource,
     before: &'a Value,
     after: &'a Value,
     /// A group's members who joined or left.
@@ -767,15 +521,19 @@ impl SqlStore {
         with_members: bool,
     ) -> Result<Resource, DomainError> {
         let id = change.id;
-        if change.before != change.after || change.members.changed() {
-            self.write_row(&mut w.tx, tenant, kind, id, change.after).await?;
-        }
+        let mut resource = if change.before != change.after || change.members.changed() {
+            self.write_row(&mut w.tx, tenant, kind, id, change.after).await?
+        } else {
+            Resource { members: None, groups: None, ..change.current.clone() }
+        };
         match kind {
             ResourceKind::User => self.user_changed(&mut w, change).await?,
             ResourceKind::Group => self.group_changed(&mut w, change).await?,
         }
         self.reconcile(&mut w, Users::These(affected)).await?;
-        let resource = self.load_one(&mut w.tx, tenant, kind, id, with_members).await?;
+        if with_members {
+            self.load_relations(&mut w.tx, tenant, std::slice::from_mut(&mut resource)).await?;
+        }
         w.commit().await?;
         Ok(resource)
     }
@@ -795,15 +553,18 @@ impl ResourceStore for SqlStore {
         let id = uuid::Uuid::now_v7().to_string();
         let now = now_micros();
         let mut w = self.begin_tenant_write(tenant).await?;
-        let result = match kind {
+        // A new user is read back by its own insert, and is in no group yet: no further reads.
+        let created = match kind {
             ResourceKind::User => {
                 let user_name = columns.user_name.clone().unwrap_or_default();
                 let sql = format!(
                     "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, display_name, active, data, version, created_at, updated_at, email_lower) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, {}, 1, $9, $9, $10)",
-                    self.dialect.json_param(8)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, {}, 1, $9, $9, $10) \
+                     RETURNING id, version, created_at, updated_at, {} AS data",
+                    self.dialect.json_param(8),
+                    self.dialect.data_column("users")
                 );
-                bound(
+                let row = bound(
                     &sql,
                     vec![
                         text(tenant.as_str()),
@@ -818,8 +579,10 @@ impl ResourceStore for SqlStore {
                         opt_text(columns.email.as_deref()),
                     ],
                 )
-                .execute(&mut *w.tx)
+                .fetch_one(&mut *w.tx)
                 .await
+                .map_err(|e| conflict_or(e, &body))?;
+                Some(Resource { groups: Some(Vec::new()), ..resource_from_row(kind, &row)? })
             }
             ResourceKind::Group => {
                 let sql = format!(
@@ -840,9 +603,10 @@ impl ResourceStore for SqlStore {
                 )
                 .execute(&mut *w.tx)
                 .await
+                .map_err(|e| conflict_or(e, &body))?;
+                None
             }
         };
-        result.map_err(|e| conflict_or(e, &body))?;
         match kind {
             ResourceKind::User => {
                 let link = self.link_user(&mut w, &id, &body, true).await?;
@@ -871,7 +635,10 @@ impl ResourceStore for SqlStore {
                 }
             }
         }
-        let resource = self.load_one(&mut w.tx, tenant, kind, &id, true).await?;
+        let resource = match created {
+            Some(resource) => resource,
+            None => self.load_one(&mut w.tx, tenant, kind, &id, true).await?,
+        };
         w.commit().await?;
         Ok(resource)
     }
@@ -918,7 +685,7 @@ impl ResourceStore for SqlStore {
                 (diff, affected)
             }
         };
-        let change = Change { id, before: &current.data, after: &body, members, mark };
+        let change = Change { id, current: &current, before: &current.data, after: &body, members, mark };
         self.finish_change(w, tenant, kind, change, affected, true).await
     }
 
@@ -949,7 +716,7 @@ impl ResourceStore for SqlStore {
         } else {
             (MemberDiff::default(), Vec::new())
         };
-        let change = Change { id, before: &current.data, after: &data, members, mark };
+        let change = Change { id, current: &current, before: &current.data, after: &data, members, mark };
         self.finish_change(w, tenant, kind, change, affected, with_members).await
     }
 

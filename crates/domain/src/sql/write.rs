@@ -11,7 +11,8 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::{Any, Row, Transaction};
 
-use super::filter::Arg;
+use super::filter::{Arg, Sql};
+use super::members::pair_rows;
 use super::tenants::{tenant_from_row, TENANT_COLUMNS};
 use super::{bound, text, SqlStore};
 use crate::event::{EventType, NewEvent};
@@ -177,9 +178,18 @@ impl TenantWrite {
             .iter()
             .map(|(id, kind)| [id.as_str(), if *kind == ResourceKind::User { "User" } else { "Group" }])
             .collect();
-        let pairs = serde_json::to_string(&pairs)
-            .map_err(|e| DomainError::Internal("member ids are not serializable".into(), Some(Box::new(e))))?;
         let d = self.dialect;
+        let mut args = Sql {
+            args: vec![
+                text(self.tenant.as_str()),
+                Arg::Int(first),
+                text(event_type.as_str()),
+                Arg::Int(now),
+                Arg::Text(group.to_string()),
+            ],
+        };
+        // A few members as explicit rows, so each subject is a primary-key probe (see members.rs).
+        let rows = pair_rows(d, &mut args, &pairs)?;
         let user = d.json_object_without_nulls(&[
             ("id", "m.id"),
             ("userName", "u.user_name"),
@@ -200,20 +210,11 @@ impl TenantWrite {
         ]);
         let sql = format!(
             "INSERT INTO events (tenant_id, seq, type, occurred_at, data) \
-             SELECT $1, $2 + m.idx, $3, $4, {data} FROM {} AS m \
+             SELECT $1, $2 + m.idx, $3, $4, {data} FROM {rows} AS m \
              LEFT JOIN users u ON m.kind = 'User' AND u.tenant_id = $1 AND u.id = m.id \
-             LEFT JOIN groups g ON m.kind = 'Group' AND g.tenant_id = $1 AND g.id = m.id",
-            d.json_pairs_param(6)
+             LEFT JOIN groups g ON m.kind = 'Group' AND g.tenant_id = $1 AND g.id = m.id"
         );
-        let args = vec![
-            text(self.tenant.as_str()),
-            Arg::Int(first),
-            text(event_type.as_str()),
-            Arg::Int(now),
-            Arg::Text(group.to_string()),
-            Arg::Text(pairs),
-        ];
-        bound(&sql, args).execute(&mut *self.tx).await?;
+        bound(&sql, args.args).execute(&mut *self.tx).await?;
         Ok(i64::try_from(members.len()).unwrap_or(i64::MAX))
     }
 }

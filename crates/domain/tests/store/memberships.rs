@@ -24,6 +24,7 @@ domain::both_backends!(
     webhook_delivery_state_moves_through_retries_dead_letters_and_redelivery,
     old_events_are_pruned_only_once_every_endpoint_has_them,
     one_organization_and_one_webhook_are_read_alone,
+    member_changes_of_any_size_write_and_announce_exactly_the_difference,
 );
 
 fn org(name: &str) -> OrganizationName {
@@ -425,4 +426,76 @@ async fn one_organization_and_one_webhook_are_read_alone(store: &impl Store) {
     assert_eq!(store.webhook(&t.name, &added.id).await.unwrap(), added);
     assert!(matches!(store.webhook(&t.name, "nope").await, Err(DomainError::NotFound(_))));
     assert!(matches!(store.webhook(&other.name, &added.id).await, Err(DomainError::NotFound(_))));
+}
+
+/// `(id, kind, display)` of a group's members.
+async fn members_of(store: &impl Store, t: &Tenant, group: &str) -> Vec<(String, ResourceKind, Option<String>)> {
+    let group = store.get(&t.id, ResourceKind::Group, group, true, &Precondition::None).await.unwrap();
+    group.members.unwrap().into_iter().map(|m| (m.id, m.kind, m.display)).collect()
+}
+
+async fn member_changes_of_any_size_write_and_announce_exactly_the_difference(store: &impl Store) {
+    let t = tenant(store, TenantUpdate { autoprovision: Some(true), ..TenantUpdate::default() }).await;
+    let mut users = Vec::new();
+    for i in 0..140 {
+        users.push(create(store, &t, ResourceKind::User, user(&format!("u{i:03}"))).await);
+    }
+    let nested = create(store, &t, ResourceKind::Group, group("Nested", &[])).await;
+    let team = create(store, &t, ResourceKind::Group, group("Team", &[&users[0]])).await;
+    let add = |ids: &[String]| {
+        let values: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+        json!([{"op": "add", "path": "members", "value": values}])
+    };
+    let added = |events: &[Event]| events.iter().filter(|e| e.event_type == EventType::GroupMemberAdded).count();
+
+    // A few members (explicit statement rows): one already in, one new user, one nested group.
+    let before = last_seq(&events(store, &t, 0).await);
+    let few = [users[0].clone(), users[1].clone(), nested.clone()];
+    patch(store, &t, ResourceKind::Group, &team, add(&few)).await;
+    let since = events(store, &t, before).await;
+    assert_eq!(added(&since), 2, "only the new members are announced: {:?}", types(&since));
+    let members = members_of(store, &t, &team).await;
+    assert_eq!(members.len(), 3);
+    assert!(members.contains(&(nested.clone(), ResourceKind::Group, None)), "{members:?}");
+    assert!(members.contains(&(users[1].clone(), ResourceKind::User, None)), "{members:?}");
+    // The users' groups are read back per user.
+    let one = store.get(&t.id, ResourceKind::User, &users[1], true, &Precondition::None).await.unwrap();
+    let groups: Vec<String> = one.groups.unwrap().into_iter().map(|g| g.id).collect();
+    assert_eq!(groups, std::slice::from_ref(&team));
+
+    // An unknown id among known ones refuses the whole change; so does the group itself.
+    for bad in ["no-such-member".to_owned(), team.clone()] {
+        let value = add(&[users[2].clone(), bad.clone()]);
+        let refused = store.patch(&t.id, ResourceKind::Group, &team, &ops(value), &Precondition::None, false).await;
+        assert!(matches!(refused, Err(DomainError::Invalid(_))), "{bad}: {refused:?}");
+    }
+    assert_eq!(members_of(store, &t, &team).await.len(), 3, "nothing written");
+
+    // A changed `display` is kept as sent, without a member event.
+    let before = last_seq(&events(store, &t, 0).await);
+    let value = json!([{"op": "add", "path": "members", "value": [{"value": users[1], "display": "One"}]}]);
+    patch(store, &t, ResourceKind::Group, &team, value).await;
+    assert_eq!(added(&events(store, &t, before).await), 0);
+    assert!(members_of(store, &t, &team).await.contains(&(users[1].clone(), ResourceKind::User, Some("One".into()))));
+
+    // Around the size where statements switch from explicit rows to one JSON parameter.
+    for (from, to) in [(2, 66), (66, 131), (131, 140)] {
+        let before = last_seq(&events(store, &t, 0).await);
+        patch(store, &t, ResourceKind::Group, &team, add(&users[from..to])).await;
+        assert_eq!(added(&events(store, &t, before).await), to - from, "{from}..{to}");
+        assert_eq!(members_of(store, &t, &team).await.len(), to + 1, "{from}..{to}");
+    }
+
+    // Removing a few, one of them not a member: only the member leaves.
+    let before = last_seq(&events(store, &t, 0).await);
+    let value = json!([{"op": "remove", "path": "members", "value": [{"value": users[5]}, {"value": nested}]},
+                       {"op": "remove", "path": "members", "value": [{"value": nested}]}]);
+    patch(store, &t, ResourceKind::Group, &team, value).await;
+    let since = events(store, &t, before).await;
+    let removed = since.iter().filter(|e| e.event_type == EventType::GroupMemberRemoved).count();
+    assert_eq!(removed, 2, "{:?}", types(&since));
+    assert_eq!(members_of(store, &t, &team).await.len(), 139);
+    // Every member is in the organization the group gives.
+    let organization = memberships(store, &t, &users[139]).await;
+    assert_eq!(organization.len(), 1, "{organization:?}");
 }

@@ -157,9 +157,10 @@ pub async fn patch(
     Ok(resource_response(StatusCode::OK, &ctx, &resource, &projection))
 }
 
-/// Whether a successful PATCH is answered `204 No Content` (RFC 7644 §3.5.2): only for a
-/// profile that asks for it on groups, and never when the client named `attributes`, which
-/// requires the 200 with the resource.
+/// Whether a successful PATCH is answered `204 No Content` (RFC 7644 §3.5.2): for groups, under
+/// every IdP profile but `generic`, unless the client named `attributes`, which requires the 200
+/// with the resource. Then the group's members are neither read nor rendered, so a one-member
+/// change costs the same in any group.
 fn patch_without_body(profile: IdpProfile, kind: ResourceKind, projection: &Projection) -> bool {
     kind == ResourceKind::Group && profile.group_patch_without_body() && projection.attributes.is_empty()
 }
@@ -286,13 +287,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_entra_group_patches_go_without_a_body() {
+    fn group_patches_go_without_a_body_but_for_generic_clients() {
         let plain = Projection::default();
         let asked = Projection::parse(ResourceKind::Group, Some("displayName"), None).unwrap();
         for profile in IdpProfile::ALL {
             assert!(!patch_without_body(profile, ResourceKind::User, &plain), "{profile}: users always get a body");
             assert!(!patch_without_body(profile, ResourceKind::Group, &asked), "{profile}: `attributes` asks for one");
-            let expected = profile == IdpProfile::Entra;
+            let expected = profile != IdpProfile::Generic;
             assert_eq!(patch_without_body(profile, ResourceKind::Group, &plain), expected, "{profile}");
         }
     }

@@ -235,15 +235,38 @@ async fn readiness_says_what_will_go_wrong(app: TestApp) {
 }
 
 async fn idp_profiles_change_only_the_answers(app: TestApp) {
-    let group = app.create_group("Designers", &[]).await;
+    let ada = app.create_user("ada@example.com").await;
+    let group = app.create_group("Designers", &[ada["id"].as_str().unwrap()]).await;
     let path = format!("/Groups/{}", group["id"].as_str().unwrap());
     let rename = json!([{"op": "Replace", "path": "displayName", "value": "Design"}]);
-    assert_eq!(app.patch_ops(&path, rename.clone()).await.status(), 200, "generic: the RFC's 200 with the group");
+    let response = app.patch_ops(&path, rename.clone()).await;
+    assert_eq!(response.status(), 200, "generic: the RFC's 200 with the group");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["members"][0]["value"], ada["id"], "{body}");
 
-    settings(&app, json!({"idp_profile": "entra"})).await;
-    let response = app.patch_ops(&path, rename).await;
-    assert_eq!(response.status(), 204, "entra: no member list in the answer");
-    assert!(response.headers().contains_key("etag"));
+    // Every IdP profile: 204 with the new ETag, the members neither read nor sent.
+    for profile in ["entra", "okta", "onelogin", "jumpcloud", "ping"] {
+        settings(&app, json!({"idp_profile": profile})).await;
+        let before = app.get(&path).await.headers()["etag"].clone();
+        let rename = json!([{"op": "Replace", "path": "displayName", "value": format!("Design ({profile})")}]);
+        let response = app.patch_ops(&path, rename).await;
+        assert_eq!(response.status(), 204, "{profile}: no member list in the answer");
+        let etag = response.headers()["etag"].clone();
+        assert_ne!(etag, before, "{profile}: the answer carries the new version");
+        assert_eq!(app.get(&path).await.headers()["etag"], etag, "{profile}");
+        assert!(response.text().await.unwrap().is_empty(), "{profile}");
+    }
+
+    // Asking for attributes gets the 200 with exactly those, members only when named.
+    let response = app.patch_ops(&format!("{path}?attributes=displayName"), rename.clone()).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body.get("members"), None, "{body}");
+    assert_eq!(body["displayName"], "Design", "{body}");
+    let response = app.patch_ops(&format!("{path}?attributes=members"), rename).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["members"][0]["value"], ada["id"], "{body}");
 
     settings(&app, json!({"idp_profile": "onelogin"})).await;
     let response = app.get(&path).await;
