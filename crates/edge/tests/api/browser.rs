@@ -185,6 +185,18 @@ async fn an_it_admin_sets_up_entra_and_an_operator_issues_a_link_in_a_browser(ap
     browser.find(Locator::LinkText("Activity")).await.unwrap().click().await.unwrap();
     assert_eq!(browser.current_url().await.unwrap().path(), "/portal/activity");
     browser.find(Locator::Id("outcome")).await.unwrap();
+    // The user's creation shows up once the recorder has written its batch (off the request path).
+    let mut recorded = false;
+    for _ in 0..40 {
+        let page = browser.source().await.unwrap();
+        if page.contains("POST user") && page.contains("<td>201</td>") {
+            recorded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        browser.refresh().await.unwrap();
+    }
+    assert!(recorded, "the provisioned user is in the activity log");
     shots.take(&browser, "portal-activity").await;
 
     // The operator: sign in, create a tenant, issue its setup link.
