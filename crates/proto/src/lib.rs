@@ -21,5 +21,5 @@ pub use error::{Error, ErrorKind};
 pub use filter::{AttrPath, CompValue, CompareOp, Filter};
 pub use patch::{MemberOp, PatchOp, PatchOperation, PatchOutcome};
 pub use path::PatchPath;
-pub use profile::IdpProfile;
+pub use profile::{GroupPatchAnswer, IdpProfile};
 pub use schema::{AttrDef, AttrType, Resolved, ResourceKind};

@@ -28,6 +28,17 @@ pub enum IdpProfile {
     Ping,
 }
 
+/// The answer to a successful PATCH of a Group; see [`IdpProfile::group_patch_answer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupPatchAnswer {
+    /// `204 No Content` with the ETag.
+    NoContent,
+    /// `200` with the group as if `excludedAttributes=members` had been asked.
+    WithoutMembers,
+    /// `200` with the whole group.
+    Whole,
+}
+
 impl IdpProfile {
     pub const ALL: [IdpProfile; 6] =
         [Self::Generic, Self::Entra, Self::Okta, Self::OneLogin, Self::JumpCloud, Self::Ping];
@@ -65,16 +76,23 @@ impl IdpProfile {
         }
     }
 
-    /// Whether a successful PATCH of a Group is answered `204 No Content` instead of `200` with
-    /// the group (RFC 7644 §3.5.2: the server "MAY return HTTP status code 204 (No Content)",
-    /// and MUST return the 200 only when `attributes` is asked for). IdPs send one PATCH per
-    /// membership change, possibly thousands per group, keep their own record of what they
-    /// sent and read nothing back; Microsoft's guidance for Entra is that returning the member
-    /// list "isn't advisable". Rendering it would make a one-member change cost as much as the
-    /// group is large. Only `generic`, for clients and checkers (scim-sanity) that expect the
-    /// RFC's first answer, gets the 200 with the whole group.
-    pub fn group_patch_without_body(self) -> bool {
-        self != Self::Generic
+    /// How a successful PATCH of a Group is answered when the client names no `attributes`
+    /// (RFC 7644 §3.5.2: a 200 with the resource, or "MAY return HTTP status code 204"). IdPs
+    /// send one PATCH per membership change, possibly thousands per group, and keep their own
+    /// record of what they sent, so none of them gets the member list, whose rendering would
+    /// make a one-member change cost as much as the group is large:
+    /// - Entra: 204, which Microsoft recommends for groups ("returning a body with a list of all
+    ///   the members isn't advisable").
+    /// - Okta, OneLogin, JumpCloud, Ping: 200 with the group without `members`. Okta documents
+    ///   a 200 (a 204 is also taken for membership changes, and "members may be omitted" from
+    ///   the answer); the others document no answer, so they keep the 200 they always had.
+    /// - generic: 200 with the whole group, the RFC's first answer, which checkers expect.
+    pub fn group_patch_answer(self) -> GroupPatchAnswer {
+        match self {
+            Self::Entra => GroupPatchAnswer::NoContent,
+            Self::Okta | Self::OneLogin | Self::JumpCloud | Self::Ping => GroupPatchAnswer::WithoutMembers,
+            Self::Generic => GroupPatchAnswer::Whole,
+        }
     }
 
     /// The media type of response bodies. OneLogin's SCIM guide requires `application/json`
@@ -138,9 +156,15 @@ mod tests {
 
     #[test]
     fn only_the_answers_differ() {
-        let without_body: Vec<_> = IdpProfile::ALL.into_iter().filter(|p| p.group_patch_without_body()).collect();
-        let with_body: Vec<_> = IdpProfile::ALL.into_iter().filter(|p| !without_body.contains(p)).collect();
-        assert_eq!(with_body, [IdpProfile::Generic]);
+        let answers: Vec<_> = IdpProfile::ALL.into_iter().map(|p| (p, p.group_patch_answer())).collect();
+        for (profile, answer) in answers {
+            let expected = match profile {
+                IdpProfile::Entra => GroupPatchAnswer::NoContent,
+                IdpProfile::Generic => GroupPatchAnswer::Whole,
+                _ => GroupPatchAnswer::WithoutMembers,
+            };
+            assert_eq!(answer, expected, "{profile}");
+        }
         for profile in IdpProfile::ALL {
             let expected = if profile == IdpProfile::OneLogin { "application/json" } else { "application/scim+json" };
             assert_eq!(profile.response_media_type(), expected, "{profile}");

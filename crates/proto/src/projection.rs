@@ -30,6 +30,12 @@ impl Projection {
         Ok(Self { attributes: parse_list(kind, attributes)?, excluded: parse_list(kind, excluded)? })
     }
 
+    /// The same, with the top-level attribute `name` (canonical, e.g. "members") left out too.
+    pub fn excluding(mut self, name: &str) -> Self {
+        self.excluded.push(AttrPath::simple(name));
+        self
+    }
+
     /// Whether the top-level attribute `name` (canonical, e.g. "members") will be returned, so
     /// the store can skip loading it.
     pub fn includes(&self, kind: ResourceKind, name: &str) -> bool {

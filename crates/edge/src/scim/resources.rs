@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use domain::{Query, Resource};
 use proto::projection::Projection;
 use proto::wire::{ListResponse, SearchRequest, SortOrder};
-use proto::{IdpProfile, ResourceKind};
+use proto::{GroupPatchAnswer, IdpProfile, ResourceKind};
 use token::Scope;
 
 use super::body::{projection_params, read_json, search_from_query};
@@ -137,7 +137,10 @@ pub async fn patch(
     let (body, _memory) = read_json(&req, payload, limit.0, &state.bodies).await?;
     let ops = proto::patch::parse_request(&body)?;
     drop(body);
-    let without_body = patch_without_body(ctx.idp_profile, kind, &projection);
+    let answer = patch_answer(ctx.idp_profile, kind, &projection);
+    let projection =
+        if answer == GroupPatchAnswer::WithoutMembers { projection.excluding(relation(kind)) } else { projection };
+    let without_body = answer == GroupPatchAnswer::NoContent;
     let with_relation = !without_body && projection.includes(kind, relation(kind));
     let (id, precondition) = (path.into_inner().1, precondition(&req));
     let resource = state
@@ -157,12 +160,17 @@ pub async fn patch(
     Ok(resource_response(StatusCode::OK, &ctx, &resource, &projection))
 }
 
-/// Whether a successful PATCH is answered `204 No Content` (RFC 7644 §3.5.2): for groups, under
-/// every IdP profile but `generic`, unless the client named `attributes`, which requires the 200
-/// with the resource. Then the group's members are neither read nor rendered, so a one-member
-/// change costs the same in any group.
-fn patch_without_body(profile: IdpProfile, kind: ResourceKind, projection: &Projection) -> bool {
-    kind == ResourceKind::Group && profile.group_patch_without_body() && projection.attributes.is_empty()
+/// How a successful PATCH is answered (RFC 7644 §3.5.2): a group's by the tenant's IdP profile
+/// ([`IdpProfile::group_patch_answer`]) unless the client named `attributes`, which requires the
+/// 200 with them; a user's always with the user. When the answer leaves `members` out, the
+/// group's members are neither read nor rendered, so a one-member change costs the same in any
+/// group.
+fn patch_answer(profile: IdpProfile, kind: ResourceKind, projection: &Projection) -> GroupPatchAnswer {
+    if kind == ResourceKind::Group && projection.attributes.is_empty() {
+        profile.group_patch_answer()
+    } else {
+        GroupPatchAnswer::Whole
+    }
 }
 
 pub async fn delete(
@@ -287,14 +295,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn group_patches_go_without_a_body_but_for_generic_clients() {
+    fn group_patches_are_answered_by_profile_unless_attributes_are_asked() {
         let plain = Projection::default();
         let asked = Projection::parse(ResourceKind::Group, Some("displayName"), None).unwrap();
         for profile in IdpProfile::ALL {
-            assert!(!patch_without_body(profile, ResourceKind::User, &plain), "{profile}: users always get a body");
-            assert!(!patch_without_body(profile, ResourceKind::Group, &asked), "{profile}: `attributes` asks for one");
-            let expected = profile != IdpProfile::Generic;
-            assert_eq!(patch_without_body(profile, ResourceKind::Group, &plain), expected, "{profile}");
+            assert_eq!(patch_answer(profile, ResourceKind::User, &plain), GroupPatchAnswer::Whole, "{profile}");
+            assert_eq!(patch_answer(profile, ResourceKind::Group, &asked), GroupPatchAnswer::Whole, "{profile}");
+            assert_eq!(patch_answer(profile, ResourceKind::Group, &plain), profile.group_patch_answer(), "{profile}");
         }
+        let without = plain.excluding("members");
+        assert!(!without.includes(ResourceKind::Group, "members"));
+        assert!(without.includes(ResourceKind::Group, "displayName"));
     }
 }
