@@ -40,8 +40,7 @@ impl OrganizationName {
         Self::parse(slug).unwrap_or_else(|_| {
             use sha2::Digest;
             let digest = sha2::Sha256::digest(display_name.trim().to_lowercase().as_bytes());
-            let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
-            Self(format!("group-{hex}"))
+            Self(format!("group-{}", hex::encode(&digest[..5])))
         })
     }
 

@@ -19,7 +19,7 @@ pub struct SecretDigest(String);
 
 impl SecretDigest {
     pub fn of(secret: &str) -> Self {
-        Self(hex(&Sha256::digest(secret.as_bytes())))
+        Self(hex::encode(Sha256::digest(secret.as_bytes())))
     }
 
     pub(crate) fn from_stored(stored: String) -> Self {
@@ -40,10 +40,6 @@ impl std::fmt::Debug for SecretDigest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SecretDigest(..)")
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A setup link as listed: never its secret.
