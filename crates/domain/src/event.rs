@@ -1,10 +1,11 @@
 //! What changed, as the vendor's product learns it: events appended in the transaction of the
 //! write that caused them, numbered per tenant, delivered by webhook and readable as a feed.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::DomainError;
 
@@ -122,4 +123,51 @@ pub struct Event {
 pub(crate) struct NewEvent {
     pub event_type: EventType,
     pub data: Value,
+}
+
+/// The event subject of a user: what a product needs to find or mirror its own record.
+pub(crate) fn user_subject(id: &str, data: &Value, account: Option<&str>) -> Value {
+    let mut subject = json!({ "id": id });
+    for key in ["userName", "externalId", "displayName", "active"] {
+        if let Some(value) = data.get(key) {
+            subject[key] = value.clone();
+        }
+    }
+    if subject.get("active").is_none() {
+        subject["active"] = Value::Bool(true);
+    }
+    if let Some(email) = crate::link::linking_email(data) {
+        subject["email"] = Value::String(email);
+    }
+    if let Some(account) = account {
+        subject["productAccountId"] = Value::String(account.to_owned());
+    }
+    subject
+}
+
+/// The event subject of a group.
+pub(crate) fn group_subject(id: &str, data: &Value) -> Value {
+    let mut subject = json!({ "id": id });
+    for key in ["displayName", "externalId"] {
+        if let Some(value) = data.get(key) {
+            subject[key] = value.clone();
+        }
+    }
+    subject
+}
+
+/// The organization's part of an organization or membership event.
+pub(crate) fn organization_subject(id: &str, name: &str) -> Value {
+    json!({"id": id, "name": name})
+}
+
+/// The top-level attributes whose values differ, in a stable order.
+pub(crate) fn changed_attributes(before: &Value, after: &Value) -> Vec<String> {
+    let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<BTreeSet<String>>()).unwrap_or_default();
+    keys(before).union(&keys(after)).filter(|k| before.get(k.as_str()) != after.get(k.as_str())).cloned().collect()
+}
+
+/// Whether a user's data says it is active (absent `active` means active).
+pub(crate) fn is_active(data: &Value) -> bool {
+    data.get("active").and_then(Value::as_bool).unwrap_or(true)
 }

@@ -7,6 +7,7 @@ mod activity;
 mod error;
 mod event;
 mod link;
+mod membership;
 mod oauth;
 mod org;
 mod portal;

@@ -10,7 +10,7 @@ use sqlx::Row;
 use super::filter::Arg;
 use super::write::TenantWrite;
 use super::{bound, json_ids, opt_text, text, SqlStore};
-use crate::event::EventType;
+use crate::event::{user_subject, EventType};
 use crate::link::{
     AccountId, AccountsRegistered, DuplicateEmails, LinkMatch, LinkedUser, ProductAccount, UserLookup,
     MAX_ACCOUNTS_PER_CALL,
@@ -36,26 +36,6 @@ impl UserLink {
         let (account, matched) = (self.account.as_ref()?, self.linked_now?);
         Some(json!({"user": subject, "account": {"id": account, "matched": matched.as_str()}}))
     }
-}
-
-/// The event subject of a user: what a product needs to find or mirror its own record.
-pub(super) fn user_subject(id: &str, data: &Value, account: Option<&str>) -> Value {
-    let mut subject = json!({ "id": id });
-    for key in ["userName", "externalId", "displayName", "active"] {
-        if let Some(value) = data.get(key) {
-            subject[key] = value.clone();
-        }
-    }
-    if subject.get("active").is_none() {
-        subject["active"] = Value::Bool(true);
-    }
-    if let Some(email) = crate::link::linking_email(data) {
-        subject["email"] = Value::String(email);
-    }
-    if let Some(account) = account {
-        subject["productAccountId"] = Value::String(account.to_owned());
-    }
-    subject
 }
 
 fn linked_user_from_row(row: &AnyRow) -> Result<LinkedUser, DomainError> {

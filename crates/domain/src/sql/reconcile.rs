@@ -10,18 +10,21 @@
 //! says). Reconciliation compares that with the stored memberships of the users a write affected,
 //! writes only the difference, set-based, and emits one event per change: replaying the same IdP
 //! traffic changes nothing and emits nothing.
+//!
+//! The rules themselves are in [`crate::membership`]; this module loads their facts and applies
+//! what they decide.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{json, Value};
-use sqlx::Row;
+use sqlx::FromRow;
 
-use super::filter::{Arg, Sql};
-use super::members::id_list;
+use super::statement::Statement;
 use super::write::TenantWrite;
-use super::{bound, json_ids, text, SqlStore};
-use crate::event::EventType;
-use crate::org::{Deprovision, MembershipState, OrganizationName, Role};
+use super::SqlStore;
+use crate::event::{organization_subject, EventType};
+use crate::membership::{self, Grant, Memberships, Person};
+use crate::org::{MembershipState, OrganizationName, Role};
 use crate::time_util::now_micros;
 use crate::DomainError;
 
@@ -32,25 +35,66 @@ pub(super) enum Users {
 }
 
 impl Users {
-    /// `AND <column> IN (...)` for these users, their ids bound into `sql`; nothing for all.
-    fn condition(&self, dialect: super::Dialect, column: &str, sql: &mut Sql) -> String {
+    /// Append `AND <column> IN (...)` for these users; nothing for all.
+    fn condition(&self, statement: Statement, column: &str) -> Statement {
         match self {
-            Users::These(ids) => format!(" AND {column} IN {}", id_list(dialect, sql, ids)),
-            Users::All => String::new(),
+            Users::These(ids) => statement.sql(&format!(" AND {column} IN ")).id_list(ids),
+            Users::All => statement,
         }
     }
 }
 
-/// A user as reconciliation needs it.
-struct Person {
-    user_name: String,
-    account: Option<String>,
-    active: bool,
+/// An organization and the role a mapping or a link gives in it.
+#[derive(Debug, FromRow)]
+struct RoleRow {
+    organization_id: String,
+    role: String,
 }
 
-/// The organization's part of a membership event.
-fn organization_subject(id: &str, name: &str) -> Value {
-    json!({"id": id, "name": name})
+/// The organization autoprovisioned for a group.
+#[derive(Debug, FromRow)]
+struct OwnOrganizationRow {
+    id: String,
+    name: String,
+    display_name: Option<String>,
+}
+
+/// An archived organization a group gives again.
+#[derive(Debug, FromRow)]
+struct ArchivedRow {
+    id: String,
+    name: String,
+    autoprovisioned: i64,
+}
+
+#[derive(Debug, FromRow)]
+struct PersonRow {
+    id: String,
+    user_name: String,
+    account_id: Option<String>,
+    active: i64,
+}
+
+/// A role in an organization one of a user's groups links to.
+#[derive(Debug, FromRow)]
+struct GrantRow {
+    user_id: String,
+    organization_id: String,
+    role: String,
+}
+
+/// A stored membership.
+#[derive(Debug, FromRow)]
+struct MembershipRow {
+    organization_id: String,
+    user_id: String,
+    role: String,
+    state: String,
+}
+
+/// `(organization, role)` pairs, roles parsed.
+fn roles(rows: Vec<RoleRow>) -> Result<Vec<(String, Role)>, DomainError> {
+    rows.into_iter().map(|row| Ok((row.organization_id, row.role.parse()?))).collect()
 }
 
 impl SqlStore {
@@ -64,51 +108,56 @@ impl SqlStore {
         display_name: &str,
     ) -> Result<bool, DomainError> {
         let tenant = w.tenant.as_str().to_owned();
-        let default_role = w.settings.default_role;
-        let mut wanted: BTreeMap<String, Role> = BTreeMap::new();
-        let mapped = bound(
-            "SELECT organization_id, role FROM group_mappings WHERE tenant_id = $1 \
-             AND ((match_by = 'displayName' AND match_key = $2) OR (match_by = 'id' AND match_key = $3))",
-            vec![text(&tenant), Arg::Text(display_name.to_lowercase()), text(group_id)],
-        )
-        .fetch_all(&mut *w.tx)
-        .await?;
-        for row in &mapped {
-            let role: String = row.try_get("role")?;
-            let role: Role = role.parse()?;
-            let entry = wanted.entry(row.try_get("organization_id")?).or_insert(role);
-            *entry = (*entry).max(role);
-        }
-        if wanted.is_empty() {
-            if let Some(organization) = self.unmapped_group_organization(w, group_id, display_name).await? {
-                wanted.insert(organization, default_role);
-            }
-        }
-        let rows = bound(
-            "SELECT organization_id, role FROM group_links WHERE tenant_id = $1 AND group_id = $2",
-            vec![text(&tenant), text(group_id)],
-        )
-        .fetch_all(&mut *w.tx)
-        .await?;
-        let mut current = BTreeMap::new();
-        for row in &rows {
-            let role: String = row.try_get("role")?;
-            current.insert(row.try_get::<String, _>("organization_id")?, role.parse::<Role>()?);
-        }
-        if current == wanted {
+        let mapped: Vec<RoleRow> = Statement::new(self.dialect)
+            .sql("SELECT organization_id, role FROM group_mappings WHERE tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND ((match_by = 'displayName' AND match_key = ")
+            .bind(display_name.to_lowercase())
+            .sql(") OR (match_by = 'id' AND match_key = ")
+            .bind(group_id)
+            .sql("))")
+            .query_as()
+            .fetch_all(&mut *w.tx)
+            .await?;
+        let mapped = membership::highest_roles(roles(mapped)?);
+        let unmapped =
+            if mapped.is_empty() { self.unmapped_group_organization(w, group_id, display_name).await? } else { None };
+        let wanted = membership::group_links(mapped, unmapped, w.settings.default_role);
+        let current: Vec<RoleRow> = Statement::new(self.dialect)
+            .sql("SELECT organization_id, role FROM group_links WHERE tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND group_id = ")
+            .bind(group_id)
+            .query_as()
+            .fetch_all(&mut *w.tx)
+            .await?;
+        let current: BTreeMap<String, Role> = roles(current)?.into_iter().collect();
+        if !membership::links_differ(&current, &wanted) {
             return Ok(false);
         }
         self.restore_archived(w, group_id, display_name, wanted.keys()).await?;
-        bound("DELETE FROM group_links WHERE tenant_id = $1 AND group_id = $2", vec![text(&tenant), text(group_id)])
+        Statement::new(self.dialect)
+            .sql("DELETE FROM group_links WHERE tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND group_id = ")
+            .bind(group_id)
+            .query()
             .execute(&mut *w.tx)
             .await?;
         for (organization, role) in &wanted {
-            bound(
-                "INSERT INTO group_links (tenant_id, group_id, organization_id, role) VALUES ($1, $2, $3, $4)",
-                vec![text(&tenant), text(group_id), text(organization), text(role.as_str())],
-            )
-            .execute(&mut *w.tx)
-            .await?;
+            Statement::new(self.dialect)
+                .sql("INSERT INTO group_links (tenant_id, group_id, organization_id, role) VALUES (")
+                .bind(tenant.as_str())
+                .sql(", ")
+                .bind(group_id)
+                .sql(", ")
+                .bind(organization.as_str())
+                .sql(", ")
+                .bind(role.as_str())
+                .sql(")")
+                .query()
+                .execute(&mut *w.tx)
+                .await?;
         }
         Ok(true)
     }
@@ -123,24 +172,27 @@ impl SqlStore {
         display_name: &str,
     ) -> Result<Option<String>, DomainError> {
         let tenant = w.tenant.as_str().to_owned();
-        let own = bound(
-            "SELECT id, name, display_name FROM organizations WHERE tenant_id = $1 AND source_group_id = $2 \
-             ORDER BY created_at LIMIT 1",
-            vec![text(&tenant), text(group_id)],
-        )
-        .fetch_optional(&mut *w.tx)
-        .await?;
-        if let Some(row) = own {
-            let id: String = row.try_get("id")?;
-            let previous: Option<String> = row.try_get("display_name")?;
+        let own: Option<OwnOrganizationRow> = Statement::new(self.dialect)
+            .sql("SELECT id, name, display_name FROM organizations WHERE tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND source_group_id = ")
+            .bind(group_id)
+            .sql(" ORDER BY created_at LIMIT 1")
+            .query_as()
+            .fetch_optional(&mut *w.tx)
+            .await?;
+        if let Some(OwnOrganizationRow { id, name, display_name: previous }) = own {
             if previous.as_deref() != Some(display_name) {
-                bound(
-                    "UPDATE organizations SET display_name = $3 WHERE tenant_id = $1 AND id = $2",
-                    vec![text(&tenant), text(&id), text(display_name)],
-                )
-                .execute(&mut *w.tx)
-                .await?;
-                let name: String = row.try_get("name")?;
+                Statement::new(self.dialect)
+                    .sql("UPDATE organizations SET display_name = ")
+                    .bind(display_name)
+                    .sql(" WHERE tenant_id = ")
+                    .bind(tenant.as_str())
+                    .sql(" AND id = ")
+                    .bind(id.as_str())
+                    .query()
+                    .execute(&mut *w.tx)
+                    .await?;
                 let mut data = json!({
                     "organization": {"id": id, "name": name, "displayName": display_name},
                     "group": {"id": group_id, "displayName": display_name},
@@ -153,14 +205,16 @@ impl SqlStore {
             return Ok(Some(id));
         }
         let name = OrganizationName::from_group_name(display_name);
-        let named = bound(
-            "SELECT id FROM organizations WHERE tenant_id = $1 AND name = $2",
-            vec![text(&tenant), text(name.as_str())],
-        )
-        .fetch_optional(&mut *w.tx)
-        .await?;
-        if let Some(row) = named {
-            return Ok(Some(row.try_get("id")?));
+        let named: Option<(String,)> = Statement::new(self.dialect)
+            .sql("SELECT id FROM organizations WHERE tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND name = ")
+            .bind(name.as_str())
+            .query_as()
+            .fetch_optional(&mut *w.tx)
+            .await?;
+        if let Some((id,)) = named {
+            return Ok(Some(id));
         }
         if !w.settings.autoprovision {
             return Ok(None);
@@ -183,24 +237,31 @@ impl SqlStore {
             return Ok(());
         }
         let tenant = w.tenant.as_str().to_owned();
-        let mut args = Sql { args: vec![text(&tenant)] };
-        let sql = format!(
-            "SELECT id, name, CASE WHEN autoprovisioned THEN 1 ELSE 0 END AS autoprovisioned FROM organizations \
-             WHERE tenant_id = $1 AND archived_at IS NOT NULL AND id IN {}",
-            id_list(self.dialect, &mut args, &ids)
-        );
-        let archived = bound(&sql, args.args).fetch_all(&mut *w.tx).await?;
-        for row in archived {
-            let (id, name): (String, String) = (row.try_get("id")?, row.try_get("name")?);
-            let autoprovisioned = row.try_get::<i64, _>("autoprovisioned")? != 0;
-            let (sql, mut args) = ("UPDATE organizations SET archived_at = NULL", vec![text(&tenant), text(&id)]);
-            let sql = if autoprovisioned {
-                args.extend([text(group_id), text(display_name)]);
-                format!("{sql}, source_group_id = $3, display_name = $4 WHERE tenant_id = $1 AND id = $2")
-            } else {
-                format!("{sql} WHERE tenant_id = $1 AND id = $2")
-            };
-            bound(&sql, args).execute(&mut *w.tx).await?;
+        let archived: Vec<ArchivedRow> = Statement::new(self.dialect)
+            .sql(
+                "SELECT id, name, CASE WHEN autoprovisioned THEN 1 ELSE 0 END AS autoprovisioned FROM organizations \
+                 WHERE tenant_id = ",
+            )
+            .bind(tenant.as_str())
+            .sql(" AND archived_at IS NOT NULL AND id IN ")
+            .id_list(&ids)
+            .query_as()
+            .fetch_all(&mut *w.tx)
+            .await?;
+        for ArchivedRow { id, name, autoprovisioned } in archived {
+            let autoprovisioned = autoprovisioned != 0;
+            let mut update = Statement::new(self.dialect).sql("UPDATE organizations SET archived_at = NULL");
+            if autoprovisioned {
+                update = update.sql(", source_group_id = ").bind(group_id).sql(", display_name = ").bind(display_name);
+            }
+            update
+                .sql(" WHERE tenant_id = ")
+                .bind(tenant.as_str())
+                .sql(" AND id = ")
+                .bind(id.as_str())
+                .query()
+                .execute(&mut *w.tx)
+                .await?;
             let mut organization = organization_subject(&id, &name);
             if autoprovisioned {
                 organization["displayName"] = Value::String(display_name.to_owned());
@@ -221,25 +282,35 @@ impl SqlStore {
         group_id: &str,
     ) -> Result<(), DomainError> {
         let tenant = w.tenant.as_str().to_owned();
-        let orphans = bound(
-            "SELECT o.id AS id, o.name AS name, o.display_name AS display_name FROM organizations o \
-             WHERE o.tenant_id = $1 AND o.source_group_id = $2 AND o.archived_at IS NULL AND NOT EXISTS \
-             (SELECT 1 FROM group_links l WHERE l.tenant_id = o.tenant_id AND l.organization_id = o.id)",
-            vec![text(&tenant), text(group_id)],
-        )
-        .fetch_all(&mut *w.tx)
-        .await?;
-        let now = now_micros();
-        for row in orphans {
-            let (id, name): (String, String) = (row.try_get("id")?, row.try_get("name")?);
-            bound(
-                "UPDATE organizations SET archived_at = $3 WHERE tenant_id = $1 AND id = $2",
-                vec![text(&tenant), text(&id), Arg::Int(now)],
+        let orphans: Vec<OwnOrganizationRow> = Statement::new(self.dialect)
+            .sql(
+                "SELECT o.id AS id, o.name AS name, o.display_name AS display_name FROM organizations o \
+                 WHERE o.tenant_id = ",
             )
-            .execute(&mut *w.tx)
+            .bind(tenant.as_str())
+            .sql(" AND o.source_group_id = ")
+            .bind(group_id)
+            .sql(
+                " AND o.archived_at IS NULL AND NOT EXISTS \
+                 (SELECT 1 FROM group_links l WHERE l.tenant_id = o.tenant_id AND l.organization_id = o.id)",
+            )
+            .query_as()
+            .fetch_all(&mut *w.tx)
             .await?;
+        let now = now_micros();
+        for OwnOrganizationRow { id, name, display_name } in orphans {
+            Statement::new(self.dialect)
+                .sql("UPDATE organizations SET archived_at = ")
+                .bind(now)
+                .sql(" WHERE tenant_id = ")
+                .bind(tenant.as_str())
+                .sql(" AND id = ")
+                .bind(id.as_str())
+                .query()
+                .execute(&mut *w.tx)
+                .await?;
             let mut organization = organization_subject(&id, &name);
-            if let Some(display_name) = row.try_get::<Option<String>, _>("display_name")? {
+            if let Some(display_name) = display_name {
                 organization["displayName"] = Value::String(display_name);
             }
             w.emit(EventType::OrganizationArchived, json!({"organization": organization, "group": {"id": group_id}}));
@@ -255,28 +326,35 @@ impl SqlStore {
         source_group: Option<(&str, &str)>,
     ) -> Result<String, DomainError> {
         let id = uuid::Uuid::now_v7().to_string();
-        bound(
-            "INSERT INTO organizations (tenant_id, id, name, autoprovisioned, source_group_id, created_at, display_name) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            vec![
-                text(w.tenant.as_str()),
-                text(&id),
-                text(name.as_str()),
-                Arg::Bool(source_group.is_some()),
-                source_group.map_or(Arg::NullText, |(group, _)| text(group)),
-                Arg::Int(now_micros()),
-                source_group.map_or(Arg::NullText, |(_, display_name)| text(display_name)),
-            ],
-        )
-        .execute(&mut *w.tx)
-        .await
-        .map_err(|e| {
-            if crate::error::is_unique_violation(&e) {
-                DomainError::Conflict(format!("organization `{name}` already exists"))
-            } else {
-                e.into()
-            }
-        })?;
+        Statement::new(self.dialect)
+            .sql(
+                "INSERT INTO organizations (tenant_id, id, name, autoprovisioned, source_group_id, created_at, display_name) \
+                 VALUES (",
+            )
+            .bind(w.tenant.as_str())
+            .sql(", ")
+            .bind(id.as_str())
+            .sql(", ")
+            .bind(name.as_str())
+            .sql(", ")
+            .bind(source_group.is_some())
+            .sql(", ")
+            .bind(source_group.map(|(group, _)| group))
+            .sql(", ")
+            .bind(now_micros())
+            .sql(", ")
+            .bind(source_group.map(|(_, display_name)| display_name))
+            .sql(")")
+            .query()
+            .execute(&mut *w.tx)
+            .await
+            .map_err(|e| {
+                if crate::error::is_unique_violation(&e) {
+                    DomainError::Conflict(format!("organization `{name}` already exists"))
+                } else {
+                    e.into()
+                }
+            })?;
         let mut subject = organization_subject(&id, name.as_str());
         subject["autoprovisioned"] = Value::Bool(source_group.is_some());
         if let Some((_, display_name)) = source_group {
@@ -293,13 +371,16 @@ impl SqlStore {
     /// Whether a group gives any organization (if not, its members' memberships do not depend
     /// on it).
     pub(super) async fn group_is_linked(&self, w: &mut TenantWrite, group_id: &str) -> Result<bool, DomainError> {
-        Ok(bound(
-            "SELECT 1 AS one FROM group_links WHERE tenant_id = $1 AND group_id = $2 LIMIT 1",
-            vec![text(w.tenant.as_str()), text(group_id)],
-        )
-        .fetch_optional(&mut *w.tx)
-        .await?
-        .is_some())
+        Ok(Statement::new(self.dialect)
+            .sql("SELECT 1 AS one FROM group_links WHERE tenant_id = ")
+            .bind(w.tenant.as_str())
+            .sql(" AND group_id = ")
+            .bind(group_id)
+            .sql(" LIMIT 1")
+            .query()
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .is_some())
     }
 
     /// The users directly in these groups.
@@ -311,26 +392,28 @@ impl SqlStore {
         if groups.is_empty() {
             return Ok(BTreeSet::new());
         }
-        let mut args = Sql { args: vec![text(w.tenant.as_str())] };
-        let sql = format!(
-            "SELECT DISTINCT member_id FROM group_members WHERE tenant_id = $1 AND member_type = 'User' AND group_id IN {}",
-            id_list(self.dialect, &mut args, groups)
-        );
-        let rows = bound(&sql, args.args).fetch_all(&mut *w.tx).await?;
-        rows.iter().map(|r| Ok(r.try_get("member_id")?)).collect()
+        let rows: Vec<(String,)> = Statement::new(self.dialect)
+            .sql("SELECT DISTINCT member_id FROM group_members WHERE tenant_id = ")
+            .bind(w.tenant.as_str())
+            .sql(" AND member_type = 'User' AND group_id IN ")
+            .id_list(groups)
+            .query_as()
+            .fetch_all(&mut *w.tx)
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     /// Relink every group; the ids of those whose links changed.
     async fn relink_all(&self, w: &mut TenantWrite) -> Result<Vec<String>, DomainError> {
-        let groups = bound(
-            "SELECT id, display_name FROM groups WHERE tenant_id = $1 ORDER BY id",
-            vec![text(w.tenant.as_str())],
-        )
-        .fetch_all(&mut *w.tx)
-        .await?;
+        let groups: Vec<(String, String)> = Statement::new(self.dialect)
+            .sql("SELECT id, display_name FROM groups WHERE tenant_id = ")
+            .bind(w.tenant.as_str())
+            .sql(" ORDER BY id")
+            .query_as()
+            .fetch_all(&mut *w.tx)
+            .await?;
         let mut changed = Vec::new();
-        for row in &groups {
-            let (id, name): (String, String) = (row.try_get("id")?, row.try_get("display_name")?);
+        for (id, name) in groups {
             if self.link_group(w, &id, &name).await? {
                 changed.push(id);
             }
@@ -368,158 +451,129 @@ impl SqlStore {
         self.prefer_hash_joins(&mut w.tx, n).await?;
 
         // Who the users are now (a deleted user is simply absent).
-        let mut args = Sql { args: vec![text(&tenant)] };
-        let sql = format!(
-            "SELECT id, user_name, account_id, CASE WHEN active THEN 1 ELSE 0 END AS active FROM users WHERE tenant_id = $1{}",
-            users.condition(d, "id", &mut args)
-        );
-        let mut people: HashMap<String, Person> = HashMap::new();
-        for row in bound(&sql, args.args).fetch_all(&mut *w.tx).await? {
-            let active: i64 = row.try_get("active")?;
-            let person = Person {
-                user_name: row.try_get("user_name")?,
-                account: row.try_get("account_id")?,
-                active: active != 0,
-            };
-            people.insert(row.try_get("id")?, person);
-        }
+        let rows: Vec<PersonRow> = users
+            .condition(
+                Statement::new(d)
+                    .sql(
+                        "SELECT id, user_name, account_id, CASE WHEN active THEN 1 ELSE 0 END AS active FROM users \
+                         WHERE tenant_id = ",
+                    )
+                    .bind(tenant.as_str()),
+                "id",
+            )
+            .query_as()
+            .fetch_all(&mut *w.tx)
+            .await?;
+        let people: HashMap<String, Person> = rows
+            .into_iter()
+            .map(|row| (row.id, Person { user_name: row.user_name, account: row.account_id, active: row.active != 0 }))
+            .collect();
 
-        // What their groups give: the highest role per organization.
-        let mut args = Sql { args: vec![text(&tenant)] };
-        let sql = format!(
-            "SELECT gm.member_id AS user_id, gl.organization_id AS organization_id, gl.role AS role \
-             FROM group_members gm JOIN group_links gl ON gl.tenant_id = gm.tenant_id AND gl.group_id = gm.group_id \
-             WHERE gm.tenant_id = $1 AND gm.member_type = 'User'{}",
-            users.condition(d, "gm.member_id", &mut args)
-        );
-        let mut wanted: BTreeMap<(String, String), (Role, MembershipState)> = BTreeMap::new();
-        for row in bound(&sql, args.args).fetch_all(&mut *w.tx).await? {
-            let user: String = row.try_get("user_id")?;
-            let Some(Person { active, .. }) = people.get(&user) else { continue };
-            let state = match (active, w.settings.deprovision) {
-                (true, _) => MembershipState::Active,
-                (false, Deprovision::Suspend) => MembershipState::Suspended,
-                (false, Deprovision::Remove) => continue,
-            };
-            let role: String = row.try_get("role")?;
-            let role: Role = role.parse()?;
-            let entry = wanted.entry((row.try_get("organization_id")?, user)).or_insert((role, state));
-            entry.0 = entry.0.max(role);
-        }
+        // What their groups give.
+        let rows: Vec<GrantRow> = users
+            .condition(
+                Statement::new(d)
+                    .sql(
+                        "SELECT gm.member_id AS user_id, gl.organization_id AS organization_id, gl.role AS role \
+                         FROM group_members gm JOIN group_links gl ON gl.tenant_id = gm.tenant_id AND gl.group_id = gm.group_id \
+                         WHERE gm.tenant_id = ",
+                    )
+                    .bind(tenant.as_str())
+                    .sql(" AND gm.member_type = 'User'"),
+                "gm.member_id",
+            )
+            .query_as()
+            .fetch_all(&mut *w.tx)
+            .await?;
+        let grants = rows
+            .into_iter()
+            .map(|row| Ok(Grant { role: row.role.parse()?, user: row.user_id, organization: row.organization_id }))
+            .collect::<Result<Vec<Grant>, DomainError>>()?;
+        let wanted = membership::wanted_memberships(&people, grants, w.settings.deprovision);
 
         // What is stored.
-        let mut args = Sql { args: vec![text(&tenant)] };
-        let sql = format!(
-            "SELECT organization_id, user_id, role, state FROM memberships WHERE tenant_id = $1{}",
-            users.condition(d, "user_id", &mut args)
-        );
-        let mut stored: BTreeMap<(String, String), (Role, MembershipState)> = BTreeMap::new();
-        for row in bound(&sql, args.args).fetch_all(&mut *w.tx).await? {
-            let role: String = row.try_get("role")?;
-            let state: String = row.try_get("state")?;
-            let state = if state == "suspended" { MembershipState::Suspended } else { MembershipState::Active };
-            stored.insert((row.try_get("organization_id")?, row.try_get("user_id")?), (role.parse()?, state));
+        let rows: Vec<MembershipRow> = users
+            .condition(
+                Statement::new(d)
+                    .sql("SELECT organization_id, user_id, role, state FROM memberships WHERE tenant_id = ")
+                    .bind(tenant.as_str()),
+                "user_id",
+            )
+            .query_as()
+            .fetch_all(&mut *w.tx)
+            .await?;
+        let mut stored = Memberships::new();
+        for row in rows {
+            let state = if row.state == "suspended" { MembershipState::Suspended } else { MembershipState::Active };
+            stored.insert((row.organization_id, row.user_id), (row.role.parse()?, state));
         }
-        if wanted == stored {
+
+        let plan = membership::plan(&stored, &wanted);
+        if plan.is_empty() {
             return Ok(());
         }
-
-        let organizations: HashMap<String, String> =
-            bound("SELECT id, name FROM organizations WHERE tenant_id = $1", vec![text(&tenant)])
-                .fetch_all(&mut *w.tx)
-                .await?
-                .iter()
-                .map(|r| Ok((r.try_get("id")?, r.try_get("name")?)))
-                .collect::<Result<_, DomainError>>()?;
-        let subject = |organization: &str, user: &str, role: Role, state: MembershipState| {
-            let mut user_subject = json!({ "id": user });
-            if let Some(person) = people.get(user) {
-                user_subject["userName"] = Value::String(person.user_name.clone());
-                if let Some(account) = &person.account {
-                    user_subject["productAccountId"] = Value::String(account.clone());
-                }
-            }
-            json!({
-                "organization": organization_subject(organization, organizations.get(organization).map_or("", String::as_str)),
-                "user": user_subject,
-                "role": role.as_str(),
-                "state": state.as_str(),
-            })
-        };
-
-        // The difference, grouped so each kind of change is one statement per organization.
-        let mut removed: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        let mut added: BTreeMap<(&str, Role, MembershipState), Vec<&str>> = BTreeMap::new();
-        let mut changed: BTreeMap<(&str, Role, MembershipState), Vec<&str>> = BTreeMap::new();
-        let mut events = Vec::new();
-        for ((organization, user), (role, state)) in &stored {
-            if !wanted.contains_key(&(organization.clone(), user.clone())) {
-                removed.entry(organization).or_default().push(user);
-                events.push((EventType::MembershipRemoved, subject(organization, user, *role, *state)));
-            }
-        }
-        for ((organization, user), (role, state)) in &wanted {
-            match stored.get(&(organization.clone(), user.clone())) {
-                None => {
-                    added.entry((organization, *role, *state)).or_default().push(user);
-                    events.push((EventType::MembershipAdded, subject(organization, user, *role, *state)));
-                }
-                Some((old_role, old_state)) => {
-                    if (old_role, old_state) != (role, state) {
-                        changed.entry((organization, *role, *state)).or_default().push(user);
-                    }
-                    if old_role != role {
-                        let mut data = subject(organization, user, *role, *state);
-                        data["previous_role"] = Value::String(old_role.as_str().into());
-                        events.push((EventType::MembershipRoleChanged, data));
-                    }
-                    if old_state != state {
-                        let kind = match state {
-                            MembershipState::Suspended => EventType::MembershipSuspended,
-                            MembershipState::Active => EventType::MembershipRestored,
-                        };
-                        events.push((kind, subject(organization, user, *role, *state)));
-                    }
-                }
-            }
-        }
+        let organizations: HashMap<String, String> = Statement::new(d)
+            .sql("SELECT id, name FROM organizations WHERE tenant_id = ")
+            .bind(tenant.as_str())
+            .query_as::<(String, String)>()
+            .fetch_all(&mut *w.tx)
+            .await?
+            .into_iter()
+            .collect();
 
         let now = now_micros();
-        let ids = d.json_array_param(3);
-        for (organization, users) in &removed {
-            let mut args = Sql { args: vec![text(&tenant), text(organization)] };
-            let list = id_list(d, &mut args, users);
-            let sql =
-                format!("DELETE FROM memberships WHERE tenant_id = $1 AND organization_id = $2 AND user_id IN {list}");
-            bound(&sql, args.args).execute(&mut *w.tx).await?;
+        for (organization, users) in &plan.removed {
+            Statement::new(d)
+                .sql("DELETE FROM memberships WHERE tenant_id = ")
+                .bind(tenant.as_str())
+                .sql(" AND organization_id = ")
+                .bind(*organization)
+                .sql(" AND user_id IN ")
+                .id_list(users)
+                .query()
+                .execute(&mut *w.tx)
+                .await?;
         }
-        for ((organization, role, state), users) in &added {
-            let sql = format!(
-                "INSERT INTO memberships (tenant_id, organization_id, user_id, role, state, created_at, updated_at) \
-                 SELECT $1, $2, j.value, $4, $5, $6, $6 FROM {ids} AS j"
-            );
-            let args = vec![
-                text(&tenant),
-                text(organization),
-                json_ids(users),
-                text(role.as_str()),
-                text(state.as_str()),
-                Arg::Int(now),
-            ];
-            bound(&sql, args).execute(&mut *w.tx).await?;
+        for ((organization, role, state), users) in &plan.added {
+            Statement::new(d)
+                .sql("INSERT INTO memberships (tenant_id, organization_id, user_id, role, state, created_at, updated_at) SELECT ")
+                .bind(tenant.as_str())
+                .sql(", ")
+                .bind(*organization)
+                .sql(", j.value, ")
+                .bind(role.as_str())
+                .sql(", ")
+                .bind(state.as_str())
+                .sql(", ")
+                .bind(now)
+                .sql(", ")
+                .bind(now)
+                .sql(" FROM ")
+                .json_id_rows(users)
+                .sql(" AS j")
+                .query()
+                .execute(&mut *w.tx)
+                .await?;
         }
-        for ((organization, role, state), users) in &changed {
-            let mut args = Sql {
-                args: vec![text(&tenant), text(organization), text(role.as_str()), text(state.as_str()), Arg::Int(now)],
-            };
-            let list = id_list(d, &mut args, users);
-            let sql = format!(
-                "UPDATE memberships SET role = $3, state = $4, updated_at = $5 \
-                 WHERE tenant_id = $1 AND organization_id = $2 AND user_id IN {list}"
-            );
-            bound(&sql, args.args).execute(&mut *w.tx).await?;
+        for ((organization, role, state), users) in &plan.changed {
+            Statement::new(d)
+                .sql("UPDATE memberships SET role = ")
+                .bind(role.as_str())
+                .sql(", state = ")
+                .bind(state.as_str())
+                .sql(", updated_at = ")
+                .bind(now)
+                .sql(" WHERE tenant_id = ")
+                .bind(tenant.as_str())
+                .sql(" AND organization_id = ")
+                .bind(*organization)
+                .sql(" AND user_id IN ")
+                .id_list(users)
+                .query()
+                .execute(&mut *w.tx)
+                .await?;
         }
-        for (kind, data) in events {
+        for (kind, data) in plan.events(&organizations, &people) {
             w.emit(kind, data);
         }
         Ok(())

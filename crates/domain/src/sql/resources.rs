@@ -8,14 +8,13 @@ use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::accounts::user_subject;
 use super::filter::{Arg, Sql, Translator};
 use super::members::{id_list, take_members, MemberDiff};
 use super::reconcile::Users;
 use super::write::TenantWrite;
 use super::{bound, opt_text, text, Dialect, SqlStore};
 use crate::error::is_unique_violation;
-use crate::event::EventType;
+use crate::event::{changed_attributes, group_subject, is_active, user_subject, EventType};
 use crate::link::linking_email;
 use crate::resource::{GroupRef, Member, Page, Precondition, Query, Resource};
 use crate::store::ResourceStore;
@@ -390,26 +389,6 @@ fn conflict_or(e: sqlx::Error, data: &Value) -> DomainError {
     } else {
         e.into()
     }
-}
-
-fn group_subject(id: &str, data: &Value) -> Value {
-    let mut subject = json!({ "id": id });
-    for key in ["displayName", "externalId"] {
-        if let Some(value) = data.get(key) {
-            subject[key] = value.clone();
-        }
-    }
-    subject
-}
-
-/// The top-level attributes whose values differ, in a stable order.
-fn changed_attributes(before: &Value, after: &Value) -> Vec<String> {
-    let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<BTreeSet<String>>()).unwrap_or_default();
-    keys(before).union(&keys(after)).filter(|k| before.get(k.as_str()) != after.get(k.as_str())).cloned().collect()
-}
-
-fn is_active(data: &Value) -> bool {
-    data.get("active").and_then(Value::as_bool).unwrap_or(true)
 }
 
 /// How a write changed a user or a group, for its events.

@@ -113,6 +113,35 @@ impl Statement {
     fn text(&self) -> &str {
         &self.sql
     }
+
+    /// Append `(p1, p2, …)` for `x IN …`, as [`super::members::id_list`] writes it, for plan
+    /// stability: up to `SMALL_SET` ids as placeholders, padded to a power of two with the last
+    /// id; more (or none) as the rows of one JSON array value ([`Statement::json_id_rows`]).
+    pub(super) fn id_list<S: AsRef<str>>(mut self, ids: &[S]) -> Self {
+        match ids.last() {
+            Some(last) if ids.len() <= super::members::SMALL_SET => {
+                self = self.sql("(");
+                for i in 0..ids.len().next_power_of_two() {
+                    if i > 0 {
+                        self = self.sql(", ");
+                    }
+                    self = self.bind(ids.get(i).unwrap_or(last).as_ref());
+                }
+                self.sql(")")
+            }
+            _ => self.json_id_rows(ids),
+        }
+    }
+
+    /// Append a relation with one column `value`, one row per id, from one JSON array value:
+    /// the relation of [`Dialect::json_array_param`], with this statement's placeholder.
+    pub(super) fn json_id_rows<S: AsRef<str>>(self, ids: &[S]) -> Self {
+        let (open, close) = match self.dialect {
+            Dialect::Postgres => ("(SELECT value FROM json_array_elements_text(", "::json))"),
+            Dialect::Sqlite => ("(SELECT value FROM json_each(", "))"),
+        };
+        self.sql(open).bind(super::json_ids(ids)).sql(close)
+    }
 }
 
 #[cfg(test)]
@@ -141,5 +170,22 @@ mod tests {
             "UPDATE tokens SET revoked_at = ? WHERE id = ? AND (revoked_at IS NULL OR revoked_at > ?)"
         );
         assert_eq!(lookup(Dialect::Sqlite).args, vec![Arg::Int(7), Arg::Text("abc".into()), Arg::Int(7)]);
+    }
+
+    #[test]
+    fn id_lists_are_written_as_the_member_statements_write_them() {
+        use super::super::filter::Sql;
+        for n in [0, 1, 3, 64, 65] {
+            let ids: Vec<String> = (0..n).map(|i| format!("id{i}")).collect();
+            for dialect in [Dialect::Postgres, Dialect::Sqlite] {
+                let mut sql = Sql { args: vec![Arg::Text("tenant".into())] };
+                let expected = super::super::members::id_list(dialect, &mut sql, &ids);
+                let statement = Statement::new(dialect).bind("tenant").sql(" ").id_list(&ids);
+                assert_eq!(statement.args, sql.args, "{n} ids");
+                if dialect == Dialect::Postgres {
+                    assert_eq!(statement.text(), format!("$1 {expected}"), "{n} ids");
+                }
+            }
+        }
     }
 }

@@ -12,7 +12,6 @@ both_backends!(
     autoprovisioning_creates_organizations_from_pushed_groups,
     mappings_give_roles_and_the_highest_wins,
     fifty_concurrent_patches_adding_members_lose_none,
-    a_user_in_two_mapped_groups_keeps_the_organization_when_removed_from_one,
     deactivation_suspends_and_reactivation_restores_without_groups_resent,
     replaying_the_same_idp_traffic_changes_nothing_and_emits_nothing,
     readiness_says_what_will_go_wrong,
@@ -144,22 +143,6 @@ async fn fifty_concurrent_patches_adding_members_lose_none(app: TestApp) {
     assert_eq!(members["members"].as_array().unwrap().len(), 50, "no membership lost");
     let (types, _) = event_types(&app, 0).await;
     assert_eq!(types.iter().filter(|t| *t == "membership.added").count(), 50);
-}
-
-async fn a_user_in_two_mapped_groups_keeps_the_organization_when_removed_from_one(app: TestApp) {
-    admin_post(&app, "/organizations", json!({"name": "acme"})).await;
-    for group in ["Engineering", "Design"] {
-        admin_post(&app, "/mappings", json!({"group": group, "organization": "acme"})).await;
-    }
-    let ann = user(&app, "ann").await;
-    let eng = app.create_group("Engineering", &[&ann]).await;
-    let design = app.create_group("Design", &[&ann]).await;
-    // Entra's legacy removal: `Remove` on `members` with a value array.
-    let remove = json!([{"op": "Remove", "path": "members", "value": [{"value": ann}]}]);
-    assert_eq!(app.patch_ops(&format!("/Groups/{}", eng["id"].as_str().unwrap()), remove.clone()).await.status(), 200);
-    assert_eq!(memberships(&app, &ann).await, [m("acme", "member", "active")], "still in Design");
-    assert_eq!(app.patch_ops(&format!("/Groups/{}", design["id"].as_str().unwrap()), remove).await.status(), 200);
-    assert!(memberships(&app, &ann).await.is_empty());
 }
 
 async fn deactivation_suspends_and_reactivation_restores_without_groups_resent(app: TestApp) {
