@@ -171,3 +171,44 @@ pub(crate) fn changed_attributes(before: &Value, after: &Value) -> Vec<String> {
 pub(crate) fn is_active(data: &Value) -> bool {
     data.get("active").and_then(Value::as_bool).unwrap_or(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_subject_carries_what_a_product_mirrors() {
+        let data = json!({
+            "userName": "ann@example.com",
+            "externalId": "e-1",
+            "name": {"givenName": "Ann"},
+            "emails": [{"value": "Ann@Example.com", "primary": true}],
+        });
+        assert_eq!(
+            user_subject("u1", &data, Some("acct-1")),
+            json!({
+                "id": "u1",
+                "userName": "ann@example.com",
+                "externalId": "e-1",
+                "active": true,
+                "email": "ann@example.com",
+                "productAccountId": "acct-1",
+            })
+        );
+        assert_eq!(user_subject("u2", &json!({"active": false}), None), json!({"id": "u2", "active": false}));
+    }
+
+    #[test]
+    fn a_group_subject_has_its_names_and_no_members() {
+        let data = json!({"displayName": "Design", "members": [{"value": "u1"}]});
+        assert_eq!(group_subject("g1", &data), json!({"id": "g1", "displayName": "Design"}));
+    }
+
+    #[test]
+    fn changed_attributes_are_the_top_level_keys_that_differ_in_order() {
+        let before = json!({"userName": "ann", "displayName": "Ann", "title": "x"});
+        let after = json!({"userName": "ann", "displayName": "Ann A.", "active": false});
+        assert_eq!(changed_attributes(&before, &after), ["active", "displayName", "title"]);
+        assert!(is_active(&before) && !is_active(&after));
+    }
+}
