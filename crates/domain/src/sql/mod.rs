@@ -202,10 +202,6 @@ fn text(s: &str) -> Arg {
     Arg::Text(s.to_owned())
 }
 
-fn opt_text(s: Option<&str>) -> Arg {
-    s.map_or(Arg::NullText, text)
-}
-
 fn json_ids<S: AsRef<str>>(ids: &[S]) -> Arg {
     let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
     Arg::Text(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))

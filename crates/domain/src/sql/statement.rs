@@ -9,6 +9,7 @@ use sqlx::{Any, FromRow};
 use super::bound;
 use super::filter::Arg;
 use super::Dialect;
+use crate::DomainError;
 
 /// A value a statement can bind.
 pub(super) trait Bind {
@@ -113,6 +114,71 @@ impl Statement {
     fn text(&self) -> &str {
         &self.sql
     }
+
+    /// The dialect the statement is written in.
+    pub(super) fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Append `text` written with placeholders of its own, `$1`, `$2`, ... standing for `args`
+    /// (as the filter translator, [`super::filter::Sql`] and the [`Dialect`] helpers write them),
+    /// renumbered as this statement's. On PostgreSQL each distinct one becomes the next number
+    /// (one used twice stays one parameter); on SQLite each occurrence is a `?` with its own copy
+    /// of the value. Quoted literals, such as the JSON path `'$.a'`, are copied unchanged.
+    pub(super) fn fragment(mut self, text: &str, args: &[Arg]) -> Result<Self, DomainError> {
+        let mut numbers: Vec<Option<usize>> = vec![None; args.len()];
+        let mut quoted = false;
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\'' {
+                quoted = !quoted;
+            }
+            if c != '$' || quoted || !chars.peek().is_some_and(char::is_ascii_digit) {
+                self.sql.push(c);
+                continue;
+            }
+            let mut digits = String::new();
+            while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                digits.push(d);
+            }
+            let index = digits.parse::<usize>().ok().and_then(|k| k.checked_sub(1));
+            let (Some(arg), Some(number)) = (index.and_then(|i| args.get(i)), index.and_then(|i| numbers.get_mut(i)))
+            else {
+                return Err(DomainError::internal(format!("placeholder ${digits} has no value")));
+            };
+            match self.dialect {
+                Dialect::Postgres => {
+                    let n = match number {
+                        Some(n) => *n,
+                        None => {
+                            self.args.push(arg.clone());
+                            *number = Some(self.args.len());
+                            self.args.len()
+                        }
+                    };
+                    self.sql.push('$');
+                    self.sql.push_str(&n.to_string());
+                }
+                Dialect::Sqlite => {
+                    self.args.push(arg.clone());
+                    self.sql.push('?');
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// Append a placeholder for `value` inside the text `template` writes for placeholder 1:
+    /// one of the [`Dialect`] helpers, such as `|n| dialect.json_param(n)`.
+    pub(super) fn bind_in(self, template: impl FnOnce(usize) -> String, value: impl Bind) -> Result<Self, DomainError> {
+        self.fragment(&template(1), &[value.into_arg()])
+    }
+
+    /// The SQL text, for tests elsewhere in the store.
+    #[cfg(test)]
+    pub(super) fn sql_text(&self) -> &str {
+        &self.sql
+    }
 }
 
 #[cfg(test)]
@@ -141,5 +207,50 @@ mod tests {
             "UPDATE tokens SET revoked_at = ? WHERE id = ? AND (revoked_at IS NULL OR revoked_at > ?)"
         );
         assert_eq!(lookup(Dialect::Sqlite).args, vec![Arg::Int(7), Arg::Text("abc".into()), Arg::Int(7)]);
+    }
+
+    fn with_fragment(dialect: Dialect) -> Result<Statement, DomainError> {
+        Statement::new(dialect)
+            .sql("SELECT r.id FROM users r WHERE r.tenant_id = ")
+            .bind("t")
+            .sql(" AND ")
+            .fragment(
+                "(json_extract(r.data, '$.\"a$1\"') = $2 OR r.user_name = $2) AND r.active = $1",
+                &[Arg::Bool(true), Arg::Text("x".into())],
+            )?
+            .sql(" AND r.id IN ")
+            .bind_in(|n| format!("(SELECT value FROM json_each(${n}))"), "[]")
+    }
+
+    #[test]
+    fn fragments_are_renumbered_and_literals_kept() -> Result<(), DomainError> {
+        let postgres = with_fragment(Dialect::Postgres)?;
+        assert_eq!(
+            postgres.text(),
+            "SELECT r.id FROM users r WHERE r.tenant_id = $1 AND (json_extract(r.data, '$.\"a$1\"') = $2 OR r.user_name = $2) \
+             AND r.active = $3 AND r.id IN (SELECT value FROM json_each($4))"
+        );
+        assert_eq!(
+            postgres.args,
+            vec![Arg::Text("t".into()), Arg::Text("x".into()), Arg::Bool(true), Arg::Text("[]".into())]
+        );
+        let sqlite = with_fragment(Dialect::Sqlite)?;
+        assert_eq!(
+            sqlite.text(),
+            "SELECT r.id FROM users r WHERE r.tenant_id = ? AND (json_extract(r.data, '$.\"a$1\"') = ? OR r.user_name = ?) \
+             AND r.active = ? AND r.id IN (SELECT value FROM json_each(?))"
+        );
+        assert_eq!(
+            sqlite.args,
+            vec![
+                Arg::Text("t".into()),
+                Arg::Text("x".into()),
+                Arg::Text("x".into()),
+                Arg::Bool(true),
+                Arg::Text("[]".into())
+            ]
+        );
+        assert!(Statement::new(Dialect::Sqlite).fragment("a = $2", &[Arg::Int(1)]).is_err());
+        Ok(())
     }
 }
