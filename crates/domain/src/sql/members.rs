@@ -491,3 +491,50 @@ impl SqlStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("id{i}")).collect()
+    }
+
+    fn in_list(dialect: Dialect, n: usize) -> Result<Statement, DomainError> {
+        bind_id_list(Statement::new(dialect).sql("WHERE tenant_id = ").bind("t").sql(" AND id IN "), &ids(n))
+    }
+
+    #[test]
+    fn small_id_sets_are_padded_placeholders_and_large_ones_one_json_parameter() -> Result<(), DomainError> {
+        assert_eq!(in_list(Dialect::Postgres, 3)?.sql_text(), "WHERE tenant_id = $1 AND id IN ($2, $3, $4, $5)");
+        assert_eq!(in_list(Dialect::Sqlite, 3)?.sql_text(), "WHERE tenant_id = ? AND id IN (?, ?, ?, ?)");
+        let placeholders = |n: usize| -> Result<usize, DomainError> {
+            Ok(in_list(Dialect::Sqlite, n)?.sql_text().matches('?').count() - 1)
+        };
+        assert_eq!(placeholders(SMALL_SET)?, SMALL_SET);
+        assert_eq!(placeholders(SMALL_SET + 1)?, 1);
+        assert_eq!(
+            in_list(Dialect::Postgres, SMALL_SET + 1)?.sql_text(),
+            "WHERE tenant_id = $1 AND id IN (SELECT value FROM json_array_elements_text($2::json))"
+        );
+        assert_eq!(
+            in_list(Dialect::Sqlite, 0)?.sql_text(),
+            "WHERE tenant_id = ? AND id IN (SELECT value FROM json_each(?))"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn member_pairs_are_rows_numbered_from_zero() -> Result<(), DomainError> {
+        let pairs = [["a", "User"], ["b", "Group"]];
+        assert_eq!(
+            bind_pair_rows(Statement::new(Dialect::Postgres), &pairs)?.sql_text(),
+            "(SELECT 0 AS idx, $1 AS id, $2 AS kind UNION ALL SELECT 1, $3, $4)"
+        );
+        assert_eq!(
+            bind_id_rows(Statement::new(Dialect::Sqlite), &["a", "b"]).sql_text(),
+            "(SELECT ? AS id UNION ALL SELECT ?)"
+        );
+        Ok(())
+    }
+}
