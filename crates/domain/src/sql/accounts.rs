@@ -2,14 +2,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use async_trait::async_trait;
-use serde_json::{json, Value};
-use sqlx::any::AnyRow;
-use sqlx::Row;
-
 use super::filter::Arg;
+use super::statement::Statement;
 use super::write::TenantWrite;
-use super::{bound, json_ids, opt_text, text, SqlStore};
+use super::{json_ids, SqlStore};
 use crate::event::{user_subject, EventType};
 use crate::link::{
     AccountId, AccountsRegistered, DuplicateEmails, LinkMatch, LinkedUser, ProductAccount, UserLookup,
@@ -18,6 +14,8 @@ use crate::link::{
 use crate::store::AccountStore;
 use crate::time_util::now_micros;
 use crate::{DomainError, TenantName};
+use async_trait::async_trait;
+use serde_json::{json, Value};
 
 /// The link of a user after a write, for its events.
 #[derive(Debug, Default)]
@@ -38,19 +36,55 @@ impl UserLink {
     }
 }
 
-fn linked_user_from_row(row: &AnyRow) -> Result<LinkedUser, DomainError> {
-    let data: String = row.try_get("data")?;
-    let matched: Option<String> = row.try_get("account_matched")?;
-    Ok(LinkedUser {
-        id: row.try_get("id")?,
-        data: serde_json::from_str(&data)
-            .map_err(|e| DomainError::Internal("stored resource is not JSON".into(), Some(Box::new(e))))?,
-        email: row.try_get("email_lower")?,
-        account_id: row.try_get("account_id")?,
-        matched: matched.as_deref().map(str::parse).transpose()?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
+/// A user and its link as `find_users` reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct LinkedUserRow {
+    id: String,
+    data: String,
+    email_lower: Option<String>,
+    account_id: Option<String>,
+    account_matched: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<LinkedUserRow> for LinkedUser {
+    type Error = DomainError;
+
+    fn try_from(row: LinkedUserRow) -> Result<Self, DomainError> {
+        Ok(LinkedUser {
+            id: row.id,
+            data: serde_json::from_str(&row.data)
+                .map_err(|e| DomainError::Internal("stored resource is not JSON".into(), Some(Box::new(e))))?,
+            email: row.email_lower,
+            account_id: row.account_id,
+            matched: row.account_matched.as_deref().map(str::parse).transpose()?,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// A product account and the user linked to it, as `account` reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct AccountRow {
+    email_lower: Option<String>,
+    external_id: Option<String>,
+    user_id: Option<String>,
+    account_matched: Option<String>,
+}
+
+/// `UPDATE users SET account_id = .., account_matched = ..` for one user.
+fn set_link(dialect: super::Dialect, tenant: &str, user: &str, account: &str, matched: LinkMatch) -> Statement {
+    Statement::new(dialect)
+        .sql("UPDATE users SET account_id = ")
+        .bind(account)
+        .sql(", account_matched = ")
+        .bind(matched.as_str())
+        .sql(" WHERE tenant_id = ")
+        .bind(tenant)
+        .sql(" AND id = ")
+        .bind(user)
 }
 
 impl SqlStore {
@@ -69,27 +103,33 @@ impl SqlStore {
         let external_id = data.get("externalId").and_then(Value::as_str).filter(|e| !e.is_empty());
         let mut link = UserLink::default();
         if let Some(email) = email.as_deref().filter(|_| email_changed) {
-            link.duplicate_email = bound(
-                "SELECT 1 AS one FROM users WHERE tenant_id = $1 AND email_lower = $2 AND id <> $3 LIMIT 1",
-                vec![text(&tenant), text(email), text(user_id)],
-            )
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .is_some();
+            link.duplicate_email = Statement::new(self.dialect)
+                .sql("SELECT 1 AS one FROM users WHERE tenant_id = ")
+                .bind(tenant.as_str())
+                .sql(" AND email_lower = ")
+                .bind(email)
+                .sql(" AND id <> ")
+                .bind(user_id)
+                .sql(" LIMIT 1")
+                .query()
+                .fetch_optional(&mut *w.tx)
+                .await?
+                .is_some();
             if link.duplicate_email && w.settings.duplicate_emails == DuplicateEmails::Refuse {
                 return Err(DomainError::Conflict(format!(
                     "email `{email}` is already the email of another user in this tenant"
                 )));
             }
         }
-        let row =
-            bound("SELECT account_id FROM users WHERE tenant_id = $1 AND id = $2", vec![text(&tenant), text(user_id)])
-                .fetch_optional(&mut *w.tx)
-                .await?;
-        link.account = match row {
-            Some(row) => row.try_get("account_id")?,
-            None => None,
-        };
+        let row: Option<(Option<String>,)> = Statement::new(self.dialect)
+            .sql("SELECT account_id FROM users WHERE tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND id = ")
+            .bind(user_id)
+            .query_as()
+            .fetch_optional(&mut *w.tx)
+            .await?;
+        link.account = row.and_then(|(account,)| account);
         if link.account.is_some() || !w.settings.link_by.is_on() {
             return Ok(link);
         }
@@ -102,19 +142,19 @@ impl SqlStore {
             candidates.push((LinkMatch::Email, "a.email_lower", email));
         }
         for (matched, column, value) in candidates {
-            let sql = format!(
-                "SELECT a.id AS id FROM product_accounts a WHERE a.tenant_id = $1 AND {column} = $2 AND {free}"
-            );
-            let Some(row) = bound(&sql, vec![text(&tenant), text(&value)]).fetch_optional(&mut *w.tx).await? else {
+            let found: Option<(String,)> = Statement::new(self.dialect)
+                .sql("SELECT a.id AS id FROM product_accounts a WHERE a.tenant_id = ")
+                .bind(tenant.as_str())
+                .sql(&format!(" AND {column} = "))
+                .bind(value.as_str())
+                .sql(&format!(" AND {free}"))
+                .query_as()
+                .fetch_optional(&mut *w.tx)
+                .await?;
+            let Some((account,)) = found else {
                 continue;
             };
-            let account: String = row.try_get("id")?;
-            bound(
-                "UPDATE users SET account_id = $3, account_matched = $4 WHERE tenant_id = $1 AND id = $2",
-                vec![text(&tenant), text(user_id), text(&account), text(matched.as_str())],
-            )
-            .execute(&mut *w.tx)
-            .await?;
+            set_link(self.dialect, &tenant, user_id, &account, matched).query().execute(&mut *w.tx).await?;
             link.account = Some(account);
             link.linked_now = Some(matched);
             break;
@@ -128,7 +168,7 @@ impl SqlStore {
         let tenant = w.tenant.as_str().to_owned();
         let by = w.settings.link_by;
         let mut pairs: Vec<(String, String, LinkMatch)> = Vec::new();
-        let ids_param = self.dialect.json_array_param(2);
+        let d = self.dialect;
         let mut kinds = Vec::new();
         if by.external_id {
             kinds.push((LinkMatch::ExternalId, "u.external_id = a.external_id", ""));
@@ -142,16 +182,23 @@ impl SqlStore {
             ));
         }
         for (matched, on, extra) in kinds {
-            let sql = format!(
-                "SELECT u.id AS user_id, a.id AS account_id FROM product_accounts a \
-                 JOIN users u ON u.tenant_id = a.tenant_id AND {on} \
-                 WHERE a.tenant_id = $1 AND a.id IN {ids_param} AND u.account_id IS NULL \
-                 AND NOT EXISTS (SELECT 1 FROM users l WHERE l.tenant_id = a.tenant_id AND l.account_id = a.id){extra} \
-                 ORDER BY a.id, u.id"
-            );
-            for row in bound(&sql, vec![text(&tenant), json_ids(ids)]).fetch_all(&mut *w.tx).await? {
-                pairs.push((row.try_get("user_id")?, row.try_get("account_id")?, matched));
-            }
+            let rows: Vec<(String, String)> = Statement::new(d)
+                .sql(&format!(
+                    "SELECT u.id AS user_id, a.id AS account_id FROM product_accounts a \
+                     JOIN users u ON u.tenant_id = a.tenant_id AND {on} WHERE a.tenant_id = "
+                ))
+                .bind(tenant.as_str())
+                .sql(" AND a.id IN ")
+                .bind_in(|n| d.json_array_param(n), json_ids(ids))?
+                .sql(&format!(
+                    " AND u.account_id IS NULL \
+                     AND NOT EXISTS (SELECT 1 FROM users l WHERE l.tenant_id = a.tenant_id AND l.account_id = a.id){extra} \
+                     ORDER BY a.id, u.id"
+                ))
+                .query_as()
+                .fetch_all(&mut *w.tx)
+                .await?;
+            pairs.extend(rows.into_iter().map(|(user, account)| (user, account, matched)));
         }
         // Each user and each account links once; externalId matches came first.
         let (mut users, mut accounts) = (BTreeSet::new(), BTreeSet::new());
@@ -167,22 +214,20 @@ impl SqlStore {
             return Ok(0);
         }
         let user_ids: Vec<&str> = pairs.iter().map(|(u, _, _)| u.as_str()).collect();
-        let sql = format!(
-            "SELECT id, {} AS data FROM users u WHERE u.tenant_id = $1 AND u.id IN {ids_param}",
-            self.dialect.data_column("u")
-        );
+        let rows: Vec<(String, String)> = Statement::new(d)
+            .sql(&format!("SELECT id, {} AS data FROM users u WHERE u.tenant_id = ", d.data_column("u")))
+            .bind(tenant.as_str())
+            .sql(" AND u.id IN ")
+            .bind_in(|n| d.json_array_param(n), json_ids(&user_ids))?
+            .query_as()
+            .fetch_all(&mut *w.tx)
+            .await?;
         let mut data: HashMap<String, Value> = HashMap::new();
-        for row in bound(&sql, vec![text(&tenant), json_ids(&user_ids)]).fetch_all(&mut *w.tx).await? {
-            let json: String = row.try_get("data")?;
-            data.insert(row.try_get("id")?, serde_json::from_str(&json).unwrap_or(Value::Null));
+        for (id, json) in rows {
+            data.insert(id, serde_json::from_str(&json).unwrap_or(Value::Null));
         }
         for (user, account, matched) in &pairs {
-            bound(
-                "UPDATE users SET account_id = $3, account_matched = $4 WHERE tenant_id = $1 AND id = $2",
-                vec![text(&tenant), text(user), text(account), text(matched.as_str())],
-            )
-            .execute(&mut *w.tx)
-            .await?;
+            set_link(d, &tenant, user, account, *matched).query().execute(&mut *w.tx).await?;
             let subject = user_subject(user, data.get(user).unwrap_or(&Value::Null), Some(account));
             w.emit(
                 EventType::UserLinked,
@@ -237,46 +282,66 @@ impl AccountStore for SqlStore {
             .collect();
         let rows = Arg::Text(Value::Array(rows).to_string());
         self.prefer_hash_joins(&mut w.tx, accounts.len()).await?;
-        let j = self.dialect.json_accounts_param(2);
-        let clash = format!(
-            "SELECT j.id AS id, a.id AS other FROM {j} AS j JOIN product_accounts a ON a.tenant_id = $1 AND a.id <> j.id \
-             AND (a.email_lower = j.email OR a.external_id = j.external_id) \
-             WHERE a.id NOT IN (SELECT id FROM {j} AS k) LIMIT 1"
-        );
-        if let Some(row) = bound(&clash, vec![text(&tenant_id), rows.clone()]).fetch_optional(&mut *w.tx).await? {
-            let (id, other): (String, String) = (row.try_get("id")?, row.try_get("other")?);
+        let d = self.dialect;
+        let clash: Option<(String, String)> = Statement::new(d)
+            .sql("SELECT j.id AS id, a.id AS other FROM ")
+            .bind_in(|n| d.json_accounts_param(n), rows.clone())?
+            .sql(" AS j JOIN product_accounts a ON a.tenant_id = ")
+            .bind(tenant_id.as_str())
+            .sql(
+                " AND a.id <> j.id AND (a.email_lower = j.email OR a.external_id = j.external_id) \
+                 WHERE a.id NOT IN (SELECT id FROM ",
+            )
+            .bind_in(|n| d.json_accounts_param(n), rows.clone())?
+            .sql(" AS k) LIMIT 1")
+            .query_as()
+            .fetch_optional(&mut *w.tx)
+            .await?;
+        if let Some((id, other)) = clash {
             return Err(DomainError::Conflict(format!(
                 "account `{id}` has the email or external id of account `{other}`"
             )));
         }
-        let existing = format!(
-            "SELECT COUNT(*) AS n FROM product_accounts WHERE tenant_id = $1 AND id IN {}",
-            self.dialect.json_array_param(2)
-        );
-        let existing: i64 =
-            bound(&existing, vec![text(&tenant_id), json_ids(&ids)]).fetch_one(&mut *w.tx).await?.try_get("n")?;
-        let existing = u64::try_from(existing).unwrap_or(0);
+        let existing: (i64,) = Statement::new(d)
+            .sql("SELECT COUNT(*) AS n FROM product_accounts WHERE tenant_id = ")
+            .bind(tenant_id.as_str())
+            .sql(" AND id IN ")
+            .bind_in(|n| d.json_array_param(n), json_ids(&ids))?
+            .query_as()
+            .fetch_one(&mut *w.tx)
+            .await?;
+        let existing = u64::try_from(existing.0).unwrap_or(0);
         // Clear the linking keys of the accounts being rewritten first, so two of them may swap
         // emails within one call without tripping the unique indexes mid-statement.
-        let clear = format!(
-            "UPDATE product_accounts SET email_lower = NULL, external_id = NULL WHERE tenant_id = $1 AND id IN {}",
-            self.dialect.json_array_param(2)
-        );
-        bound(&clear, vec![text(&tenant_id), json_ids(&ids)]).execute(&mut *w.tx).await?;
-        let upsert = format!(
-            "INSERT INTO product_accounts (tenant_id, id, email_lower, external_id, created_at) \
-             SELECT $1, j.id, j.email, j.external_id, $3 FROM {j} AS j WHERE TRUE \
-             ON CONFLICT (tenant_id, id) DO UPDATE SET email_lower = excluded.email_lower, external_id = excluded.external_id"
-        );
-        bound(&upsert, vec![text(&tenant_id), rows, Arg::Int(now_micros())]).execute(&mut *w.tx).await.map_err(
-            |e| {
+        Statement::new(d)
+            .sql("UPDATE product_accounts SET email_lower = NULL, external_id = NULL WHERE tenant_id = ")
+            .bind(tenant_id.as_str())
+            .sql(" AND id IN ")
+            .bind_in(|n| d.json_array_param(n), json_ids(&ids))?
+            .query()
+            .execute(&mut *w.tx)
+            .await?;
+        Statement::new(d)
+            .sql("INSERT INTO product_accounts (tenant_id, id, email_lower, external_id, created_at) SELECT ")
+            .bind(tenant_id.as_str())
+            .sql(", j.id, j.email, j.external_id, ")
+            .bind(now_micros())
+            .sql(" FROM ")
+            .bind_in(|n| d.json_accounts_param(n), rows)?
+            .sql(
+                " AS j WHERE TRUE \
+                 ON CONFLICT (tenant_id, id) DO UPDATE SET email_lower = excluded.email_lower, external_id = excluded.external_id",
+            )
+            .query()
+            .execute(&mut *w.tx)
+            .await
+            .map_err(|e| {
                 if crate::error::is_unique_violation(&e) {
                     DomainError::Conflict("an email or external id is registered for two accounts".into())
                 } else {
                     e.into()
                 }
-            },
-        )?;
+            })?;
         let linked = if w.settings.link_by.is_on() { self.link_registered(&mut w, &ids).await? } else { 0 };
         w.commit().await?;
         let total = u64::try_from(accounts.len()).unwrap_or(u64::MAX);
@@ -287,23 +352,26 @@ impl AccountStore for SqlStore {
     async fn account(&self, tenant: &TenantName, id: &AccountId) -> Result<ProductAccount, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let tenant = self.tenant_id(&mut conn, tenant).await?;
-        let row = bound(
-            "SELECT a.id AS id, a.email_lower AS email_lower, a.external_id AS external_id, u.id AS user_id, \
-             u.account_matched AS account_matched FROM product_accounts a \
-             LEFT JOIN users u ON u.tenant_id = a.tenant_id AND u.account_id = a.id \
-             WHERE a.tenant_id = $1 AND a.id = $2",
-            vec![text(tenant.as_str()), text(id.as_str())],
-        )
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(DomainError::NotFound("account"))?;
-        let matched: Option<String> = row.try_get("account_matched")?;
+        let row: AccountRow = Statement::new(self.dialect)
+            .sql(
+                "SELECT a.id AS id, a.email_lower AS email_lower, a.external_id AS external_id, u.id AS user_id, \
+                 u.account_matched AS account_matched FROM product_accounts a \
+                 LEFT JOIN users u ON u.tenant_id = a.tenant_id AND u.account_id = a.id \
+                 WHERE a.tenant_id = ",
+            )
+            .bind(tenant.as_str())
+            .sql(" AND a.id = ")
+            .bind(id.as_str())
+            .query_as()
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(DomainError::NotFound("account"))?;
         Ok(ProductAccount {
             id: id.clone(),
-            email: row.try_get("email_lower")?,
-            external_id: row.try_get("external_id")?,
-            user_id: row.try_get("user_id")?,
-            matched: matched.as_deref().map(str::parse).transpose()?,
+            email: row.email_lower,
+            external_id: row.external_id,
+            user_id: row.user_id,
+            matched: row.account_matched.as_deref().map(str::parse).transpose()?,
         })
     }
 
@@ -311,30 +379,38 @@ impl AccountStore for SqlStore {
     async fn delete_account(&self, tenant: &TenantName, id: &AccountId) -> Result<(), DomainError> {
         let mut w = self.begin_tenant_write_by_name(tenant).await?;
         let tenant_id = w.tenant.as_str().to_owned();
-        let sql = format!(
-            "SELECT u.id AS id, {} AS data FROM users u WHERE u.tenant_id = $1 AND u.account_id = $2",
-            self.dialect.data_column("u")
-        );
-        let linked = bound(&sql, vec![text(&tenant_id), text(id.as_str())]).fetch_optional(&mut *w.tx).await?;
-        let removed = bound(
-            "DELETE FROM product_accounts WHERE tenant_id = $1 AND id = $2",
-            vec![text(&tenant_id), text(id.as_str())],
-        )
-        .execute(&mut *w.tx)
-        .await?
-        .rows_affected();
+        let linked: Option<(String, String)> = Statement::new(self.dialect)
+            .sql(&format!(
+                "SELECT u.id AS id, {} AS data FROM users u WHERE u.tenant_id = ",
+                self.dialect.data_column("u")
+            ))
+            .bind(tenant_id.as_str())
+            .sql(" AND u.account_id = ")
+            .bind(id.as_str())
+            .query_as()
+            .fetch_optional(&mut *w.tx)
+            .await?;
+        let removed = Statement::new(self.dialect)
+            .sql("DELETE FROM product_accounts WHERE tenant_id = ")
+            .bind(tenant_id.as_str())
+            .sql(" AND id = ")
+            .bind(id.as_str())
+            .query()
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
         if removed == 0 {
             return Err(DomainError::NotFound("account"));
         }
-        if let Some(row) = linked {
-            let user: String = row.try_get("id")?;
-            let data: String = row.try_get("data")?;
-            bound(
-                "UPDATE users SET account_id = NULL, account_matched = NULL WHERE tenant_id = $1 AND id = $2",
-                vec![text(&tenant_id), text(&user)],
-            )
-            .execute(&mut *w.tx)
-            .await?;
+        if let Some((user, data)) = linked {
+            Statement::new(self.dialect)
+                .sql("UPDATE users SET account_id = NULL, account_matched = NULL WHERE tenant_id = ")
+                .bind(tenant_id.as_str())
+                .sql(" AND id = ")
+                .bind(user.as_str())
+                .query()
+                .execute(&mut *w.tx)
+                .await?;
             let data: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
             w.emit(
                 EventType::UserUnlinked,
@@ -348,18 +424,25 @@ impl AccountStore for SqlStore {
     async fn find_users(&self, tenant: &TenantName, lookup: &UserLookup) -> Result<Vec<LinkedUser>, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let tenant = self.tenant_id(&mut conn, tenant).await?;
-        let (condition, value) = match lookup {
-            UserLookup::Id(id) => ("u.id = $2", id.clone()),
-            UserLookup::Email(email) => ("u.email_lower = $2", email.trim().to_lowercase()),
-            UserLookup::Account(account) => ("u.account_id = $2", account.as_str().to_owned()),
+        let (column, value) = match lookup {
+            UserLookup::Id(id) => ("u.id", id.clone()),
+            UserLookup::Email(email) => ("u.email_lower", email.trim().to_lowercase()),
+            UserLookup::Account(account) => ("u.account_id", account.as_str().to_owned()),
         };
-        let sql = format!(
-            "SELECT u.id AS id, {} AS data, u.email_lower AS email_lower, u.account_id AS account_id, \
-             u.account_matched AS account_matched, u.created_at AS created_at, u.updated_at AS updated_at \
-             FROM users u WHERE u.tenant_id = $1 AND {condition} ORDER BY u.id LIMIT 100",
-            self.dialect.data_column("u")
-        );
-        let rows = bound(&sql, vec![text(tenant.as_str()), opt_text(Some(&value))]).fetch_all(&mut *conn).await?;
-        rows.iter().map(linked_user_from_row).collect()
+        let rows: Vec<LinkedUserRow> = Statement::new(self.dialect)
+            .sql(&format!(
+                "SELECT u.id AS id, {} AS data, u.email_lower AS email_lower, u.account_id AS account_id, \
+                 u.account_matched AS account_matched, u.created_at AS created_at, u.updated_at AS updated_at \
+                 FROM users u WHERE u.tenant_id = ",
+                self.dialect.data_column("u")
+            ))
+            .bind(tenant.as_str())
+            .sql(&format!(" AND {column} = "))
+            .bind(value)
+            .sql(" ORDER BY u.id LIMIT 100")
+            .query_as()
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.into_iter().map(LinkedUser::try_from).collect()
     }
 }

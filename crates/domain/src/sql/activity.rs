@@ -1,18 +1,16 @@
 //! The provisioning activity log: appended in batches, listed per tenant newest first with a
 //! cursor, pruned by age and by count per tenant.
 
-use async_trait::async_trait;
-use sqlx::any::AnyRow;
-use sqlx::Row;
-
 use super::filter::Arg;
-use super::{bound, opt_text, text, SqlStore};
+use super::statement::Statement;
+use super::{Dialect, SqlStore};
 use crate::activity::{
     truncated, Activity, ActivityCredential, ActivityPage, ActivityQuery, ActivityRecord, ActivityRetention,
     NewActivity,
 };
 use crate::store::ActivityStore;
 use crate::{DomainError, TenantName};
+use async_trait::async_trait;
 
 /// Records per INSERT: 12 parameters each, far below either backend's parameter limit.
 const ROWS_PER_STATEMENT: usize = 200;
@@ -30,118 +28,146 @@ fn stored<E>(what: &'static str) -> impl Fn(E) -> DomainError {
     move |_| DomainError::internal(format!("stored activity {what}"))
 }
 
-fn activity_from_row(row: &AnyRow) -> Result<Activity, DomainError> {
-    let method: String = row.try_get("method")?;
-    let resource_type: String = row.try_get("resource_type")?;
-    let idp: Option<String> = row.try_get("idp")?;
-    let credential_kind: Option<String> = row.try_get("credential_kind")?;
-    let credential_id: Option<String> = row.try_get("credential_id")?;
-    Ok(Activity {
-        seq: row.try_get("seq")?,
-        record: ActivityRecord {
-            at: row.try_get("occurred_at")?,
-            method: method.parse().map_err(stored("method"))?,
-            resource_type: resource_type.parse().map_err(stored("resource type"))?,
-            resource_id: row.try_get("resource_id")?,
-            status: u16::try_from(row.try_get::<i64, _>("status")?).map_err(stored("status"))?,
-            scim_type: row.try_get("scim_type")?,
-            detail: row.try_get("detail")?,
-            latency_us: row.try_get("latency_us")?,
-            idp: idp.map(|idp| idp.parse()).transpose().map_err(stored("idp"))?,
-            credential: match (credential_kind, credential_id) {
-                (Some(kind), Some(id)) => Some(ActivityCredential::from_parts(&kind, &id)?),
-                _ => None,
-            },
-        },
-    })
+/// A record as [`COLUMNS`] reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct ActivityRow {
+    seq: i64,
+    occurred_at: i64,
+    method: String,
+    resource_type: String,
+    resource_id: Option<String>,
+    status: i64,
+    scim_type: Option<String>,
+    detail: Option<String>,
+    latency_us: i64,
+    idp: Option<String>,
+    credential_kind: Option<String>,
+    credential_id: Option<String>,
 }
 
+impl TryFrom<ActivityRow> for Activity {
+    type Error = DomainError;
+
+    fn try_from(row: ActivityRow) -> Result<Self, DomainError> {
+        Ok(Activity {
+            seq: row.seq,
+            record: ActivityRecord {
+                at: row.occurred_at,
+                method: row.method.parse().map_err(stored("method"))?,
+                resource_type: row.resource_type.parse().map_err(stored("resource type"))?,
+                resource_id: row.resource_id,
+                status: u16::try_from(row.status).map_err(stored("status"))?,
+                scim_type: row.scim_type,
+                detail: row.detail,
+                latency_us: row.latency_us,
+                idp: row.idp.map(|idp| idp.parse()).transpose().map_err(stored("idp"))?,
+                credential: match (row.credential_kind, row.credential_id) {
+                    (Some(kind), Some(id)) => Some(ActivityCredential::from_parts(&kind, &id)?),
+                    _ => None,
+                },
+            },
+        })
+    }
+}
+
+/// A record's values in [`BATCH_COLUMNS`] order.
 fn batch_args(new: &NewActivity) -> [Arg; BATCH_WIDTH] {
     let r = &new.record;
-    let cut = |s: &Option<String>| opt_text(s.as_deref().map(|s| truncated(s, ActivityRecord::MAX_TEXT)));
+    let opt = |s: Option<&str>| s.map_or(Arg::NullText, |s| Arg::Text(s.to_owned()));
+    let cut = |s: &Option<String>| opt(s.as_deref().map(|s| truncated(s, ActivityRecord::MAX_TEXT)));
     [
-        text(new.tenant.as_str()),
+        Arg::Text(new.tenant.as_str().to_owned()),
         Arg::Int(r.at),
-        text(r.method.as_str()),
-        text(r.resource_type.as_str()),
+        Arg::Text(r.method.as_str().to_owned()),
+        Arg::Text(r.resource_type.as_str().to_owned()),
         cut(&r.resource_id),
         Arg::Int(i64::from(r.status)),
-        opt_text(r.scim_type.as_deref()),
+        opt(r.scim_type.as_deref()),
         cut(&r.detail),
         Arg::Int(r.latency_us),
-        opt_text(r.idp.map(|idp| idp.as_str())),
-        opt_text(r.credential.as_ref().map(ActivityCredential::kind)),
-        opt_text(r.credential.as_ref().map(|c| c.id().as_str())),
+        opt(r.idp.map(|idp| idp.as_str())),
+        opt(r.credential.as_ref().map(ActivityCredential::kind)),
+        opt(r.credential.as_ref().map(|c| c.id().as_str())),
     ]
 }
 
-/// `WITH batch (...) AS (VALUES (...), ...) INSERT ... SELECT` for `rows` records: one statement
+/// `WITH batch (...) AS (VALUES (...), ...) INSERT ... SELECT` for `records`: one statement
 /// that resolves every tenant name and drops the names no tenant has.
-fn insert_sql(rows: usize) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|row| {
-            let params: Vec<String> = (1..=BATCH_WIDTH).map(|col| format!("${}", row * BATCH_WIDTH + col)).collect();
-            format!("({})", params.join(", "))
-        })
-        .collect();
-    format!(
-        "WITH batch ({BATCH_COLUMNS}) AS (VALUES {}) \
-         INSERT INTO activity (tenant_id, occurred_at, method, resource_type, resource_id, status, scim_type, detail, \
+fn insert_statement(dialect: Dialect, records: &[NewActivity]) -> Statement {
+    let mut statement = Statement::new(dialect).sql(&format!("WITH batch ({BATCH_COLUMNS}) AS (VALUES "));
+    for (row, record) in records.iter().enumerate() {
+        statement = statement.sql(if row == 0 { "(" } else { ", (" });
+        for (col, value) in batch_args(record).into_iter().enumerate() {
+            statement = statement.sql(if col == 0 { "" } else { ", " }).bind(value);
+        }
+        statement = statement.sql(")");
+    }
+    statement.sql(
+        ") INSERT INTO activity (tenant_id, occurred_at, method, resource_type, resource_id, status, scim_type, detail, \
          latency_us, idp, credential_kind, credential_id) \
          SELECT t.id, b.occurred_at, b.method, b.resource_type, b.resource_id, b.status, b.scim_type, b.detail, \
          b.latency_us, b.idp, b.credential_kind, b.credential_id \
          FROM batch b JOIN tenants t ON t.name = b.tenant ORDER BY b.occurred_at",
-        values.join(", ")
     )
 }
 
 impl SqlStore {
     /// Delete up to `limit` records older than `before`.
     async fn prune_activity_by_age(&self, before: i64, limit: u32) -> Result<u64, DomainError> {
-        Ok(bound(
-            "DELETE FROM activity WHERE seq IN (SELECT seq FROM activity WHERE occurred_at < $1 LIMIT $2)",
-            vec![Arg::Int(before), Arg::Int(i64::from(limit))],
-        )
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+        Ok(Statement::new(self.dialect)
+            .sql("DELETE FROM activity WHERE seq IN (SELECT seq FROM activity WHERE occurred_at < ")
+            .bind(before)
+            .sql(" LIMIT ")
+            .bind(i64::from(limit))
+            .sql(")")
+            .query()
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 
     /// Delete up to `limit` records beyond the newest `max` of each tenant.
     async fn prune_activity_by_count(&self, max: u32, limit: u32) -> Result<u64, DomainError> {
-        let over = bound(
-            "SELECT tenant_id FROM activity GROUP BY tenant_id HAVING COUNT(*) > $1",
-            vec![Arg::Int(i64::from(max))],
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let over: Vec<(String,)> = Statement::new(self.dialect)
+            .sql("SELECT tenant_id FROM activity GROUP BY tenant_id HAVING COUNT(*) > ")
+            .bind(i64::from(max))
+            .query_as()
+            .fetch_all(&self.pool)
+            .await?;
         let mut deleted = 0;
-        for tenant in &over {
-            let tenant: String = tenant.try_get("tenant_id")?;
+        for (tenant,) in &over {
             let Some(remaining) = limit.checked_sub(u32::try_from(deleted).unwrap_or(u32::MAX)).filter(|r| *r > 0)
             else {
                 break;
             };
             // The newest record beyond the bound: it and everything older go.
-            let Some(first) = bound(
-                "SELECT occurred_at, seq FROM activity WHERE tenant_id = $1 \
-                 ORDER BY occurred_at DESC, seq DESC LIMIT 1 OFFSET $2",
-                vec![text(&tenant), Arg::Int(i64::from(max))],
-            )
-            .fetch_optional(&self.pool)
-            .await?
-            else {
+            let first: Option<(i64, i64)> = Statement::new(self.dialect)
+                .sql("SELECT occurred_at, seq FROM activity WHERE tenant_id = ")
+                .bind(tenant.as_str())
+                .sql(" ORDER BY occurred_at DESC, seq DESC LIMIT 1 OFFSET ")
+                .bind(i64::from(max))
+                .query_as()
+                .fetch_optional(&self.pool)
+                .await?;
+            let Some((at, seq)) = first else {
                 continue;
             };
-            let (at, seq): (i64, i64) = (first.try_get("occurred_at")?, first.try_get("seq")?);
-            deleted += bound(
-                "DELETE FROM activity WHERE seq IN (SELECT seq FROM activity WHERE tenant_id = $1 \
-                 AND (occurred_at < $2 OR (occurred_at = $2 AND seq <= $3)) LIMIT $4)",
-                vec![text(&tenant), Arg::Int(at), Arg::Int(seq), Arg::Int(i64::from(remaining))],
-            )
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+            deleted += Statement::new(self.dialect)
+                .sql("DELETE FROM activity WHERE seq IN (SELECT seq FROM activity WHERE tenant_id = ")
+                .bind(tenant.as_str())
+                .sql(" AND (occurred_at < ")
+                .bind(at)
+                .sql(" OR (occurred_at = ")
+                .bind(at)
+                .sql(" AND seq <= ")
+                .bind(seq)
+                .sql(")) LIMIT ")
+                .bind(i64::from(remaining))
+                .sql(")")
+                .query()
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         }
         Ok(deleted)
     }
@@ -156,8 +182,7 @@ impl ActivityStore for SqlStore {
         let mut tx = self.begin_write().await?;
         let mut kept = 0;
         for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-            let args: Vec<Arg> = chunk.iter().flat_map(batch_args).collect();
-            kept += bound(&insert_sql(chunk.len()), args).execute(&mut *tx).await?.rows_affected();
+            kept += insert_statement(self.dialect, chunk).query().execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
         Ok(kept)
@@ -166,48 +191,47 @@ impl ActivityStore for SqlStore {
     async fn list_activity(&self, tenant: &TenantName, query: &ActivityQuery) -> Result<ActivityPage, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let tenant = self.tenant_id(&mut conn, tenant).await?;
-        let mut sql = format!("SELECT {COLUMNS} FROM activity WHERE tenant_id = $1");
-        let mut args = vec![text(tenant.as_str())];
-        let mut condition = |sql_part: &str, values: Vec<Arg>| {
-            let mut part = sql_part.to_owned();
-            for value in values {
-                args.push(value);
-                part = part.replacen('?', &format!("${}", args.len()), 1);
-            }
-            sql.push_str(" AND ");
-            sql.push_str(&part);
-        };
+        let mut statement = Statement::new(self.dialect)
+            .sql(&format!("SELECT {COLUMNS} FROM activity WHERE tenant_id = "))
+            .bind(tenant.as_str());
         if let Some(outcome) = query.outcome {
             let (low, high) = outcome.statuses();
-            condition("status >= ? AND status < ?", vec![Arg::Int(low), Arg::Int(high)]);
+            statement = statement.sql(" AND status >= ").bind(low).sql(" AND status < ").bind(high);
         }
         if let Some(status) = query.status {
-            condition("status = ?", vec![Arg::Int(i64::from(status))]);
+            statement = statement.sql(" AND status = ").bind(i64::from(status));
         }
         if let Some(method) = query.method {
-            condition("method = ?", vec![text(method.as_str())]);
+            statement = statement.sql(" AND method = ").bind(method.as_str());
         }
         if let Some(resource_type) = query.resource_type {
-            condition("resource_type = ?", vec![text(resource_type.as_str())]);
+            statement = statement.sql(" AND resource_type = ").bind(resource_type.as_str());
         }
         if let Some(since) = query.since {
-            condition("occurred_at >= ?", vec![Arg::Int(since)]);
+            statement = statement.sql(" AND occurred_at >= ").bind(since);
         }
         if let Some(until) = query.until {
-            condition("occurred_at < ?", vec![Arg::Int(until)]);
+            statement = statement.sql(" AND occurred_at < ").bind(until);
         }
         if let Some(cursor) = query.cursor {
-            condition(
-                "(occurred_at < ? OR (occurred_at = ? AND seq < ?))",
-                vec![Arg::Int(cursor.at), Arg::Int(cursor.at), Arg::Int(cursor.seq)],
-            );
+            statement = statement
+                .sql(" AND (occurred_at < ")
+                .bind(cursor.at)
+                .sql(" OR (occurred_at = ")
+                .bind(cursor.at)
+                .sql(" AND seq < ")
+                .bind(cursor.seq)
+                .sql("))");
         }
         let limit = query.limit.get();
         // One more than asked: whether a next page exists, without a second query.
-        args.push(Arg::Int(i64::from(limit) + 1));
-        sql.push_str(&format!(" ORDER BY occurred_at DESC, seq DESC LIMIT ${}", args.len()));
-        let rows = bound(&sql, args).fetch_all(&mut *conn).await?;
-        let mut items = rows.iter().map(activity_from_row).collect::<Result<Vec<_>, _>>()?;
+        let rows: Vec<ActivityRow> = statement
+            .sql(" ORDER BY occurred_at DESC, seq DESC LIMIT ")
+            .bind(i64::from(limit) + 1)
+            .query_as()
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut items = rows.into_iter().map(Activity::try_from).collect::<Result<Vec<_>, _>>()?;
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);
         let next_cursor = if more { items.last().map(Activity::cursor) } else { None };
@@ -234,10 +258,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_placeholder_per_value() {
-        let sql = insert_sql(2);
+    fn one_placeholder_per_value() -> Result<(), DomainError> {
+        use crate::activity::{ActivityMethod, ActivityResource};
+        let record = |tenant: &str| -> Result<NewActivity, DomainError> {
+            Ok(NewActivity {
+                tenant: TenantName::parse(tenant)?,
+                record: ActivityRecord {
+                    at: 1,
+                    method: ActivityMethod::Get,
+                    resource_type: ActivityResource::User,
+                    resource_id: None,
+                    status: 200,
+                    scim_type: None,
+                    detail: None,
+                    latency_us: 1,
+                    idp: None,
+                    credential: None,
+                },
+            })
+        };
+        let records = [record("acme")?, record("other")?];
+        let postgres = insert_statement(Dialect::Postgres, &records);
+        let sql = postgres.sql_text();
         assert!(sql.contains("($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12), ($13,"), "{sql}");
         assert!(sql.contains("$24)"), "{sql}");
         assert!(!sql.contains("$25"), "{sql}");
+        let sqlite = insert_statement(Dialect::Sqlite, &records);
+        assert_eq!(sqlite.sql_text().matches('?').count(), 2 * BATCH_WIDTH);
+        Ok(())
     }
 }

@@ -16,82 +16,60 @@ use std::collections::BTreeMap;
 use proto::patch::MemberOp;
 use proto::ResourceKind;
 use serde_json::Value;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::filter::{Arg, Sql, Translator};
-use super::{bound, json_ids, text, Dialect, SqlStore};
+use super::statement::Statement;
+use super::{json_ids, SqlStore};
 use crate::{DomainError, TenantId};
 
 /// The most ids a statement takes as explicit placeholders.
 pub(super) const SMALL_SET: usize = 64;
 
-/// `(p1, p2, …)` for `x IN …`: a small set as placeholders, padded to a power of two with its
-/// last id so that few distinct statements reach the statement caches; a large (or empty) one
-/// as the rows of a JSON array parameter.
-pub(super) fn id_list<S: AsRef<str>>(dialect: Dialect, sql: &mut Sql, ids: &[S]) -> String {
-    match ids.last() {
-        Some(last) if ids.len() <= SMALL_SET => {
-            let padded = ids.len().next_power_of_two();
-            let placeholders: Vec<String> =
-                (0..padded).map(|i| sql.bind(text(ids.get(i).unwrap_or(last).as_ref()))).collect();
-            format!("({})", placeholders.join(", "))
-        }
-        _ => {
-            sql.bind(json_ids(ids));
-            dialect.json_array_param(sql.args.len())
-        }
+/// A relation with one column `id`, one row per id, for a small set (see [`Statement::id_list`]).
+fn bind_id_rows(statement: Statement, ids: &[&str]) -> Statement {
+    let mut statement = statement.sql("(");
+    for (i, id) in ids.iter().enumerate() {
+        statement = if i == 0 {
+            statement.sql("SELECT ").bind(*id).sql(" AS id")
+        } else {
+            statement.sql(" UNION ALL SELECT ").bind(*id)
+        };
     }
+    statement.sql(")")
 }
 
-/// A relation with one column `id`, one row per id, for a small set (see [`id_list`]).
-fn id_rows(sql: &mut Sql, ids: &[&str]) -> String {
-    let rows: Vec<String> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            let p = sql.bind(text(id));
-            if i == 0 {
-                format!("SELECT {p} AS id")
-            } else {
-                format!("SELECT {p}")
-            }
-        })
-        .collect();
-    format!("({})", rows.join(" UNION ALL "))
-}
-
-/// A relation with one column `id`, one row per id: [`id_rows`] for a small set, the rows of a
-/// JSON array parameter for a large one.
-fn id_relation(dialect: Dialect, sql: &mut Sql, ids: &[&str]) -> String {
+/// A relation with one column `id`, one row per id: [`bind_id_rows`] for a small set, the rows
+/// of a JSON array parameter for a large one.
+fn bind_id_relation(statement: Statement, ids: &[&str]) -> Result<Statement, DomainError> {
     if ids.len() <= SMALL_SET {
-        return id_rows(sql, ids);
+        return Ok(bind_id_rows(statement, ids));
     }
-    sql.bind(json_ids(ids));
-    format!("(SELECT value AS id FROM {} AS v)", dialect.json_array_param(sql.args.len()))
+    let dialect = statement.dialect();
+    Ok(statement
+        .sql("(SELECT value AS id FROM ")
+        .bind_in(|n| dialect.json_array_param(n), json_ids(ids))?
+        .sql(" AS v)"))
 }
 
 /// A relation `(idx, id, kind)` for member events, one row per pair, `idx` counting from 0: as
 /// placeholders for a small set, else from a JSON array parameter of `[id, kind]` pairs.
-pub(super) fn pair_rows(dialect: Dialect, sql: &mut Sql, pairs: &[[&str; 2]]) -> Result<String, DomainError> {
+pub(super) fn bind_pair_rows(statement: Statement, pairs: &[[&str; 2]]) -> Result<Statement, DomainError> {
     if pairs.len() > SMALL_SET {
         let json = serde_json::to_string(pairs)
             .map_err(|e| DomainError::Internal("member ids are not serializable".into(), Some(Box::new(e))))?;
-        sql.bind(Arg::Text(json));
-        return Ok(dialect.json_pairs_param(sql.args.len()));
+        let dialect = statement.dialect();
+        return statement.bind_in(|n| dialect.json_pairs_param(n), json);
     }
-    let rows: Vec<String> = pairs
-        .iter()
-        .enumerate()
-        .map(|(i, [id, kind])| {
-            let (id, kind) = (sql.bind(text(id)), sql.bind(text(kind)));
-            if i == 0 {
-                format!("SELECT {i} AS idx, {id} AS id, {kind} AS kind")
-            } else {
-                format!("SELECT {i}, {id}, {kind}")
-            }
-        })
-        .collect();
-    Ok(format!("({})", rows.join(" UNION ALL ")))
+    let mut statement = statement.sql("(");
+    for (i, [id, kind]) in pairs.iter().enumerate() {
+        statement = if i == 0 {
+            statement.sql("SELECT 0 AS idx, ").bind(*id).sql(" AS id, ").bind(*kind).sql(" AS kind")
+        } else {
+            statement.sql(&format!(" UNION ALL SELECT {i}, ")).bind(*id).sql(", ").bind(*kind)
+        };
+    }
+    Ok(statement.sql(")"))
 }
 
 /// A member as sent: its id and the `display` the IdP gave, if any.
@@ -137,6 +115,24 @@ fn new_members(members: &[Value]) -> Vec<NewMember> {
 
 fn ids_of(members: &[NewMember]) -> Vec<&str> {
     members.iter().map(|m| m.value.as_str()).collect()
+}
+
+/// A member row as a write's `RETURNING member_id, member_type` reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct MemberTypeRow {
+    member_id: String,
+    member_type: String,
+}
+
+/// What `add_few_members` learns about one id it was sent.
+#[derive(Debug, sqlx::FromRow)]
+struct ClassifiedRow {
+    id: String,
+    /// `User` or `Group`; none when the id is neither.
+    kind: Option<String>,
+    /// Set when the id is a member already.
+    present: Option<String>,
+    display: Option<String>,
 }
 
 fn json_members(members: &[NewMember]) -> Arg {
@@ -208,18 +204,17 @@ impl SqlStore {
             return Ok(());
         }
         self.prefer_hash_joins(conn, ids.len()).await?;
-        let mut sql = Sql { args: vec![text(tenant.as_str())] };
-        let rows = id_relation(self.dialect, &mut sql, ids);
-        let sql_text = format!(
-            "SELECT j.id AS id FROM {rows} AS j \
-             WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = $1 AND u.id = j.id) \
-             AND NOT EXISTS (SELECT 1 FROM groups g WHERE g.tenant_id = $1 AND g.id = j.id) LIMIT 5"
-        );
-        let unknown = bound(&sql_text, sql.args).fetch_all(&mut *conn).await?;
+        let statement = bind_id_relation(Statement::new(self.dialect).sql("SELECT j.id AS id FROM "), ids)?
+            .sql(" AS j WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND u.id = j.id) AND NOT EXISTS (SELECT 1 FROM groups g WHERE g.tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND g.id = j.id) LIMIT 5");
+        let unknown: Vec<(String,)> = statement.query_as().fetch_all(&mut *conn).await?;
         if unknown.is_empty() {
             return Ok(());
         }
-        let unknown: Vec<String> = unknown.iter().filter_map(|r| r.try_get::<String, _>("id").ok()).collect();
+        let unknown: Vec<String> = unknown.into_iter().map(|(id,)| id).collect();
         Err(unknown_members(&unknown))
     }
 
@@ -241,32 +236,43 @@ impl SqlStore {
         // Now") then writes nothing. Members that are no user are groups (check_members has
         // refused everything else). The conflict clause still guards against a concurrent insert.
         // `WHERE` keeps SQLite from parsing ON CONFLICT as part of the SELECT.
-        let param = self.dialect.json_members_param(3);
-        let source = format!(
-            "SELECT $1, $2, j.id, CASE WHEN u.id IS NULL THEN 'Group' ELSE 'User' END, j.display \
-             FROM {param} AS j \
-             LEFT JOIN users u ON u.tenant_id = $1 AND u.id = j.id \
-             LEFT JOIN group_members gm ON gm.tenant_id = $1 AND gm.group_id = $2 AND gm.member_id = j.id"
-        );
-        let args = || vec![text(tenant.as_str()), text(group_id), json_members(members)];
-        let sql = format!(
-            "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) {source} \
-             WHERE gm.member_id IS NULL ON CONFLICT (tenant_id, group_id, member_id) DO NOTHING \
-             RETURNING member_id, member_type"
-        );
-        for row in bound(&sql, args()).fetch_all(&mut *conn).await? {
-            diff.added(row.try_get("member_id")?, &row.try_get::<String, _>("member_type")?);
+        let d = self.dialect;
+        let insert = || -> Result<Statement, DomainError> {
+            Ok(Statement::new(d)
+                .sql("INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) SELECT ")
+                .bind(tenant.as_str())
+                .sql(", ")
+                .bind(group_id)
+                .sql(", j.id, CASE WHEN u.id IS NULL THEN 'Group' ELSE 'User' END, j.display FROM ")
+                .bind_in(|n| d.json_members_param(n), json_members(members))?
+                .sql(" AS j LEFT JOIN users u ON u.tenant_id = ")
+                .bind(tenant.as_str())
+                .sql(" AND u.id = j.id LEFT JOIN group_members gm ON gm.tenant_id = ")
+                .bind(tenant.as_str())
+                .sql(" AND gm.group_id = ")
+                .bind(group_id)
+                .sql(" AND gm.member_id = j.id"))
+        };
+        let added: Vec<MemberTypeRow> = insert()?
+            .sql(
+                " WHERE gm.member_id IS NULL ON CONFLICT (tenant_id, group_id, member_id) DO NOTHING \
+                 RETURNING member_id, member_type",
+            )
+            .query_as()
+            .fetch_all(&mut *conn)
+            .await?;
+        for row in added {
+            diff.added(row.member_id, &row.member_type);
         }
         // A `display` is kept as the IdP last sent it.
         if members.iter().any(|m| m.display.is_some()) {
-            let sql = format!(
-                "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) {source} \
-                 WHERE gm.member_id IS NOT NULL AND {} \
+            let statement = insert()?.sql(&format!(
+                " WHERE gm.member_id IS NOT NULL AND {} \
                  ON CONFLICT (tenant_id, group_id, member_id) DO UPDATE SET display = excluded.display WHERE {}",
-                self.dialect.is_distinct("gm.display", "j.display"),
-                self.dialect.is_distinct("group_members.display", "excluded.display"),
-            );
-            diff.redisplayed += bound(&sql, args()).execute(&mut *conn).await?.rows_affected();
+                d.is_distinct("gm.display", "j.display"),
+                d.is_distinct("group_members.display", "excluded.display"),
+            ));
+            diff.redisplayed += statement.query().execute(&mut *conn).await?.rows_affected();
         }
         Ok(())
     }
@@ -289,61 +295,74 @@ impl SqlStore {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut sql = Sql { args: vec![text(tenant.as_str()), text(group_id)] };
-        let rows = id_rows(&mut sql, &ids);
-        let classify = format!(
-            "SELECT j.id AS id, \
-             CASE WHEN EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = $1 AND u.id = j.id) THEN 'User' \
-             WHEN EXISTS (SELECT 1 FROM groups g WHERE g.tenant_id = $1 AND g.id = j.id) THEN 'Group' END AS kind, \
-             gm.member_id AS present, gm.display AS display \
-             FROM {rows} AS j \
-             LEFT JOIN group_members gm ON gm.tenant_id = $1 AND gm.group_id = $2 AND gm.member_id = j.id"
-        );
+        let classify = Statement::new(self.dialect)
+            .sql("SELECT j.id AS id, CASE WHEN EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND u.id = j.id) THEN 'User' WHEN EXISTS (SELECT 1 FROM groups g WHERE g.tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND g.id = j.id) THEN 'Group' END AS kind, gm.member_id AS present, gm.display AS display FROM ");
+        let classify = bind_id_rows(classify, &ids)
+            .sql(" AS j LEFT JOIN group_members gm ON gm.tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND gm.group_id = ")
+            .bind(group_id)
+            .sql(" AND gm.member_id = j.id");
         let mut known: BTreeMap<String, (String, bool, Option<String>)> = BTreeMap::new();
-        for row in bound(&classify, sql.args).fetch_all(&mut *conn).await? {
-            let Some(kind) = row.try_get::<Option<String>, _>("kind")? else { continue };
-            let present = row.try_get::<Option<String>, _>("present")?.is_some();
-            known.insert(row.try_get("id")?, (kind, present, row.try_get("display")?));
+        let rows: Vec<ClassifiedRow> = classify.query_as().fetch_all(&mut *conn).await?;
+        for row in rows {
+            let Some(kind) = row.kind else { continue };
+            known.insert(row.id, (kind, row.present.is_some(), row.display));
         }
         let unknown: Vec<String> =
             ids.iter().filter(|id| !known.contains_key(**id)).take(5).map(|id| (*id).to_owned()).collect();
         if !unknown.is_empty() {
             return Err(unknown_members(&unknown));
         }
-        let mut insert = Sql { args: vec![text(tenant.as_str()), text(group_id)] };
-        let mut values = Vec::new();
+        let mut insert = Statement::new(self.dialect)
+            .sql("INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) VALUES ");
+        let mut inserts = 0;
         for member in members {
             let Some((kind, present, display)) = known.get(&member.value) else { continue };
             if !present {
-                let id = insert.bind(text(&member.value));
-                let kind = insert.bind(text(kind));
-                let display = insert.bind(member.display.as_deref().map_or(Arg::NullText, text));
-                values.push(format!("($1, $2, {id}, {kind}, {display})"));
+                insert = insert
+                    .sql(if inserts == 0 { "(" } else { ", (" })
+                    .bind(tenant.as_str())
+                    .sql(", ")
+                    .bind(group_id)
+                    .sql(", ")
+                    .bind(member.value.as_str())
+                    .sql(", ")
+                    .bind(kind.as_str())
+                    .sql(", ")
+                    .bind(member.display.as_deref())
+                    .sql(")");
+                inserts += 1;
             } else if member.display.is_some() && member.display != *display {
                 // A `display` is kept as the IdP last sent it.
-                bound(
-                    "UPDATE group_members SET display = $4 WHERE tenant_id = $1 AND group_id = $2 AND member_id = $3",
-                    vec![
-                        text(tenant.as_str()),
-                        text(group_id),
-                        text(&member.value),
-                        member.display.as_deref().map_or(Arg::NullText, text),
-                    ],
-                )
-                .execute(&mut *conn)
-                .await?;
+                Statement::new(self.dialect)
+                    .sql("UPDATE group_members SET display = ")
+                    .bind(member.display.as_deref())
+                    .sql(" WHERE tenant_id = ")
+                    .bind(tenant.as_str())
+                    .sql(" AND group_id = ")
+                    .bind(group_id)
+                    .sql(" AND member_id = ")
+                    .bind(member.value.as_str())
+                    .query()
+                    .execute(&mut *conn)
+                    .await?;
                 diff.redisplayed += 1;
             }
         }
-        if !values.is_empty() {
+        if inserts > 0 {
             // The conflict clause guards against a concurrent insert of the same member.
-            let sql = format!(
-                "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) VALUES {} \
-                 ON CONFLICT (tenant_id, group_id, member_id) DO NOTHING RETURNING member_id, member_type",
-                values.join(", ")
-            );
-            for row in bound(&sql, insert.args).fetch_all(&mut *conn).await? {
-                diff.added(row.try_get("member_id")?, &row.try_get::<String, _>("member_type")?);
+            let added: Vec<MemberTypeRow> = insert
+                .sql(" ON CONFLICT (tenant_id, group_id, member_id) DO NOTHING RETURNING member_id, member_type")
+                .query_as()
+                .fetch_all(&mut *conn)
+                .await?;
+            for row in added {
+                diff.added(row.member_id, &row.member_type);
             }
         }
         Ok(())
@@ -353,14 +372,24 @@ impl SqlStore {
     async fn delete_members(
         &self,
         conn: &mut AnyConnection,
-        sql: &str,
-        args: Vec<Arg>,
+        statement: Statement,
         diff: &mut MemberDiff,
     ) -> Result<(), DomainError> {
-        for row in bound(sql, args).fetch_all(&mut *conn).await? {
-            diff.removed(row.try_get("member_id")?, &row.try_get::<String, _>("member_type")?);
+        let removed: Vec<MemberTypeRow> =
+            statement.sql(" RETURNING member_id, member_type").query_as().fetch_all(&mut *conn).await?;
+        for row in removed {
+            diff.removed(row.member_id, &row.member_type);
         }
         Ok(())
+    }
+
+    /// `DELETE FROM group_members WHERE` the rows of this group, to be narrowed.
+    fn delete_group_members(&self, tenant: &TenantId, group_id: &str) -> Statement {
+        Statement::new(self.dialect)
+            .sql("DELETE FROM group_members WHERE tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND group_id = ")
+            .bind(group_id)
     }
 
     async fn remove_members(
@@ -375,13 +404,8 @@ impl SqlStore {
             return Ok(());
         }
         self.prefer_hash_joins(conn, ids.len()).await?;
-        let mut sql = Sql { args: vec![text(tenant.as_str()), text(group_id)] };
-        let list = id_list(self.dialect, &mut sql, ids);
-        let statement = format!(
-            "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND member_id IN {list} \
-             RETURNING member_id, member_type"
-        );
-        self.delete_members(conn, &statement, sql.args, diff).await
+        let statement = self.delete_group_members(tenant, group_id).sql(" AND member_id IN ").id_list(ids);
+        self.delete_members(conn, statement, diff).await
     }
 
     /// Make the member set exactly `members`: delete the others, insert the missing.
@@ -396,13 +420,12 @@ impl SqlStore {
         self.check_members(conn, tenant, group_id, &ids_of(members)).await?;
         // Finding who is not in the new set reads the group's members: a replace is about the
         // whole set.
-        let sql = format!(
-            "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND member_id NOT IN {} \
-             RETURNING member_id, member_type",
-            self.dialect.json_array_param(3)
-        );
-        let args = vec![text(tenant.as_str()), text(group_id), json_ids(&ids_of(members))];
-        self.delete_members(conn, &sql, args, diff).await?;
+        let d = self.dialect;
+        let statement = self
+            .delete_group_members(tenant, group_id)
+            .sql(" AND member_id NOT IN ")
+            .bind_in(|n| d.json_array_param(n), json_ids(&ids_of(members)))?;
+        self.delete_members(conn, statement, diff).await?;
         self.add_members(conn, tenant, group_id, members, diff).await
     }
 
@@ -422,22 +445,72 @@ impl SqlStore {
                     self.replace_members(conn, tenant, group_id, &new_members(values), diff).await?;
                 }
                 MemberOp::RemoveAll => {
-                    let sql = "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 \
-                               RETURNING member_id, member_type";
-                    self.delete_members(conn, sql, vec![text(tenant.as_str()), text(group_id)], diff).await?;
+                    self.delete_members(conn, self.delete_group_members(tenant, group_id), diff).await?;
                 }
                 MemberOp::RemoveWhere(filter) => {
-                    let mut sql = Sql { args: vec![text(tenant.as_str()), text(group_id)] };
+                    let mut sql = Sql::default();
                     let predicate =
                         Translator::new(self.dialect, ResourceKind::Group, &mut sql, false).member_predicate(filter)?;
-                    let statement = format!(
-                        "DELETE FROM group_members AS m WHERE m.tenant_id = $1 AND m.group_id = $2 AND ({predicate}) \
-                         RETURNING member_id, member_type"
-                    );
-                    self.delete_members(conn, &statement, sql.args, diff).await?;
+                    let statement = Statement::new(self.dialect)
+                        .sql("DELETE FROM group_members AS m WHERE m.tenant_id = ")
+                        .bind(tenant.as_str())
+                        .sql(" AND m.group_id = ")
+                        .bind(group_id)
+                        .sql(" AND (")
+                        .fragment(&predicate, &sql.args)?
+                        .sql(")");
+                    self.delete_members(conn, statement, diff).await?;
                 }
             }
         }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::Dialect;
+
+    fn ids(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("id{i}")).collect()
+    }
+
+    fn in_list(dialect: Dialect, n: usize) -> Result<Statement, DomainError> {
+        Ok(Statement::new(dialect).sql("WHERE tenant_id = ").bind("t").sql(" AND id IN ").id_list(&ids(n)))
+    }
+
+    #[test]
+    fn small_id_sets_are_padded_placeholders_and_large_ones_one_json_parameter() -> Result<(), DomainError> {
+        assert_eq!(in_list(Dialect::Postgres, 3)?.sql_text(), "WHERE tenant_id = $1 AND id IN ($2, $3, $4, $5)");
+        assert_eq!(in_list(Dialect::Sqlite, 3)?.sql_text(), "WHERE tenant_id = ? AND id IN (?, ?, ?, ?)");
+        let placeholders = |n: usize| -> Result<usize, DomainError> {
+            Ok(in_list(Dialect::Sqlite, n)?.sql_text().matches('?').count() - 1)
+        };
+        assert_eq!(placeholders(SMALL_SET)?, SMALL_SET);
+        assert_eq!(placeholders(SMALL_SET + 1)?, 1);
+        assert_eq!(
+            in_list(Dialect::Postgres, SMALL_SET + 1)?.sql_text(),
+            "WHERE tenant_id = $1 AND id IN (SELECT value FROM json_array_elements_text($2::json))"
+        );
+        assert_eq!(
+            in_list(Dialect::Sqlite, 0)?.sql_text(),
+            "WHERE tenant_id = ? AND id IN (SELECT value FROM json_each(?))"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn member_pairs_are_rows_numbered_from_zero() -> Result<(), DomainError> {
+        let pairs = [["a", "User"], ["b", "Group"]];
+        assert_eq!(
+            bind_pair_rows(Statement::new(Dialect::Postgres), &pairs)?.sql_text(),
+            "(SELECT 0 AS idx, $1 AS id, $2 AS kind UNION ALL SELECT 1, $3, $4)"
+        );
+        assert_eq!(
+            bind_id_rows(Statement::new(Dialect::Sqlite), &["a", "b"]).sql_text(),
+            "(SELECT ? AS id UNION ALL SELECT ?)"
+        );
         Ok(())
     }
 }

@@ -24,13 +24,14 @@ mod write;
 
 use std::time::Duration;
 
-use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyConnection, AnyPool, Executor, Row, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 
 pub use self::dialect::Dialect;
 use self::filter::Arg;
 pub use self::gauges::StoreGauges;
+use self::statement::Statement;
 pub use self::url::{redact_password, DatabaseUrl, UnsupportedDatabaseUrl};
 use crate::{DomainError, TenantId, TenantName};
 
@@ -179,31 +180,15 @@ impl SqlStore {
     }
 
     async fn tenant_id(&self, conn: &mut AnyConnection, name: &TenantName) -> Result<TenantId, DomainError> {
-        let row = bound("SELECT id FROM tenants WHERE name = $1", vec![Arg::Text(name.as_str().into())])
+        let (id,): (String,) = Statement::new(self.dialect)
+            .sql("SELECT id FROM tenants WHERE name = ")
+            .bind(name.as_str())
+            .query_as()
             .fetch_optional(&mut *conn)
             .await?
             .ok_or(DomainError::NotFound("tenant"))?;
-        Ok(TenantId(row.try_get("id")?))
+        Ok(TenantId(id))
     }
-}
-
-/// A query with its arguments bound in order.
-fn bound(sql: &str, args: Vec<Arg>) -> sqlx::query::Query<'_, Any, AnyArguments<'_>> {
-    args.into_iter().fold(sqlx::query(sql), |q, arg| match arg {
-        Arg::Text(s) => q.bind(s),
-        Arg::Int(i) => q.bind(i),
-        Arg::Bool(b) => q.bind(b),
-        Arg::NullText => q.bind(None::<String>),
-        Arg::NullInt => q.bind(None::<i64>),
-    })
-}
-
-fn text(s: &str) -> Arg {
-    Arg::Text(s.to_owned())
-}
-
-fn opt_text(s: Option<&str>) -> Arg {
-    s.map_or(Arg::NullText, text)
 }
 
 fn json_ids<S: AsRef<str>>(ids: &[S]) -> Arg {

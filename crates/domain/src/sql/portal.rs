@@ -1,12 +1,11 @@
 //! Setup links and web sessions (the setup portal and the operator console).
 
 use async_trait::async_trait;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 use token::{TokenId, Validity};
 
-use super::filter::Arg;
-use super::{bound, text, SqlStore};
+use super::statement::Statement;
+use super::{Dialect, SqlStore};
 use crate::portal::{
     GroupOrganization, NewPortalLink, NewWebSession, PortalLink, PortalStore, SecretDigest, SessionScope,
     StoredPortalLink, WebSession,
@@ -17,45 +16,108 @@ use crate::{DomainError, OrganizationName, TenantName};
 const LINK_COLUMNS: &str = "l.id AS id, n.name AS tenant_name, l.secret_hash AS secret_hash, \
      l.created_at AS created_at, l.expires_at AS expires_at, l.used_at AS used_at, l.revoked_at AS revoked_at";
 
-fn link_from_row(row: &AnyRow) -> Result<PortalLink, DomainError> {
-    let tenant: String = row.try_get("tenant_name")?;
-    Ok(PortalLink {
-        id: row.try_get("id")?,
-        tenant: TenantName::parse(&tenant)?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        used_at: row.try_get("used_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
+/// A setup link as [`LINK_COLUMNS`] reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct LinkRow {
+    id: String,
+    tenant_name: String,
+    secret_hash: String,
+    created_at: i64,
+    expires_at: i64,
+    used_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+impl LinkRow {
+    /// The link, and the digest of its secret.
+    fn into_link(self) -> Result<(PortalLink, String), DomainError> {
+        let link = PortalLink {
+            id: self.id,
+            tenant: TenantName::parse(&self.tenant_name)?,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            used_at: self.used_at,
+            revoked_at: self.revoked_at,
+        };
+        Ok((link, self.secret_hash))
+    }
+}
+
+/// A web session as `web_session` reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct SessionRow {
+    id: String,
+    kind: String,
+    secret_hash: String,
+    csrf_token: String,
+    expires_at: i64,
+    /// Console sessions only.
+    token_id: Option<String>,
+    /// Portal sessions only.
+    tenant_name: Option<String>,
+    token_expires_at: Option<i64>,
+    token_revoked_at: Option<i64>,
+}
+
+/// A group's organization as `group_organizations` reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct GroupOrganizationRow {
+    group_id: String,
+    group_name: String,
+    organization: String,
+    role: String,
+    autoprovisioned: i64,
+}
+
+/// The error of a column that is NULL where its row's kind requires a value, as decoding it
+/// into a non-optional field would fail.
+fn missing(column: &str) -> DomainError {
+    sqlx::Error::ColumnDecode { index: column.to_owned(), source: Box::new(sqlx::error::UnexpectedNullError) }.into()
+}
+
+fn select_links(dialect: Dialect) -> Statement {
+    Statement::new(dialect)
+        .sql(&format!("SELECT {LINK_COLUMNS} FROM portal_links l JOIN tenants n ON n.id = l.tenant_id WHERE "))
 }
 
 async fn insert_session(
     conn: &mut AnyConnection,
+    dialect: Dialect,
     tenant_id: Option<&str>,
     session: &NewWebSession,
 ) -> Result<(), DomainError> {
     let now = now_micros();
-    bound("DELETE FROM web_sessions WHERE expires_at <= $1", vec![Arg::Int(now)]).execute(&mut *conn).await?;
+    Statement::new(dialect)
+        .sql("DELETE FROM web_sessions WHERE expires_at <= ")
+        .bind(now)
+        .query()
+        .execute(&mut *conn)
+        .await?;
     let (kind, token) = match &session.scope {
-        SessionScope::Portal(_) => ("portal", Arg::NullText),
-        SessionScope::Console(token) => ("console", text(token.as_str())),
+        SessionScope::Portal(_) => ("portal", None),
+        SessionScope::Console(token) => ("console", Some(token.as_str())),
     };
-    bound(
-        "INSERT INTO web_sessions (id, kind, tenant_id, token_id, secret_hash, csrf_token, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        vec![
-            text(&session.id),
-            text(kind),
-            tenant_id.map_or(Arg::NullText, text),
-            token,
-            text(session.digest.as_str()),
-            text(&session.csrf_token),
-            Arg::Int(now),
-            Arg::Int(session.expires_at),
-        ],
-    )
-    .execute(&mut *conn)
-    .await?;
+    Statement::new(dialect)
+        .sql("INSERT INTO web_sessions (id, kind, tenant_id, token_id, secret_hash, csrf_token, created_at, expires_at) VALUES (")
+        .bind(session.id.as_str())
+        .sql(", ")
+        .bind(kind)
+        .sql(", ")
+        .bind(tenant_id)
+        .sql(", ")
+        .bind(token)
+        .sql(", ")
+        .bind(session.digest.as_str())
+        .sql(", ")
+        .bind(session.csrf_token.as_str())
+        .sql(", ")
+        .bind(now)
+        .sql(", ")
+        .bind(session.expires_at)
+        .sql(")")
+        .query()
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -65,18 +127,21 @@ impl PortalStore for SqlStore {
         let mut tx = self.begin_write().await?;
         let tenant_id = self.tenant_id(&mut tx, tenant).await?;
         let now = now_micros();
-        bound(
-            "INSERT INTO portal_links (id, tenant_id, secret_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-            vec![
-                text(&link.id),
-                text(tenant_id.as_str()),
-                text(link.digest.as_str()),
-                Arg::Int(now),
-                Arg::Int(link.expires_at),
-            ],
-        )
-        .execute(&mut *tx)
-        .await?;
+        Statement::new(self.dialect)
+            .sql("INSERT INTO portal_links (id, tenant_id, secret_hash, created_at, expires_at) VALUES (")
+            .bind(link.id.as_str())
+            .sql(", ")
+            .bind(tenant_id.as_str())
+            .sql(", ")
+            .bind(link.digest.as_str())
+            .sql(", ")
+            .bind(now)
+            .sql(", ")
+            .bind(link.expires_at)
+            .sql(")")
+            .query()
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(PortalLink {
             id: link.id,
@@ -91,27 +156,39 @@ impl PortalStore for SqlStore {
     async fn list_portal_links(&self, tenant: &TenantName) -> Result<Vec<PortalLink>, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let tenant_id = self.tenant_id(&mut conn, tenant).await?;
-        let sql = format!(
-            "SELECT {LINK_COLUMNS} FROM portal_links l JOIN tenants n ON n.id = l.tenant_id \
-             WHERE l.tenant_id = $1 ORDER BY l.created_at DESC, l.id"
-        );
-        let rows = bound(&sql, vec![text(tenant_id.as_str())]).fetch_all(&mut *conn).await?;
-        rows.iter().map(link_from_row).collect()
+        let rows: Vec<LinkRow> = select_links(self.dialect)
+            .sql("l.tenant_id = ")
+            .bind(tenant_id.as_str())
+            .sql(" ORDER BY l.created_at DESC, l.id")
+            .query_as()
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.into_iter().map(|row| Ok(row.into_link()?.0)).collect()
     }
 
     async fn revoke_portal_link(&self, tenant: &TenantName, id: &str) -> Result<(), DomainError> {
         let mut tx = self.begin_write().await?;
         let tenant_id = self.tenant_id(&mut tx, tenant).await?;
-        let args = vec![text(id), text(tenant_id.as_str())];
-        let exists = bound("SELECT 1 AS one FROM portal_links WHERE id = $1 AND tenant_id = $2", args.clone())
+        let exists = Statement::new(self.dialect)
+            .sql("SELECT 1 AS one FROM portal_links WHERE id = ")
+            .bind(id)
+            .sql(" AND tenant_id = ")
+            .bind(tenant_id.as_str())
+            .query()
             .fetch_optional(&mut *tx)
             .await?;
         if exists.is_none() {
             return Err(DomainError::NotFound("setup link"));
         }
-        let mut args = args;
-        args.push(Arg::Int(now_micros()));
-        bound("UPDATE portal_links SET revoked_at = $3 WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL", args)
+        Statement::new(self.dialect)
+            .sql("UPDATE portal_links SET revoked_at = ")
+            .bind(now_micros())
+            .sql(" WHERE id = ")
+            .bind(id)
+            .sql(" AND tenant_id = ")
+            .bind(tenant_id.as_str())
+            .sql(" AND revoked_at IS NULL")
+            .query()
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -119,34 +196,39 @@ impl PortalStore for SqlStore {
     }
 
     async fn portal_link(&self, id: &str) -> Result<Option<StoredPortalLink>, DomainError> {
-        let sql =
-            format!("SELECT {LINK_COLUMNS} FROM portal_links l JOIN tenants n ON n.id = l.tenant_id WHERE l.id = $1");
-        let Some(row) = bound(&sql, vec![text(id)]).fetch_optional(&self.pool).await? else {
+        let row: Option<LinkRow> =
+            select_links(self.dialect).sql("l.id = ").bind(id).query_as().fetch_optional(&self.pool).await?;
+        let Some(row) = row else {
             return Ok(None);
         };
-        Ok(Some(StoredPortalLink {
-            link: link_from_row(&row)?,
-            digest: SecretDigest::from_stored(row.try_get("secret_hash")?),
-        }))
+        let (link, digest) = row.into_link()?;
+        Ok(Some(StoredPortalLink { link, digest: SecretDigest::from_stored(digest) }))
     }
 
     async fn use_portal_link(&self, id: &str, now: i64, session: NewWebSession) -> Result<bool, DomainError> {
         let mut tx = self.begin_write().await?;
         // The update is the claim: of two concurrent uses, only one finds the link unused.
-        let claimed = bound(
-            "UPDATE portal_links SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL \
-             AND expires_at > $2",
-            vec![text(id), Arg::Int(now)],
-        )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let claimed = Statement::new(self.dialect)
+            .sql("UPDATE portal_links SET used_at = ")
+            .bind(now)
+            .sql(" WHERE id = ")
+            .bind(id)
+            .sql(" AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ")
+            .bind(now)
+            .query()
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if claimed != 1 {
             return Ok(false);
         }
-        let row = bound("SELECT tenant_id FROM portal_links WHERE id = $1", vec![text(id)]).fetch_one(&mut *tx).await?;
-        let tenant_id: String = row.try_get("tenant_id")?;
-        insert_session(&mut tx, Some(&tenant_id), &session).await?;
+        let (tenant_id,): (String,) = Statement::new(self.dialect)
+            .sql("SELECT tenant_id FROM portal_links WHERE id = ")
+            .bind(id)
+            .query_as()
+            .fetch_one(&mut *tx)
+            .await?;
+        insert_session(&mut tx, self.dialect, Some(&tenant_id), &session).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -157,49 +239,57 @@ impl PortalStore for SqlStore {
             SessionScope::Portal(name) => Some(self.tenant_id(&mut tx, name).await?),
             SessionScope::Console(_) => None,
         };
-        insert_session(&mut tx, tenant_id.as_ref().map(|t| t.as_str()), &session).await?;
+        insert_session(&mut tx, self.dialect, tenant_id.as_ref().map(|t| t.as_str()), &session).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn web_session(&self, id: &str) -> Result<Option<WebSession>, DomainError> {
-        let sql = "SELECT s.id, s.kind, s.secret_hash, s.csrf_token, s.expires_at, s.token_id, n.name AS tenant_name, \
-                   t.expires_at AS token_expires_at, t.revoked_at AS token_revoked_at \
-                   FROM web_sessions s LEFT JOIN tenants n ON n.id = s.tenant_id \
-                   LEFT JOIN tokens t ON t.id = s.token_id WHERE s.id = $1";
-        let Some(row) = bound(sql, vec![text(id)]).fetch_optional(&self.pool).await? else {
+        let row: Option<SessionRow> = Statement::new(self.dialect)
+            .sql(
+                "SELECT s.id, s.kind, s.secret_hash, s.csrf_token, s.expires_at, s.token_id, n.name AS tenant_name, \
+                 t.expires_at AS token_expires_at, t.revoked_at AS token_revoked_at \
+                 FROM web_sessions s LEFT JOIN tenants n ON n.id = s.tenant_id \
+                 LEFT JOIN tokens t ON t.id = s.token_id WHERE s.id = ",
+            )
+            .bind(id)
+            .query_as()
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
             return Ok(None);
         };
-        let kind: String = row.try_get("kind")?;
-        let (scope, operator_token) = match kind.as_str() {
+        let (scope, operator_token) = match row.kind.as_str() {
             "portal" => {
-                let tenant: String = row.try_get("tenant_name")?;
+                let tenant = row.tenant_name.ok_or_else(|| missing("tenant_name"))?;
                 (SessionScope::Portal(TenantName::parse(&tenant)?), None)
             }
             "console" => {
-                let token: String = row.try_get("token_id")?;
+                let token = row.token_id.ok_or_else(|| missing("token_id"))?;
                 let token = TokenId::parse(&token)
                     .map_err(|_| DomainError::internal("stored session token id is malformed"))?;
-                let validity = Validity {
-                    expires_at: row.try_get("token_expires_at")?,
-                    revoked_at: row.try_get("token_revoked_at")?,
-                };
+                let validity = Validity { expires_at: row.token_expires_at, revoked_at: row.token_revoked_at };
                 (SessionScope::Console(token), Some(validity))
             }
             _ => return Err(DomainError::internal("stored session kind is unknown")),
         };
         Ok(Some(WebSession {
-            id: row.try_get("id")?,
-            digest: SecretDigest::from_stored(row.try_get("secret_hash")?),
+            id: row.id,
+            digest: SecretDigest::from_stored(row.secret_hash),
             scope,
-            csrf_token: row.try_get("csrf_token")?,
-            expires_at: row.try_get("expires_at")?,
+            csrf_token: row.csrf_token,
+            expires_at: row.expires_at,
             operator_token,
         }))
     }
 
     async fn end_web_session(&self, id: &str) -> Result<(), DomainError> {
-        bound("DELETE FROM web_sessions WHERE id = $1", vec![text(id)]).execute(&self.pool).await?;
+        Statement::new(self.dialect)
+            .sql("DELETE FROM web_sessions WHERE id = ")
+            .bind(id)
+            .query()
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -211,18 +301,22 @@ impl PortalStore for SqlStore {
                    FROM group_links l \
                    JOIN groups g ON g.tenant_id = l.tenant_id AND g.id = l.group_id \
                    JOIN organizations o ON o.tenant_id = l.tenant_id AND o.id = l.organization_id \
-                   WHERE l.tenant_id = $1 ORDER BY g.display_name, o.name";
-        let rows = bound(sql, vec![text(tenant_id.as_str())]).fetch_all(&mut *conn).await?;
-        rows.iter()
+                   WHERE l.tenant_id = ";
+        let rows: Vec<GroupOrganizationRow> = Statement::new(self.dialect)
+            .sql(sql)
+            .bind(tenant_id.as_str())
+            .sql(" ORDER BY g.display_name, o.name")
+            .query_as()
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.into_iter()
             .map(|row| {
-                let organization: String = row.try_get("organization")?;
-                let role: String = row.try_get("role")?;
                 Ok(GroupOrganization {
-                    group_id: row.try_get("group_id")?,
-                    group_name: row.try_get("group_name")?,
-                    organization: OrganizationName::parse(&organization)?,
-                    role: role.parse()?,
-                    autoprovisioned: row.try_get::<i64, _>("autoprovisioned")? != 0,
+                    group_id: row.group_id,
+                    group_name: row.group_name,
+                    organization: OrganizationName::parse(&row.organization)?,
+                    role: row.role.parse()?,
+                    autoprovisioned: row.autoprovisioned != 0,
                 })
             })
             .collect()

@@ -5,14 +5,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use async_trait::async_trait;
 use proto::{PatchOperation, ResourceKind};
 use serde_json::{json, Value};
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::filter::{Arg, Sql, Translator};
-use super::members::{id_list, take_members, MemberDiff};
+use super::members::{take_members, MemberDiff};
 use super::reconcile::Users;
+use super::statement::Statement;
 use super::write::TenantWrite;
-use super::{bound, opt_text, text, Dialect, SqlStore};
+use super::{Dialect, SqlStore};
 use crate::error::is_unique_violation;
 use crate::event::{changed_attributes, group_subject, is_active, user_subject, EventType};
 use crate::link::linking_email;
@@ -68,28 +68,152 @@ impl Columns {
             _ => Ok(columns),
         }
     }
+
+    /// The columns a user or a group keeps besides its JSON, with their values: what an INSERT
+    /// and an UPDATE of either write.
+    fn values(&self, kind: ResourceKind) -> Vec<(&'static str, Arg)> {
+        let opt = |value: &Option<String>| value.as_deref().map_or(Arg::NullText, |v| Arg::Text(v.to_owned()));
+        match kind {
+            ResourceKind::User => {
+                let user_name = self.user_name.clone().unwrap_or_default();
+                vec![
+                    ("user_name", Arg::Text(user_name.clone())),
+                    ("user_name_lower", Arg::Text(user_name.to_lowercase())),
+                    ("external_id", opt(&self.external_id)),
+                    ("display_name", opt(&self.display_name)),
+                    ("active", Arg::Bool(self.active)),
+                    ("email_lower", opt(&self.email)),
+                ]
+            }
+            ResourceKind::Group => vec![
+                ("display_name", Arg::Text(self.display_name.clone().unwrap_or_default())),
+                ("external_id", opt(&self.external_id)),
+            ],
+        }
+    }
 }
 
 const RESOURCE_COLUMNS: &str = "r.id, r.version, r.created_at, r.updated_at";
 
-fn resource_from_row(kind: ResourceKind, row: &AnyRow) -> Result<Resource, DomainError> {
-    let data: String = row.try_get("data")?;
-    let data: Value = serde_json::from_str(&data)
-        .map_err(|e| DomainError::Internal("stored resource is not JSON".into(), Some(Box::new(e))))?;
-    Ok(Resource {
-        kind,
-        id: row.try_get("id")?,
-        data,
-        version: row.try_get("version")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        members: None,
-        groups: None,
-    })
+/// A user or a group as [`select_resource`] and the writes' `RETURNING` read it.
+#[derive(Debug, sqlx::FromRow)]
+struct ResourceRow {
+    id: String,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+    data: String,
+}
+
+impl ResourceRow {
+    fn into_resource(self, kind: ResourceKind) -> Result<Resource, DomainError> {
+        let data: Value = serde_json::from_str(&self.data)
+            .map_err(|e| DomainError::Internal("stored resource is not JSON".into(), Some(Box::new(e))))?;
+        Ok(Resource {
+            kind,
+            id: self.id,
+            data,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            members: None,
+            groups: None,
+        })
+    }
+}
+
+/// A member of a group as `load_relations` reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct MemberRow {
+    owner: String,
+    id: String,
+    kind: String,
+    display: Option<String>,
+}
+
+/// A group of a user as `load_relations` reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct GroupRefRow {
+    owner: String,
+    id: String,
+    display: Option<String>,
+}
+
+/// A user's or a group's event subject fields as `member_subjects` reads them.
+#[derive(Debug, sqlx::FromRow)]
+struct SubjectRow {
+    id: String,
+    name: String,
+    external_id: Option<String>,
+    account_id: Option<String>,
 }
 
 fn select_resource(dialect: Dialect, kind: ResourceKind) -> String {
     format!("SELECT {RESOURCE_COLUMNS}, {} AS data FROM {} r", dialect.data_column("r"), table(kind))
+}
+
+/// `INSERT` a new user or group: its indexed columns and its JSON, version 1.
+fn insert_resource(
+    dialect: Dialect,
+    tenant: &TenantId,
+    kind: ResourceKind,
+    id: &str,
+    columns: &Columns,
+    data: &Value,
+    now: i64,
+) -> Result<Statement, DomainError> {
+    let values = columns.values(kind);
+    let names: Vec<&str> = values.iter().map(|(column, _)| *column).collect();
+    let mut statement = Statement::new(dialect)
+        .sql(&format!(
+            "INSERT INTO {} (tenant_id, id, {}, data, version, created_at, updated_at) VALUES (",
+            table(kind),
+            names.join(", ")
+        ))
+        .bind(tenant.as_str())
+        .sql(", ")
+        .bind(id);
+    for (_, value) in values {
+        statement = statement.sql(", ").bind(value);
+    }
+    Ok(statement
+        .sql(", ")
+        .bind_in(|n| dialect.json_param(n), data.to_string())?
+        .sql(", 1, ")
+        .bind(now)
+        .sql(", ")
+        .bind(now)
+        .sql(")"))
+}
+
+/// `UPDATE` a user's or a group's indexed columns and JSON, bumping its version.
+fn update_resource(
+    dialect: Dialect,
+    tenant: &TenantId,
+    kind: ResourceKind,
+    id: &str,
+    columns: &Columns,
+    data: &Value,
+    now: i64,
+) -> Result<Statement, DomainError> {
+    let mut statement = Statement::new(dialect).sql(&format!("UPDATE {} SET ", table(kind)));
+    for (column, value) in columns.values(kind) {
+        statement = statement.sql(&format!("{column} = ")).bind(value).sql(", ");
+    }
+    Ok(statement
+        .sql("data = ")
+        .bind_in(|n| dialect.json_param(n), data.to_string())?
+        .sql(", version = version + 1, updated_at = ")
+        .bind(now)
+        .sql(" WHERE tenant_id = ")
+        .bind(tenant.as_str())
+        .sql(" AND id = ")
+        .bind(id))
+}
+
+/// The `RETURNING` clause that reads a written row back as a [`ResourceRow`].
+fn returning_resource(dialect: Dialect, kind: ResourceKind) -> String {
+    format!(" RETURNING id, version, created_at, updated_at, {} AS data", dialect.data_column(table(kind)))
 }
 
 impl SqlStore {
@@ -101,16 +225,18 @@ impl SqlStore {
         id: &str,
         lock: bool,
     ) -> Result<Resource, DomainError> {
-        let sql = format!(
-            "{} WHERE r.tenant_id = $1 AND r.id = $2{}",
-            select_resource(self.dialect, kind),
-            if lock { self.dialect.for_update() } else { "" }
-        );
-        let row = bound(&sql, vec![text(tenant.as_str()), text(id)])
+        let row: ResourceRow = Statement::new(self.dialect)
+            .sql(&select_resource(self.dialect, kind))
+            .sql(" WHERE r.tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND r.id = ")
+            .bind(id)
+            .sql(if lock { self.dialect.for_update() } else { "" })
+            .query_as()
             .fetch_optional(&mut *conn)
             .await?
             .ok_or_else(|| not_found(kind))?;
-        resource_from_row(kind, &row)
+        row.into_resource(kind)
     }
 
     /// Fill in `members` (groups) or `groups` (users) for a page of resources, in one query.
@@ -126,20 +252,21 @@ impl SqlStore {
         let d = self.dialect;
         match kind {
             ResourceKind::Group => {
-                let mut sql = Sql { args: vec![text(tenant.as_str())] };
-                let list = id_list(d, &mut sql, &ids);
-                let statement = format!(
-                    "SELECT m.group_id AS owner, m.member_id AS id, m.member_type AS kind, \
-                     m.display AS display FROM group_members m WHERE m.tenant_id = $1 AND m.group_id IN {list} ORDER BY m.group_id, m.member_id"
-                );
-                let rows = bound(&statement, sql.args).fetch_all(&mut *conn).await?;
+                let statement = Statement::new(d)
+                    .sql(
+                        "SELECT m.group_id AS owner, m.member_id AS id, m.member_type AS kind, \
+                         m.display AS display FROM group_members m WHERE m.tenant_id = ",
+                    )
+                    .bind(tenant.as_str())
+                    .sql(" AND m.group_id IN ");
+                let statement = statement.id_list(&ids).sql(" ORDER BY m.group_id, m.member_id");
+                let rows: Vec<MemberRow> = statement.query_as().fetch_all(&mut *conn).await?;
                 let mut by_group: HashMap<String, Vec<Member>> = HashMap::new();
                 for row in rows {
-                    let kind: String = row.try_get("kind")?;
-                    by_group.entry(row.try_get("owner")?).or_default().push(Member {
-                        id: row.try_get("id")?,
-                        kind: if kind == "Group" { ResourceKind::Group } else { ResourceKind::User },
-                        display: row.try_get("display")?,
+                    by_group.entry(row.owner).or_default().push(Member {
+                        id: row.id,
+                        kind: if row.kind == "Group" { ResourceKind::Group } else { ResourceKind::User },
+                        display: row.display,
                     });
                 }
                 for r in resources.iter_mut() {
@@ -149,20 +276,19 @@ impl SqlStore {
             ResourceKind::User => {
                 // A page of users: their ids as placeholders, so the member index is probed per
                 // user even when a large group makes `group_members` large.
-                let mut sql = Sql { args: vec![text(tenant.as_str())] };
-                let list = id_list(d, &mut sql, &ids);
-                let statement = format!(
-                    "SELECT m.member_id AS owner, m.group_id AS id, g.display_name AS display \
-                     FROM group_members m JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id \
-                     WHERE m.tenant_id = $1 AND m.member_id IN {list} ORDER BY m.member_id, g.display_name, g.id"
-                );
-                let rows = bound(&statement, sql.args).fetch_all(&mut *conn).await?;
+                let statement = Statement::new(d)
+                    .sql(
+                        "SELECT m.member_id AS owner, m.group_id AS id, g.display_name AS display \
+                         FROM group_members m JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id \
+                         WHERE m.tenant_id = ",
+                    )
+                    .bind(tenant.as_str())
+                    .sql(" AND m.member_id IN ");
+                let statement = statement.id_list(&ids).sql(" ORDER BY m.member_id, g.display_name, g.id");
+                let rows: Vec<GroupRefRow> = statement.query_as().fetch_all(&mut *conn).await?;
                 let mut by_user: HashMap<String, Vec<GroupRef>> = HashMap::new();
                 for row in rows {
-                    by_user
-                        .entry(row.try_get("owner")?)
-                        .or_default()
-                        .push(GroupRef { id: row.try_get("id")?, display: row.try_get("display")? });
+                    by_user.entry(row.owner).or_default().push(GroupRef { id: row.id, display: row.display });
                 }
                 for r in resources.iter_mut() {
                     r.groups = Some(by_user.remove(&r.id).unwrap_or_default());
@@ -209,27 +335,25 @@ impl SqlStore {
         if ids.is_empty() {
             return Ok(subjects);
         }
-        let mut sql = Sql { args: vec![text(w.tenant.as_str())] };
-        let list = id_list(self.dialect, &mut sql, ids);
-        let statement = match kind {
-            ResourceKind::User => format!(
-                "SELECT id, user_name AS name, external_id, account_id FROM users WHERE tenant_id = $1 AND id IN {list}"
-            ),
-            ResourceKind::Group => format!(
-                "SELECT id, display_name AS name, external_id, CAST(NULL AS TEXT) AS account_id FROM groups WHERE tenant_id = $1 AND id IN {list}"
-            ),
+        let select = match kind {
+            ResourceKind::User => "SELECT id, user_name AS name, external_id, account_id FROM users WHERE tenant_id = ",
+            ResourceKind::Group => {
+                "SELECT id, display_name AS name, external_id, CAST(NULL AS TEXT) AS account_id FROM groups WHERE tenant_id = "
+            }
         };
+        let statement = Statement::new(self.dialect).sql(select).bind(w.tenant.as_str()).sql(" AND id IN ");
+        let statement = statement.id_list(ids);
         let name_key = if kind == ResourceKind::User { "userName" } else { "displayName" };
-        for row in bound(&statement, sql.args).fetch_all(&mut *w.tx).await? {
-            let id: String = row.try_get("id")?;
-            let mut subject = json!({"id": id, name_key: row.try_get::<String, _>("name")?});
-            if let Some(external_id) = row.try_get::<Option<String>, _>("external_id")? {
+        let rows: Vec<SubjectRow> = statement.query_as().fetch_all(&mut *w.tx).await?;
+        for row in rows {
+            let mut subject = json!({"id": row.id, name_key: row.name});
+            if let Some(external_id) = row.external_id {
                 subject["externalId"] = Value::String(external_id);
             }
-            if let Some(account) = row.try_get::<Option<String>, _>("account_id")? {
+            if let Some(account) = row.account_id {
                 subject["productAccountId"] = Value::String(account);
             }
-            subjects.insert(id, subject);
+            subjects.insert(row.id, subject);
         }
         Ok(subjects)
     }
@@ -245,60 +369,13 @@ impl SqlStore {
         data: &Value,
     ) -> Result<Resource, DomainError> {
         let columns = Columns::of(kind, data)?;
-        let now = now_micros();
-        let json = Arg::Text(data.to_string());
-        let returning = format!(
-            " RETURNING id, version, created_at, updated_at, {} AS data",
-            self.dialect.data_column(table(kind))
-        );
-        let result = match kind {
-            ResourceKind::User => {
-                let sql = format!(
-                    "UPDATE users SET user_name = $3, user_name_lower = $4, external_id = $5, display_name = $6, active = $7, \
-                     data = {}, version = version + 1, updated_at = $9, email_lower = $10 WHERE tenant_id = $1 AND id = $2{returning}",
-                    self.dialect.json_param(8)
-                );
-                let user_name = columns.user_name.unwrap_or_default();
-                bound(
-                    &sql,
-                    vec![
-                        text(tenant.as_str()),
-                        text(id),
-                        text(&user_name),
-                        Arg::Text(user_name.to_lowercase()),
-                        opt_text(columns.external_id.as_deref()),
-                        opt_text(columns.display_name.as_deref()),
-                        Arg::Bool(columns.active),
-                        json,
-                        Arg::Int(now),
-                        opt_text(columns.email.as_deref()),
-                    ],
-                )
-                .fetch_one(&mut *conn)
-                .await
-            }
-            ResourceKind::Group => {
-                let sql = format!(
-                    "UPDATE groups SET display_name = $3, external_id = $4, data = {}, version = version + 1, updated_at = $6 \
-                     WHERE tenant_id = $1 AND id = $2{returning}",
-                    self.dialect.json_param(5)
-                );
-                bound(
-                    &sql,
-                    vec![
-                        text(tenant.as_str()),
-                        text(id),
-                        text(&columns.display_name.unwrap_or_default()),
-                        opt_text(columns.external_id.as_deref()),
-                        json,
-                        Arg::Int(now),
-                    ],
-                )
-                .fetch_one(&mut *conn)
-                .await
-            }
-        };
-        resource_from_row(kind, &result.map_err(|e| conflict_or(e, data))?)
+        let row: ResourceRow = update_resource(self.dialect, tenant, kind, id, &columns, data, now_micros())?
+            .sql(&returning_resource(self.dialect, kind))
+            .query_as()
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| conflict_or(e, data))?;
+        row.into_resource(kind)
     }
 
     /// Bump the version of groups whose member set changed as a side effect.
@@ -308,13 +385,19 @@ impl SqlStore {
         tenant: &TenantId,
         member_id: &str,
     ) -> Result<(), DomainError> {
-        bound(
-            "UPDATE groups SET version = version + 1, updated_at = $3 WHERE tenant_id = $1 AND id IN \
-             (SELECT group_id FROM group_members WHERE tenant_id = $1 AND member_id = $2)",
-            vec![text(tenant.as_str()), text(member_id), Arg::Int(now_micros())],
-        )
-        .execute(&mut *conn)
-        .await?;
+        Statement::new(self.dialect)
+            .sql("UPDATE groups SET version = version + 1, updated_at = ")
+            .bind(now_micros())
+            .sql(" WHERE tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND id IN (SELECT group_id FROM group_members WHERE tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND member_id = ")
+            .bind(member_id)
+            .sql(")")
+            .query()
+            .execute(&mut *conn)
+            .await?;
         Ok(())
     }
 
@@ -337,7 +420,7 @@ impl SqlStore {
         window: Window,
     ) -> Result<(u64, Vec<Resource>), DomainError> {
         let Window { offset, limit } = window;
-        let mut sql = Sql { args: vec![text(tenant.as_str())] };
+        let mut sql = Sql::default();
         let mut translator = Translator::new(self.dialect, kind, &mut sql, lenient);
         let predicate = match &query.filter {
             Some(f) => translator.predicate(f)?,
@@ -352,21 +435,27 @@ impl SqlStore {
             // Ids are UUIDv7, so id order is creation order and pages are stable.
             None => "r.id".into(),
         };
-        let from = format!("FROM {} r WHERE r.tenant_id = $1 AND {predicate}", table(kind));
-        let count_sql = format!("SELECT COUNT(*) AS n {from}");
-        let total: i64 = bound(&count_sql, sql.args.clone()).fetch_one(&mut *conn).await?.try_get("n")?;
+        let from = |select: &str| -> Result<Statement, DomainError> {
+            Statement::new(self.dialect)
+                .sql(&format!("{select} FROM {} r WHERE r.tenant_id = ", table(kind)))
+                .bind(tenant.as_str())
+                .sql(" AND ")
+                .fragment(&predicate, &sql.args)
+        };
+        let (total,): (i64,) = from("SELECT COUNT(*) AS n")?.query_as().fetch_one(&mut *conn).await?;
         let total = u64::try_from(total).unwrap_or(0);
         if limit == 0 || offset >= total {
             return Ok((total, Vec::new()));
         }
-        let limit_p = sql.bind(Arg::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
-        let offset_p = sql.bind(Arg::Int(i64::try_from(offset).unwrap_or(i64::MAX)));
-        let page_sql = format!(
-            "SELECT {RESOURCE_COLUMNS}, {} AS data {from} ORDER BY {order} LIMIT {limit_p} OFFSET {offset_p}",
-            self.dialect.data_column("r")
-        );
-        let rows = bound(&page_sql, sql.args).fetch_all(&mut *conn).await?;
-        let mut resources = rows.iter().map(|row| resource_from_row(kind, row)).collect::<Result<Vec<_>, _>>()?;
+        let page = from(&format!("SELECT {RESOURCE_COLUMNS}, {} AS data", self.dialect.data_column("r")))?
+            .sql(" ORDER BY ")
+            .fragment(&order, &sql.args)?
+            .sql(" LIMIT ")
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .sql(" OFFSET ")
+            .bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        let rows: Vec<ResourceRow> = page.query_as().fetch_all(&mut *conn).await?;
+        let mut resources = rows.into_iter().map(|row| row.into_resource(kind)).collect::<Result<Vec<_>, _>>()?;
         if query.with_members {
             self.load_relations(conn, tenant, &mut resources).await?;
         }
@@ -533,56 +622,19 @@ impl ResourceStore for SqlStore {
         let now = now_micros();
         let mut w = self.begin_tenant_write(tenant).await?;
         // A new user is read back by its own insert, and is in no group yet: no further reads.
+        let insert = insert_resource(self.dialect, tenant, kind, &id, &columns, &body, now)?;
         let created = match kind {
             ResourceKind::User => {
-                let user_name = columns.user_name.clone().unwrap_or_default();
-                let sql = format!(
-                    "INSERT INTO users (tenant_id, id, user_name, user_name_lower, external_id, display_name, active, data, version, created_at, updated_at, email_lower) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, {}, 1, $9, $9, $10) \
-                     RETURNING id, version, created_at, updated_at, {} AS data",
-                    self.dialect.json_param(8),
-                    self.dialect.data_column("users")
-                );
-                let row = bound(
-                    &sql,
-                    vec![
-                        text(tenant.as_str()),
-                        text(&id),
-                        text(&user_name),
-                        Arg::Text(user_name.to_lowercase()),
-                        opt_text(columns.external_id.as_deref()),
-                        opt_text(columns.display_name.as_deref()),
-                        Arg::Bool(columns.active),
-                        Arg::Text(body.to_string()),
-                        Arg::Int(now),
-                        opt_text(columns.email.as_deref()),
-                    ],
-                )
-                .fetch_one(&mut *w.tx)
-                .await
-                .map_err(|e| conflict_or(e, &body))?;
-                Some(Resource { groups: Some(Vec::new()), ..resource_from_row(kind, &row)? })
+                let row: ResourceRow = insert
+                    .sql(&returning_resource(self.dialect, kind))
+                    .query_as()
+                    .fetch_one(&mut *w.tx)
+                    .await
+                    .map_err(|e| conflict_or(e, &body))?;
+                Some(Resource { groups: Some(Vec::new()), ..row.into_resource(kind)? })
             }
             ResourceKind::Group => {
-                let sql = format!(
-                    "INSERT INTO groups (tenant_id, id, display_name, external_id, data, version, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, {}, 1, $6, $6)",
-                    self.dialect.json_param(5)
-                );
-                bound(
-                    &sql,
-                    vec![
-                        text(tenant.as_str()),
-                        text(&id),
-                        text(&columns.display_name.clone().unwrap_or_default()),
-                        opt_text(columns.external_id.as_deref()),
-                        Arg::Text(body.to_string()),
-                        Arg::Int(now),
-                    ],
-                )
-                .execute(&mut *w.tx)
-                .await
-                .map_err(|e| conflict_or(e, &body))?;
+                insert.query().execute(&mut *w.tx).await.map_err(|e| conflict_or(e, &body))?;
                 None
             }
         };
@@ -719,26 +771,31 @@ impl ResourceStore for SqlStore {
             ResourceKind::Group => Vec::new(),
         };
         let account: Option<String> = match kind {
-            ResourceKind::User => bound(
-                "SELECT account_id FROM users WHERE tenant_id = $1 AND id = $2",
-                vec![text(tenant.as_str()), text(id)],
-            )
-            .fetch_one(&mut *w.tx)
-            .await?
-            .try_get("account_id")?,
+            ResourceKind::User => {
+                let (account,): (Option<String>,) = Statement::new(self.dialect)
+                    .sql("SELECT account_id FROM users WHERE tenant_id = ")
+                    .bind(tenant.as_str())
+                    .sql(" AND id = ")
+                    .bind(id)
+                    .query_as()
+                    .fetch_one(&mut *w.tx)
+                    .await?;
+                account
+            }
             ResourceKind::Group => None,
         };
         self.touch_groups_with_member(&mut w.tx, tenant, id).await?;
         // The groups it leaves, each with a `group.member_removed` naming it.
-        let left = bound(
-            "DELETE FROM group_members WHERE tenant_id = $1 AND member_id = $2 RETURNING group_id",
-            vec![text(tenant.as_str()), text(id)],
-        )
-        .fetch_all(&mut *w.tx)
-        .await?
-        .iter()
-        .map(|r| r.try_get::<String, _>("group_id"))
-        .collect::<Result<Vec<_>, _>>()?;
+        let left: Vec<(String,)> = Statement::new(self.dialect)
+            .sql("DELETE FROM group_members WHERE tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND member_id = ")
+            .bind(id)
+            .sql(" RETURNING group_id")
+            .query_as()
+            .fetch_all(&mut *w.tx)
+            .await?;
+        let left: Vec<String> = left.into_iter().map(|(group,)| group).collect();
         let left_refs: Vec<&str> = left.iter().map(String::as_str).collect();
         let groups = self.member_subjects(&mut w, ResourceKind::Group, &left_refs).await?;
         let member = match kind {
@@ -760,8 +817,14 @@ impl ResourceStore for SqlStore {
             let group = groups.get(group).cloned().unwrap_or_else(|| json!({"id": group}));
             w.emit(EventType::GroupMemberRemoved, json!({"group": group, member.0: member.1}));
         }
-        let sql = format!("DELETE FROM {} WHERE tenant_id = $1 AND id = $2", table(kind));
-        bound(&sql, vec![text(tenant.as_str()), text(id)]).execute(&mut *w.tx).await?;
+        Statement::new(self.dialect)
+            .sql(&format!("DELETE FROM {} WHERE tenant_id = ", table(kind)))
+            .bind(tenant.as_str())
+            .sql(" AND id = ")
+            .bind(id)
+            .query()
+            .execute(&mut *w.tx)
+            .await?;
         self.reconcile(&mut w, Users::These(affected)).await?;
         match kind {
             ResourceKind::User => {

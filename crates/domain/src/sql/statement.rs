@@ -6,9 +6,9 @@
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::{Any, FromRow};
 
-use super::bound;
 use super::filter::Arg;
 use super::Dialect;
+use crate::DomainError;
 
 /// A value a statement can bind.
 pub(super) trait Bind {
@@ -91,7 +91,13 @@ impl Statement {
 
     /// The statement, ready to run.
     pub(super) fn query(&self) -> sqlx::query::Query<'_, Any, AnyArguments<'_>> {
-        bound(&self.sql, self.args.clone())
+        self.args.iter().cloned().fold(sqlx::query(&self.sql), |q, arg| match arg {
+            Arg::Text(s) => q.bind(s),
+            Arg::Int(i) => q.bind(i),
+            Arg::Bool(b) => q.bind(b),
+            Arg::NullText => q.bind(None::<String>),
+            Arg::NullInt => q.bind(None::<i64>),
+        })
     }
 
     /// The statement, its rows decoded as `T`.
@@ -109,14 +115,10 @@ impl Statement {
         })
     }
 
-    #[cfg(test)]
-    fn text(&self) -> &str {
-        &self.sql
-    }
-
-    /// Append `(p1, p2, …)` for `x IN …`, as [`super::members::id_list`] writes it, for plan
-    /// stability: up to `SMALL_SET` ids as placeholders, padded to a power of two with the last
-    /// id; more (or none) as the rows of one JSON array value ([`Statement::json_id_rows`]).
+    /// Append `(p1, p2, …)` for `x IN …`: up to [`super::members::SMALL_SET`] ids as placeholders,
+    /// padded to a power of two with the last id so that few distinct statements reach the
+    /// statement caches; more (or none) as the rows of one JSON array value
+    /// ([`Statement::json_id_rows`]), which PostgreSQL joins by hashing.
     pub(super) fn id_list<S: AsRef<str>>(mut self, ids: &[S]) -> Self {
         match ids.last() {
             Some(last) if ids.len() <= super::members::SMALL_SET => {
@@ -142,6 +144,71 @@ impl Statement {
         };
         self.sql(open).bind(super::json_ids(ids)).sql(close)
     }
+
+    /// The dialect the statement is written in.
+    pub(super) fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Append `text` written with placeholders of its own, `$1`, `$2`, ... standing for `args`
+    /// (as the filter translator, [`super::filter::Sql`] and the [`Dialect`] helpers write them),
+    /// renumbered as this statement's. On PostgreSQL each distinct one becomes the next number
+    /// (one used twice stays one parameter); on SQLite each occurrence is a `?` with its own copy
+    /// of the value. Quoted literals, such as the JSON path `'$.a'`, are copied unchanged.
+    pub(super) fn fragment(mut self, text: &str, args: &[Arg]) -> Result<Self, DomainError> {
+        let mut numbers: Vec<Option<usize>> = vec![None; args.len()];
+        let mut quoted = false;
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\'' {
+                quoted = !quoted;
+            }
+            if c != '$' || quoted || !chars.peek().is_some_and(char::is_ascii_digit) {
+                self.sql.push(c);
+                continue;
+            }
+            let mut digits = String::new();
+            while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                digits.push(d);
+            }
+            let index = digits.parse::<usize>().ok().and_then(|k| k.checked_sub(1));
+            let (Some(arg), Some(number)) = (index.and_then(|i| args.get(i)), index.and_then(|i| numbers.get_mut(i)))
+            else {
+                return Err(DomainError::internal(format!("placeholder ${digits} has no value")));
+            };
+            match self.dialect {
+                Dialect::Postgres => {
+                    let n = match number {
+                        Some(n) => *n,
+                        None => {
+                            self.args.push(arg.clone());
+                            *number = Some(self.args.len());
+                            self.args.len()
+                        }
+                    };
+                    self.sql.push('$');
+                    self.sql.push_str(&n.to_string());
+                }
+                Dialect::Sqlite => {
+                    self.args.push(arg.clone());
+                    self.sql.push('?');
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// Append a placeholder for `value` inside the text `template` writes for placeholder 1:
+    /// one of the [`Dialect`] helpers, such as `|n| dialect.json_param(n)`.
+    pub(super) fn bind_in(self, template: impl FnOnce(usize) -> String, value: impl Bind) -> Result<Self, DomainError> {
+        self.fragment(&template(1), &[value.into_arg()])
+    }
+
+    /// The SQL text, for tests elsewhere in the store.
+    #[cfg(test)]
+    pub(super) fn sql_text(&self) -> &str {
+        &self.sql
+    }
 }
 
 #[cfg(test)]
@@ -162,30 +229,58 @@ mod tests {
     #[test]
     fn placeholders_are_numbered_on_postgres_and_positional_on_sqlite() {
         assert_eq!(
-            lookup(Dialect::Postgres).text(),
+            lookup(Dialect::Postgres).sql_text(),
             "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND (revoked_at IS NULL OR revoked_at > $3)"
         );
         assert_eq!(
-            lookup(Dialect::Sqlite).text(),
+            lookup(Dialect::Sqlite).sql_text(),
             "UPDATE tokens SET revoked_at = ? WHERE id = ? AND (revoked_at IS NULL OR revoked_at > ?)"
         );
         assert_eq!(lookup(Dialect::Sqlite).args, vec![Arg::Int(7), Arg::Text("abc".into()), Arg::Int(7)]);
     }
 
+    fn with_fragment(dialect: Dialect) -> Result<Statement, DomainError> {
+        Statement::new(dialect)
+            .sql("SELECT r.id FROM users r WHERE r.tenant_id = ")
+            .bind("t")
+            .sql(" AND ")
+            .fragment(
+                "(json_extract(r.data, '$.\"a$1\"') = $2 OR r.user_name = $2) AND r.active = $1",
+                &[Arg::Bool(true), Arg::Text("x".into())],
+            )?
+            .sql(" AND r.id IN ")
+            .bind_in(|n| format!("(SELECT value FROM json_each(${n}))"), "[]")
+    }
+
     #[test]
-    fn id_lists_are_written_as_the_member_statements_write_them() {
-        use super::super::filter::Sql;
-        for n in [0, 1, 3, 64, 65] {
-            let ids: Vec<String> = (0..n).map(|i| format!("id{i}")).collect();
-            for dialect in [Dialect::Postgres, Dialect::Sqlite] {
-                let mut sql = Sql { args: vec![Arg::Text("tenant".into())] };
-                let expected = super::super::members::id_list(dialect, &mut sql, &ids);
-                let statement = Statement::new(dialect).bind("tenant").sql(" ").id_list(&ids);
-                assert_eq!(statement.args, sql.args, "{n} ids");
-                if dialect == Dialect::Postgres {
-                    assert_eq!(statement.text(), format!("$1 {expected}"), "{n} ids");
-                }
-            }
-        }
+    fn fragments_are_renumbered_and_literals_kept() -> Result<(), DomainError> {
+        let postgres = with_fragment(Dialect::Postgres)?;
+        assert_eq!(
+            postgres.sql_text(),
+            "SELECT r.id FROM users r WHERE r.tenant_id = $1 AND (json_extract(r.data, '$.\"a$1\"') = $2 OR r.user_name = $2) \
+             AND r.active = $3 AND r.id IN (SELECT value FROM json_each($4))"
+        );
+        assert_eq!(
+            postgres.args,
+            vec![Arg::Text("t".into()), Arg::Text("x".into()), Arg::Bool(true), Arg::Text("[]".into())]
+        );
+        let sqlite = with_fragment(Dialect::Sqlite)?;
+        assert_eq!(
+            sqlite.sql_text(),
+            "SELECT r.id FROM users r WHERE r.tenant_id = ? AND (json_extract(r.data, '$.\"a$1\"') = ? OR r.user_name = ?) \
+             AND r.active = ? AND r.id IN (SELECT value FROM json_each(?))"
+        );
+        assert_eq!(
+            sqlite.args,
+            vec![
+                Arg::Text("t".into()),
+                Arg::Text("x".into()),
+                Arg::Text("x".into()),
+                Arg::Bool(true),
+                Arg::Text("[]".into())
+            ]
+        );
+        assert!(Statement::new(Dialect::Sqlite).fragment("a = $2", &[Arg::Int(1)]).is_err());
+        Ok(())
     }
 }

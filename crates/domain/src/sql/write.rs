@@ -9,15 +9,16 @@
 use proto::ResourceKind;
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
-use super::filter::{Arg, Sql};
-use super::members::pair_rows;
-use super::tenants::{tenant_from_row, TENANT_COLUMNS};
-use super::{bound, text, SqlStore};
+use super::filter::Arg;
+use super::members::bind_pair_rows;
+use super::statement::Statement;
+use super::tenants::{TenantRow, TENANT_COLUMNS};
+use super::SqlStore;
 use crate::event::{EventType, NewEvent};
 use crate::time_util::now_micros;
-use crate::{DomainError, TenantId, TenantName, TenantSettings};
+use crate::{DomainError, Tenant, TenantId, TenantName, TenantSettings};
 
 pub(super) struct TenantWrite {
     pub tx: Transaction<'static, Any>,
@@ -60,19 +61,25 @@ struct EventRow<'a> {
 impl SqlStore {
     /// Begin a write to the tenant with this id, holding its lock.
     pub(super) async fn begin_tenant_write(&self, tenant: &TenantId) -> Result<TenantWrite, DomainError> {
-        self.lock_tenant("n.id = $1", tenant.as_str()).await
+        self.lock_tenant("id", tenant.as_str()).await
     }
 
     pub(super) async fn begin_tenant_write_by_name(&self, name: &TenantName) -> Result<TenantWrite, DomainError> {
-        self.lock_tenant("n.name = $1", name.as_str()).await
+        self.lock_tenant("name", name.as_str()).await
     }
 
-    async fn lock_tenant(&self, condition: &str, key: &str) -> Result<TenantWrite, DomainError> {
+    /// Begin a write to the tenant whose `column` is `key`, holding its lock.
+    async fn lock_tenant(&self, column: &str, key: &str) -> Result<TenantWrite, DomainError> {
         let mut tx = self.begin_write().await?;
-        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants n WHERE {condition}{}", self.dialect.for_update());
-        let row =
-            bound(&sql, vec![text(key)]).fetch_optional(&mut *tx).await?.ok_or(DomainError::NotFound("tenant"))?;
-        let tenant = tenant_from_row(&row)?;
+        let row: TenantRow = Statement::new(self.dialect)
+            .sql(&format!("SELECT {TENANT_COLUMNS} FROM tenants n WHERE n.{column} = "))
+            .bind(key)
+            .sql(self.dialect.for_update())
+            .query_as()
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(DomainError::NotFound("tenant"))?;
+        let tenant = Tenant::try_from(row)?;
         Ok(TenantWrite { tx, tenant: tenant.id, settings: tenant.settings, events: Vec::new(), dialect: self.dialect })
     }
 }
@@ -112,13 +119,15 @@ impl TenantWrite {
         let count = self.events.iter().map(Pending::count).sum::<usize>();
         if count > 0 {
             let count = i64::try_from(count).unwrap_or(i64::MAX);
-            let last: i64 = bound(
-                "UPDATE tenants SET event_seq = event_seq + $2 WHERE id = $1 RETURNING event_seq",
-                vec![text(self.tenant.as_str()), Arg::Int(count)],
-            )
-            .fetch_one(&mut *self.tx)
-            .await?
-            .try_get("event_seq")?;
+            let (last,): (i64,) = Statement::new(self.dialect)
+                .sql("UPDATE tenants SET event_seq = event_seq + ")
+                .bind(count)
+                .sql(" WHERE id = ")
+                .bind(self.tenant.as_str())
+                .sql(" RETURNING event_seq")
+                .query_as()
+                .fetch_one(&mut *self.tx)
+                .await?;
             let now = now_micros();
             let mut next = last - count + 1;
             let events = std::mem::take(&mut self.events);
@@ -154,13 +163,20 @@ impl TenantWrite {
             .collect();
         let json = serde_json::to_string(&rows)
             .map_err(|e| DomainError::Internal("event is not serializable".into(), Some(Box::new(e))))?;
-        let sql = format!(
-            "INSERT INTO events (tenant_id, seq, type, occurred_at, data) \
-             SELECT $1, $2 + j.idx, j.type, $3, j.data FROM {} AS j",
-            self.dialect.json_events_param(4)
-        );
-        let args = vec![text(self.tenant.as_str()), Arg::Int(first), Arg::Int(now), Arg::Text(json)];
-        bound(&sql, args).execute(&mut *self.tx).await?;
+        let d = self.dialect;
+        Statement::new(d)
+            .sql("INSERT INTO events (tenant_id, seq, type, occurred_at, data) SELECT ")
+            .bind(self.tenant.as_str())
+            .sql(", ")
+            .bind(first)
+            .sql(" + j.idx, j.type, ")
+            .bind(now)
+            .sql(", j.data FROM ")
+            .bind_in(|n| d.json_events_param(n), json)?
+            .sql(" AS j")
+            .query()
+            .execute(&mut *self.tx)
+            .await?;
         Ok(i64::try_from(rows.len()).unwrap_or(i64::MAX))
     }
 
@@ -179,17 +195,6 @@ impl TenantWrite {
             .map(|(id, kind)| [id.as_str(), if *kind == ResourceKind::User { "User" } else { "Group" }])
             .collect();
         let d = self.dialect;
-        let mut args = Sql {
-            args: vec![
-                text(self.tenant.as_str()),
-                Arg::Int(first),
-                text(event_type.as_str()),
-                Arg::Int(now),
-                Arg::Text(group.to_string()),
-            ],
-        };
-        // A few members as explicit rows, so each subject is a primary-key probe (see members.rs).
-        let rows = pair_rows(d, &mut args, &pairs)?;
         let user = d.json_object_without_nulls(&[
             ("id", "m.id"),
             ("userName", "u.user_name"),
@@ -201,20 +206,36 @@ impl TenantWrite {
             ("displayName", "g.display_name"),
             ("externalId", "g.external_id"),
         ]);
+        // `$1`: the group's JSON, bound through the fragment below.
         let data = d.json_object(&[
-            ("'group'", d.as_json(&d.json_param(5))),
+            ("'group'", d.as_json(&d.json_param(1))),
             (
                 "CASE WHEN m.kind = 'User' THEN 'user' ELSE 'member_group' END",
                 d.as_json(&format!("CASE WHEN m.kind = 'User' THEN {user} ELSE {member_group} END")),
             ),
         ]);
-        let sql = format!(
-            "INSERT INTO events (tenant_id, seq, type, occurred_at, data) \
-             SELECT $1, $2 + m.idx, $3, $4, {data} FROM {rows} AS m \
-             LEFT JOIN users u ON m.kind = 'User' AND u.tenant_id = $1 AND u.id = m.id \
-             LEFT JOIN groups g ON m.kind = 'Group' AND g.tenant_id = $1 AND g.id = m.id"
-        );
-        bound(&sql, args.args).execute(&mut *self.tx).await?;
+        let statement = Statement::new(d)
+            .sql("INSERT INTO events (tenant_id, seq, type, occurred_at, data) SELECT ")
+            .bind(self.tenant.as_str())
+            .sql(", ")
+            .bind(first)
+            .sql(" + m.idx, ")
+            .bind(event_type.as_str())
+            .sql(", ")
+            .bind(now)
+            .sql(", ")
+            .fragment(&data, &[Arg::Text(group.to_string())])?
+            .sql(" FROM ");
+        // A few members as explicit rows, so each subject is a primary-key probe (see members.rs).
+        bind_pair_rows(statement, &pairs)?
+            .sql(" AS m LEFT JOIN users u ON m.kind = 'User' AND u.tenant_id = ")
+            .bind(self.tenant.as_str())
+            .sql(" AND u.id = m.id LEFT JOIN groups g ON m.kind = 'Group' AND g.tenant_id = ")
+            .bind(self.tenant.as_str())
+            .sql(" AND g.id = m.id")
+            .query()
+            .execute(&mut *self.tx)
+            .await?;
         Ok(i64::try_from(members.len()).unwrap_or(i64::MAX))
     }
 }
