@@ -1,7 +1,8 @@
 //! The provisioning activity log: appended in batches, listed per tenant newest first with a
 //! cursor, pruned by age and by count per tenant.
 
-use super::filter::Arg;
+use serde_json::{json, Value};
+
 use super::statement::Statement;
 use super::{Dialect, SqlStore};
 use crate::activity::{
@@ -12,13 +13,12 @@ use crate::store::ActivityStore;
 use crate::{DomainError, TenantName};
 use async_trait::async_trait;
 
-/// Records per INSERT: 12 parameters each, far below either backend's parameter limit.
-const ROWS_PER_STATEMENT: usize = 200;
-
-/// The columns a batch carries, in order; the tenant is resolved from its name by the statement.
-const BATCH_COLUMNS: &str = "tenant, occurred_at, method, resource_type, resource_id, status, scim_type, detail, \
-     latency_us, idp, credential_kind, credential_id";
-const BATCH_WIDTH: usize = 12;
+/// Records per INSERT. The statement's text is the same for any number of records (they travel
+/// as one JSON array parameter), so it is prepared once per connection and cached; a `VALUES`
+/// list with a row of placeholders per record was a new statement for every batch size, parsed
+/// anew each flush (on SQLite that parse cost more than the requests being recorded) and pushed
+/// the SCIM statements out of the statement cache.
+const ROWS_PER_STATEMENT: usize = 500;
 
 const COLUMNS: &str = "seq, occurred_at, method, resource_type, resource_id, status, scim_type, detail, latency_us, \
      idp, credential_kind, credential_id";
@@ -70,45 +70,72 @@ impl TryFrom<ActivityRow> for Activity {
     }
 }
 
-/// A record's values in [`BATCH_COLUMNS`] order.
-fn batch_args(new: &NewActivity) -> [Arg; BATCH_WIDTH] {
+/// A record as one element of the batch's JSON array: `[tenant, occurred_at, method,
+/// resource_type, resource_id, status, scim_type, detail, latency_us, idp, credential_kind,
+/// credential_id]`, the order [`insert_statement`] reads.
+fn batch_row(new: &NewActivity) -> Value {
     let r = &new.record;
-    let opt = |s: Option<&str>| s.map_or(Arg::NullText, |s| Arg::Text(s.to_owned()));
-    let cut = |s: &Option<String>| opt(s.as_deref().map(|s| truncated(s, ActivityRecord::MAX_TEXT)));
-    [
-        Arg::Text(new.tenant.as_str().to_owned()),
-        Arg::Int(r.at),
-        Arg::Text(r.method.as_str().to_owned()),
-        Arg::Text(r.resource_type.as_str().to_owned()),
+    fn cut(s: &Option<String>) -> Option<&str> {
+        s.as_deref().map(|s| truncated(s, ActivityRecord::MAX_TEXT))
+    }
+    json!([
+        new.tenant.as_str(),
+        r.at,
+        r.method.as_str(),
+        r.resource_type.as_str(),
         cut(&r.resource_id),
-        Arg::Int(i64::from(r.status)),
-        opt(r.scim_type.as_deref()),
+        r.status,
+        r.scim_type,
         cut(&r.detail),
-        Arg::Int(r.latency_us),
-        opt(r.idp.map(|idp| idp.as_str())),
-        opt(r.credential.as_ref().map(ActivityCredential::kind)),
-        opt(r.credential.as_ref().map(|c| c.id().as_str())),
-    ]
+        r.latency_us,
+        r.idp.map(|idp| idp.as_str()),
+        r.credential.as_ref().map(ActivityCredential::kind),
+        r.credential.as_ref().map(|c| c.id().as_str()),
+    ])
 }
 
-/// `WITH batch (...) AS (VALUES (...), ...) INSERT ... SELECT` for `records`: one statement
-/// that resolves every tenant name and drops the names no tenant has.
+/// `INSERT ... SELECT` of `records` from one JSON array parameter: one statement text whatever
+/// the batch, which resolves every tenant name and drops the names no tenant has.
 fn insert_statement(dialect: Dialect, records: &[NewActivity]) -> Statement {
-    let mut statement = Statement::new(dialect).sql(&format!("WITH batch ({BATCH_COLUMNS}) AS (VALUES "));
-    for (row, record) in records.iter().enumerate() {
-        statement = statement.sql(if row == 0 { "(" } else { ", (" });
-        for (col, value) in batch_args(record).into_iter().enumerate() {
-            statement = statement.sql(if col == 0 { "" } else { ", " }).bind(value);
-        }
-        statement = statement.sql(")");
-    }
-    statement.sql(
-        ") INSERT INTO activity (tenant_id, occurred_at, method, resource_type, resource_id, status, scim_type, detail, \
+    let rows = Value::Array(records.iter().map(batch_row).collect()).to_string();
+    // Element `i` of a batch row, as text or as an integer.
+    let text = |i: usize| match dialect {
+        Dialect::Postgres => format!("b.value->>{i}"),
+        Dialect::Sqlite => format!("json_extract(b.value, '$[{i}]')"),
+    };
+    let int = |i: usize| match dialect {
+        Dialect::Postgres => format!("(b.value->>{i})::bigint"),
+        Dialect::Sqlite => format!("json_extract(b.value, '$[{i}]')"),
+    };
+    let from = match dialect {
+        Dialect::Postgres => ("FROM json_array_elements(", "::json) WITH ORDINALITY AS b(value, ord) "),
+        Dialect::Sqlite => ("FROM json_each(", ") AS b "),
+    };
+    let order = match dialect {
+        Dialect::Postgres => "b.ord",
+        Dialect::Sqlite => "CAST(b.key AS INTEGER)",
+    };
+    let select = format!(
+        "INSERT INTO activity (tenant_id, occurred_at, method, resource_type, resource_id, status, scim_type, detail, \
          latency_us, idp, credential_kind, credential_id) \
-         SELECT t.id, b.occurred_at, b.method, b.resource_type, b.resource_id, b.status, b.scim_type, b.detail, \
-         b.latency_us, b.idp, b.credential_kind, b.credential_id \
-         FROM batch b JOIN tenants t ON t.name = b.tenant ORDER BY b.occurred_at",
-    )
+         SELECT t.id, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {} ",
+        int(1),
+        text(2),
+        text(3),
+        text(4),
+        int(5),
+        text(6),
+        text(7),
+        int(8),
+        text(9),
+        text(10),
+        text(11),
+    );
+    Statement::new(dialect).sql(&select).sql(from.0).bind(rows).sql(from.1).sql(&format!(
+        "JOIN tenants t ON t.name = {} ORDER BY {}, {order}",
+        text(0),
+        int(1)
+    ))
 }
 
 impl SqlStore {
@@ -279,12 +306,12 @@ mod tests {
         };
         let records = [record("acme")?, record("other")?];
         let postgres = insert_statement(Dialect::Postgres, &records);
-        let sql = postgres.sql_text();
-        assert!(sql.contains("($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12), ($13,"), "{sql}");
-        assert!(sql.contains("$24)"), "{sql}");
-        assert!(!sql.contains("$25"), "{sql}");
+        // One placeholder whatever the batch: the text, and so the prepared statement, is shared.
+        assert_eq!(postgres.sql_text(), insert_statement(Dialect::Postgres, &records[..1]).sql_text());
+        assert!(postgres.sql_text().contains("json_array_elements($1::json)"), "{}", postgres.sql_text());
+        assert!(!postgres.sql_text().contains("$2"), "{}", postgres.sql_text());
         let sqlite = insert_statement(Dialect::Sqlite, &records);
-        assert_eq!(sqlite.sql_text().matches('?').count(), 2 * BATCH_WIDTH);
+        assert_eq!(sqlite.sql_text().matches('?').count(), 1);
         Ok(())
     }
 }
