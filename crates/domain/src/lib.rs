@@ -23,7 +23,7 @@ pub use activity::{
     Activity, ActivityCredential, ActivityCursor, ActivityLimit, ActivityMethod, ActivityPage, ActivityQuery,
     ActivityRecord, ActivityResource, ActivityRetention, NewActivity, OutcomeClass,
 };
-pub use error::DomainError;
+pub use error::{DomainError, Entity};
 pub use event::{Event, EventType};
 pub use link::{
     linking_email, AccountId, AccountsRegistered, DuplicateEmails, LinkBy, LinkMatch, LinkedUser, ProductAccount,

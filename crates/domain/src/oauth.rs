@@ -48,7 +48,7 @@ impl FromStr for AuthMethods {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         AuthMethods::ALL.into_iter().find(|m| m.as_str().eq_ignore_ascii_case(s)).ok_or_else(|| {
-            DomainError::Invalid(proto::Error::InvalidValue(format!(
+            DomainError::Invalid(proto::Error::invalid_value(format!(
                 "unknown authentication methods `{s}`; use bearer, oauth or both"
             )))
         })
@@ -76,7 +76,7 @@ impl AccessTokenLifetime {
             .filter(|s| (Self::MIN_SECONDS..=Self::MAX_SECONDS).contains(s))
             .map(Self)
             .ok_or_else(|| {
-                DomainError::Invalid(proto::Error::InvalidValue(format!(
+                DomainError::Invalid(proto::Error::invalid_value(format!(
                     "an access token lifetime is 60 minutes to 6 hours, not {seconds} seconds"
                 )))
             })

@@ -283,7 +283,7 @@ impl ActivityParams {
 /// A domain error's message without the variant's prefix.
 fn bare(e: DomainError) -> String {
     match e {
-        DomainError::Invalid(proto::Error::InvalidValue(detail)) => detail,
+        DomainError::Invalid(e) if e.kind() == proto::ErrorKind::InvalidValue => e.into_detail(),
         other => other.to_string(),
     }
 }

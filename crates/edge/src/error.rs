@@ -166,12 +166,13 @@ mod tests {
     #[test]
     fn protocol_errors_keep_their_scim_type() {
         let cases = [
-            (proto::Error::InvalidFilter("x".into()), "invalidFilter"),
-            (proto::Error::InvalidPath("x".into()), "invalidPath"),
-            (proto::Error::InvalidValue("x".into()), "invalidValue"),
-            (proto::Error::InvalidSyntax("x".into()), "invalidSyntax"),
-            (proto::Error::NoTarget("x".into()), "noTarget"),
-            (proto::Error::Mutability("x".into()), "mutability"),
+            (proto::Error::invalid_filter("x"), "invalidFilter"),
+            (proto::Error::invalid_path("x"), "invalidPath"),
+            (proto::Error::invalid_value("x"), "invalidValue"),
+            (proto::Error::invalid_syntax("x"), "invalidSyntax"),
+            (proto::Error::no_target("x"), "noTarget"),
+            (proto::Error::mutability("x"), "mutability"),
+            (proto::Error::too_large("x"), "tooMany"),
         ];
         for (error, scim_type) in cases {
             let (status, json, _) = body(error.into());

@@ -221,7 +221,7 @@ impl AccountStore for SqlStore {
         tenant: &TenantName,
         accounts: &[ProductAccount],
     ) -> Result<AccountsRegistered, DomainError> {
-        let invalid = |detail: String| DomainError::Invalid(proto::Error::InvalidValue(detail));
+        let invalid = |detail: String| DomainError::Invalid(proto::Error::invalid_value(detail));
         if accounts.len() > MAX_ACCOUNTS_PER_CALL {
             return Err(invalid(format!(
                 "{} accounts in one call; at most {MAX_ACCOUNTS_PER_CALL} are accepted",
@@ -316,7 +316,7 @@ impl AccountStore for SqlStore {
         )
         .fetch_optional(&mut *conn)
         .await?
-        .ok_or(DomainError::NotFound("account"))?;
+        .ok_or(DomainError::NotFound(crate::Entity::Account))?;
         let matched: Option<String> = row.try_get("account_matched")?;
         Ok(ProductAccount {
             id: id.clone(),
@@ -344,7 +344,7 @@ impl AccountStore for SqlStore {
         .await?
         .rows_affected();
         if removed == 0 {
-            return Err(DomainError::NotFound("account"));
+            return Err(DomainError::NotFound(crate::Entity::Account));
         }
         if let Some(row) = linked {
             let user: String = row.try_get("id")?;

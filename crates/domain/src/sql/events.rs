@@ -60,7 +60,7 @@ impl SqlStore {
         let row = bound(&sql, vec![text(tenant), text(id)])
             .fetch_optional(&mut *conn)
             .await?
-            .ok_or(DomainError::NotFound("webhook"))?;
+            .ok_or(DomainError::NotFound(crate::Entity::Webhook))?;
         webhook_from_row(&row)
     }
 
@@ -121,7 +121,7 @@ impl EventStore for SqlStore {
         let row = bound("SELECT id, event_seq FROM tenants WHERE name = $1", vec![text(tenant.as_str())])
             .fetch_optional(&mut *tx)
             .await?
-            .ok_or(DomainError::NotFound("tenant"))?;
+            .ok_or(DomainError::NotFound(crate::Entity::Tenant))?;
         let tenant_id: String = row.try_get("id")?;
         let cursor: i64 = if from_start { 0 } else { row.try_get("event_seq")? };
         let id = uuid::Uuid::now_v7().to_string();
@@ -178,7 +178,7 @@ impl EventStore for SqlStore {
         .await?
         .rows_affected();
         if changed == 0 {
-            return Err(DomainError::NotFound("webhook"));
+            return Err(DomainError::NotFound(crate::Entity::Webhook));
         }
         let endpoint = self.load_webhook(&mut tx, tenant.as_str(), id).await?;
         tx.commit().await?;
@@ -195,7 +195,7 @@ impl EventStore for SqlStore {
                 .await?
                 .rows_affected();
         if deleted == 0 {
-            return Err(DomainError::NotFound("webhook"));
+            return Err(DomainError::NotFound(crate::Entity::Webhook));
         }
         tx.commit().await?;
         Ok(())
@@ -249,7 +249,7 @@ impl EventStore for SqlStore {
         }
         let requested = bound(&sql, args).execute(&mut *tx).await?.rows_affected();
         if seq.is_some() && requested == 0 {
-            return Err(DomainError::NotFound("dead letter"));
+            return Err(DomainError::NotFound(crate::Entity::DeadLetter));
         }
         tx.commit().await?;
         Ok(requested)

@@ -32,7 +32,7 @@ pub use self::dialect::Dialect;
 use self::filter::Arg;
 pub use self::gauges::StoreGauges;
 pub use self::url::{redact_password, DatabaseUrl, UnsupportedDatabaseUrl};
-use crate::{DomainError, TenantId, TenantName};
+use crate::{DomainError, Entity, TenantId, TenantName};
 
 /// How many ids make a statement a bulk one (see [`SqlStore::prefer_hash_joins`]).
 const BULK: usize = 500;
@@ -182,7 +182,7 @@ impl SqlStore {
         let row = bound("SELECT id FROM tenants WHERE name = $1", vec![Arg::Text(name.as_str().into())])
             .fetch_optional(&mut *conn)
             .await?
-            .ok_or(DomainError::NotFound("tenant"))?;
+            .ok_or(DomainError::NotFound(Entity::Tenant))?;
         Ok(TenantId(row.try_get("id")?))
     }
 }

@@ -107,7 +107,7 @@ impl PortalStore for SqlStore {
             .fetch_optional(&mut *tx)
             .await?;
         if exists.is_none() {
-            return Err(DomainError::NotFound("setup link"));
+            return Err(DomainError::NotFound(crate::Entity::SetupLink));
         }
         let mut args = args;
         args.push(Arg::Int(now_micros()));

@@ -70,8 +70,10 @@ impl SqlStore {
     async fn lock_tenant(&self, condition: &str, key: &str) -> Result<TenantWrite, DomainError> {
         let mut tx = self.begin_write().await?;
         let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants n WHERE {condition}{}", self.dialect.for_update());
-        let row =
-            bound(&sql, vec![text(key)]).fetch_optional(&mut *tx).await?.ok_or(DomainError::NotFound("tenant"))?;
+        let row = bound(&sql, vec![text(key)])
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(DomainError::NotFound(crate::Entity::Tenant))?;
         let tenant = tenant_from_row(&row)?;
         Ok(TenantWrite { tx, tenant: tenant.id, settings: tenant.settings, events: Vec::new(), dialect: self.dialect })
     }
