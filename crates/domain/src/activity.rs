@@ -267,7 +267,7 @@ impl fmt::Display for ActivityCursor {
 impl FromStr for ActivityCursor {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = || DomainError::Invalid(proto::Error::InvalidValue(format!("`{s}` is not an activity cursor")));
+        let invalid = || DomainError::Invalid(proto::Error::invalid_value(format!("`{s}` is not an activity cursor")));
         let (at, seq) = s.split_once('.').ok_or_else(invalid)?;
         let number = |n: &str| {
             if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
@@ -291,7 +291,7 @@ impl ActivityLimit {
         if (1..=Self::MAX).contains(&n) {
             Ok(Self(n))
         } else {
-            Err(DomainError::Invalid(proto::Error::InvalidValue(format!(
+            Err(DomainError::Invalid(proto::Error::invalid_value(format!(
                 "limit must be between 1 and {}, not {n}",
                 Self::MAX
             ))))
@@ -345,7 +345,7 @@ pub struct ActivityRetention {
 
 fn unknown(what: &str, s: &str, names: impl Iterator<Item = &'static str>) -> DomainError {
     let names: Vec<&str> = names.collect();
-    DomainError::Invalid(proto::Error::InvalidValue(format!(
+    DomainError::Invalid(proto::Error::invalid_value(format!(
         "unknown {what} `{s}`; expected one of {}",
         names.join(", ")
     )))

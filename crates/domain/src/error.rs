@@ -1,3 +1,5 @@
+use std::fmt;
+
 use thiserror::Error;
 
 /// What went wrong in a domain operation. Driver errors are kept only as a `source`, never in
@@ -5,7 +7,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum DomainError {
     #[error("{0} not found")]
-    NotFound(&'static str),
+    NotFound(Entity),
     /// A uniqueness rule would be broken (userName per tenant, tenant name).
     #[error("{0}")]
     Conflict(String),
@@ -31,6 +33,50 @@ pub enum DomainError {
     Internal(String, #[source] Option<Box<dyn std::error::Error + Send + Sync>>),
 }
 
+/// What a [`DomainError::NotFound`] could not find. Its `Display` is the name clients read in
+/// `<entity> not found`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Entity {
+    Tenant,
+    Token,
+    /// A SCIM User.
+    User,
+    /// A SCIM Group.
+    Group,
+    Account,
+    Organization,
+    /// An organization mapping of a group.
+    Mapping,
+    Webhook,
+    DeadLetter,
+    SetupLink,
+    OAuthClient,
+}
+
+impl Entity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Entity::Tenant => "tenant",
+            Entity::Token => "token",
+            Entity::User => "User",
+            Entity::Group => "Group",
+            Entity::Account => "account",
+            Entity::Organization => "organization",
+            Entity::Mapping => "mapping",
+            Entity::Webhook => "webhook",
+            Entity::DeadLetter => "dead letter",
+            Entity::SetupLink => "setup link",
+            Entity::OAuthClient => "OAuth client",
+        }
+    }
+}
+
+impl fmt::Display for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl DomainError {
     pub(crate) fn internal(what: impl Into<String>) -> Self {
         Self::Internal(what.into(), None)
@@ -48,7 +94,7 @@ impl From<sqlx::Error> for DomainError {
             // PostgreSQL text and jsonb cannot hold U+0000 (SQLSTATE 22021 in a text value, 22P05
             // as `\u0000` in jsonb): the client sent a value no row can have.
             sqlx::Error::Database(ref db) if matches!(db.code().as_deref(), Some("22021" | "22P05")) => {
-                Self::Invalid(proto::Error::InvalidValue("text cannot contain the character U+0000".into()))
+                Self::Invalid(proto::Error::invalid_value("text cannot contain the character U+0000"))
             }
             sqlx::Error::Database(ref db) if db.code().as_deref() == Some("57014") => Self::TimedOut(e),
             sqlx::Error::Database(ref db) if is_transient(db.code().as_deref()) => Self::Unavailable(e),
@@ -81,7 +127,27 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_transient;
+    use super::{is_transient, DomainError, Entity};
+
+    #[test]
+    fn not_found_names_the_entity_as_before() {
+        let names = [
+            (Entity::Tenant, "tenant"),
+            (Entity::Token, "token"),
+            (Entity::User, "User"),
+            (Entity::Group, "Group"),
+            (Entity::Account, "account"),
+            (Entity::Organization, "organization"),
+            (Entity::Mapping, "mapping"),
+            (Entity::Webhook, "webhook"),
+            (Entity::DeadLetter, "dead letter"),
+            (Entity::SetupLink, "setup link"),
+            (Entity::OAuthClient, "OAuth client"),
+        ];
+        for (entity, name) in names {
+            assert_eq!(DomainError::NotFound(entity).to_string(), format!("{name} not found"));
+        }
+    }
 
     #[test]
     fn outages_are_transient_and_mistakes_are_not() {

@@ -24,15 +24,15 @@ pub use activity::{
     Activity, ActivityCredential, ActivityCursor, ActivityLimit, ActivityMethod, ActivityPage, ActivityQuery,
     ActivityRecord, ActivityResource, ActivityRetention, NewActivity, OutcomeClass,
 };
-pub use error::DomainError;
+pub use error::{DomainError, Entity};
 pub use event::{Event, EventType};
 pub use link::{
     linking_email, AccountId, AccountsRegistered, DuplicateEmails, LinkBy, LinkMatch, LinkedUser, ProductAccount,
     UserLookup, MAX_ACCOUNTS_PER_CALL,
 };
 pub use oauth::{
-    AccessTokenLifetime, AuthMethods, ClientCredential, ClientSecretInfo, Federation, NewAccessToken, NewClientSecret,
-    NewOAuthClient, OAuthClientInfo, StoredAccessToken, StoredClientSecret, StoredOAuthClient,
+    ClientCredential, ClientSecretInfo, Federation, NewAccessToken, NewClientSecret, NewOAuthClient, OAuthClientInfo,
+    StoredAccessToken, StoredClientSecret, StoredOAuthClient,
 };
 pub use org::{
     Deprovision, GroupMapping, GroupMatcher, Membership, MembershipState, Organization, OrganizationName,
@@ -49,7 +49,9 @@ pub use store::{
     AccountStore, ActivityStore, EventStore, NewToken, OAuthStore, OrganizationStore, ResourceStore, Store,
     StoredToken, TenantStore, TokenInfo, TokenOwner, TokenStore,
 };
-pub use tenant::{RateLimit, Tenant, TenantId, TenantName, TenantSettings, TenantUpdate};
+pub use tenant::{
+    AccessTokenLifetime, AuthMethods, RateLimit, Tenant, TenantId, TenantName, TenantSettings, TenantUpdate,
+};
 pub use time_util::{format_rfc3339, now_micros};
 pub use webhook::{DeadLetter, DeliveryBatch, DeliveryResult, WebhookEndpoint, WebhookSecret, WebhookUrl};
 #[cfg(feature = "testing")]

@@ -14,7 +14,7 @@ use crate::DomainError;
 pub const MAX_ACCOUNTS_PER_CALL: usize = 10_000;
 
 fn invalid(detail: String) -> DomainError {
-    DomainError::Invalid(proto::Error::InvalidValue(detail))
+    DomainError::Invalid(proto::Error::invalid_value(detail))
 }
 
 /// Which attributes may link a SCIM user to a product account.

@@ -16,7 +16,7 @@ pub struct OrganizationName(String);
 impl OrganizationName {
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         match slug_error(s) {
-            Some(why) => Err(DomainError::Invalid(proto::Error::InvalidValue(format!("organization name {why}")))),
+            Some(why) => Err(DomainError::Invalid(proto::Error::invalid_value(format!("organization name {why}")))),
             None => Ok(Self(s.to_owned())),
         }
     }
@@ -104,7 +104,7 @@ impl FromStr for Role {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Role::ALL.into_iter().find(|r| r.as_str().eq_ignore_ascii_case(s)).ok_or_else(|| {
-            DomainError::Invalid(proto::Error::InvalidValue(format!(
+            DomainError::Invalid(proto::Error::invalid_value(format!(
                 "unknown role `{s}`; roles are member, admin and owner"
             )))
         })
@@ -144,7 +144,7 @@ impl FromStr for Deprovision {
         [Deprovision::Suspend, Deprovision::Remove]
             .into_iter()
             .find(|d| d.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| DomainError::Invalid(proto::Error::InvalidValue(format!("`{s}` is not suspend or remove"))))
+            .ok_or_else(|| DomainError::Invalid(proto::Error::invalid_value(format!("`{s}` is not suspend or remove"))))
     }
 }
 

@@ -1,10 +1,11 @@
 use std::fmt;
 use std::num::NonZeroU32;
+use std::str::FromStr;
 
 use proto::IdpProfile;
+use serde::{Deserialize, Serialize};
 
 use crate::link::{DuplicateEmails, LinkBy};
-use crate::oauth::{AccessTokenLifetime, AuthMethods};
 use crate::org::{Deprovision, Role};
 use crate::slug::{slug_error, SLUG_MAX_LEN};
 use crate::DomainError;
@@ -81,6 +82,94 @@ pub struct Tenant {
     pub settings: TenantSettings,
 }
 
+/// Which credentials a tenant's SCIM endpoint accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethods {
+    /// Long-lived bearer tokens only.
+    Bearer,
+    /// Access tokens from the tenant's OAuth clients only (what the Entra gallery requires).
+    #[serde(rename = "oauth")]
+    OAuth,
+    #[default]
+    Both,
+}
+
+impl AuthMethods {
+    pub const ALL: [AuthMethods; 3] = [AuthMethods::Bearer, AuthMethods::OAuth, AuthMethods::Both];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethods::Bearer => "bearer",
+            AuthMethods::OAuth => "oauth",
+            AuthMethods::Both => "both",
+        }
+    }
+
+    pub fn accepts_bearer(self) -> bool {
+        self != AuthMethods::OAuth
+    }
+
+    pub fn accepts_oauth(self) -> bool {
+        self != AuthMethods::Bearer
+    }
+}
+
+impl FromStr for AuthMethods {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AuthMethods::ALL.into_iter().find(|m| m.as_str().eq_ignore_ascii_case(s)).ok_or_else(|| {
+            DomainError::Invalid(proto::Error::invalid_value(format!(
+                "unknown authentication methods `{s}`; use bearer, oauth or both"
+            )))
+        })
+    }
+}
+
+impl fmt::Display for AuthMethods {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How long a tenant's access tokens live: 60 minutes to 6 hours (the Entra gallery's range).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct AccessTokenLifetime(u32);
+
+impl AccessTokenLifetime {
+    pub const MIN_SECONDS: u32 = 3600;
+    pub const MAX_SECONDS: u32 = 6 * 3600;
+
+    pub fn from_seconds(seconds: u64) -> Result<Self, DomainError> {
+        u32::try_from(seconds)
+            .ok()
+            .filter(|s| (Self::MIN_SECONDS..=Self::MAX_SECONDS).contains(s))
+            .map(Self)
+            .ok_or_else(|| {
+                DomainError::Invalid(proto::Error::invalid_value(format!(
+                    "an access token lifetime is 60 minutes to 6 hours, not {seconds} seconds"
+                )))
+            })
+    }
+
+    pub fn seconds(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for AccessTokenLifetime {
+    fn default() -> Self {
+        Self(Self::MIN_SECONDS)
+    }
+}
+
+impl<'de> Deserialize<'de> for AccessTokenLifetime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::from_seconds(u64::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
 /// How a tenant's IdP traffic becomes organization memberships: the per-organization IdP
 /// configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -126,6 +215,23 @@ impl TenantUpdate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lifetimes_stay_within_an_hour_and_six() {
+        assert_eq!(AccessTokenLifetime::default().seconds(), 3600);
+        assert_eq!(AccessTokenLifetime::from_seconds(21600).unwrap().seconds(), 21600);
+        for bad in [0, 3599, 21601, u64::MAX] {
+            assert!(AccessTokenLifetime::from_seconds(bad).unwrap_err().to_string().contains("60 minutes"));
+        }
+    }
+
+    #[test]
+    fn methods_parse_and_say_what_they_accept() {
+        assert_eq!("OAuth".parse::<AuthMethods>().unwrap(), AuthMethods::OAuth);
+        assert!(!AuthMethods::OAuth.accepts_bearer() && AuthMethods::OAuth.accepts_oauth());
+        assert!(AuthMethods::Bearer.accepts_bearer() && !AuthMethods::Bearer.accepts_oauth());
+        assert!("tokens".parse::<AuthMethods>().is_err());
+    }
 
     #[test]
     fn slugs_are_accepted() {

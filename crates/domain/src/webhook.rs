@@ -12,7 +12,7 @@ pub struct WebhookUrl(String);
 
 impl WebhookUrl {
     pub fn parse(s: &str) -> Result<Self, DomainError> {
-        let invalid = |why: &str| DomainError::Invalid(proto::Error::InvalidValue(format!("webhook URL `{s}` {why}")));
+        let invalid = |why: &str| DomainError::Invalid(proto::Error::invalid_value(format!("webhook URL `{s}` {why}")));
         let rest = s
             .strip_prefix("https://")
             .or_else(|| s.strip_prefix("http://"))

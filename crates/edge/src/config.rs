@@ -2,8 +2,10 @@
 //! flags. Any setting can also be read from a file named by `SCIMGATE_<KEY>_FILE` (Kubernetes
 //! secrets); setting both is an error.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use domain::DatabaseUrl;
 use domain::RateLimit;
@@ -14,9 +16,59 @@ use serde::{Deserialize, Serialize};
 
 /// Most events one webhook delivery may carry.
 pub const MAX_WEBHOOK_BATCH: u32 = 1000;
-pub use crate::metrics::MetricsListen;
 /// Where `/metrics` is served unless `SCIMGATE_METRICS_LISTEN` says otherwise (on loopback).
 pub const DEFAULT_METRICS_PORT: u16 = 9464;
+/// The default of `SCIMGATE_METRICS_MAX_TENANTS`.
+pub const DEFAULT_MAX_TENANTS: usize = 1000;
+
+/// Where `/metrics` is served: an address of its own, or nowhere (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsListen {
+    Off,
+    Address(SocketAddr),
+}
+
+impl FromStr for MetricsListen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().eq_ignore_ascii_case("off") {
+            return Ok(Self::Off);
+        }
+        s.trim().parse().map(Self::Address).map_err(|_| format!("`{s}` is neither host:port nor `off`"))
+    }
+}
+
+impl fmt::Display for MetricsListen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Off => f.write_str("off"),
+            Self::Address(address) => address.fmt(f),
+        }
+    }
+}
+
+impl Serialize for MetricsListen {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MetricsListen {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = MetricsListen;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("host:port or `off`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<MetricsListen, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -194,7 +246,7 @@ impl Default for Settings {
             // 9464, the OpenTelemetry Prometheus exporter's port: not Prometheus's own 9090, so a
             // Prometheus on the same machine does not stop the gateway from starting.
             metrics_listen: MetricsListen::Address(SocketAddr::from(([127, 0, 0, 1], DEFAULT_METRICS_PORT))),
-            metrics_max_tenants: crate::metrics::DEFAULT_MAX_TENANTS,
+            metrics_max_tenants: DEFAULT_MAX_TENANTS,
             drain_seconds: 0,
             event_retention_days: 90,
             oauth_jwks_min_refetch_seconds: 60,
@@ -414,6 +466,18 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn metrics_listen_reads_an_address_or_off() {
+        assert_eq!("off".parse::<MetricsListen>(), Ok(MetricsListen::Off));
+        assert_eq!("OFF".parse::<MetricsListen>(), Ok(MetricsListen::Off));
+        let address: SocketAddr = "0.0.0.0:9090".parse().unwrap();
+        assert_eq!("0.0.0.0:9090".parse::<MetricsListen>(), Ok(MetricsListen::Address(address)));
+        assert!("9090".parse::<MetricsListen>().is_err());
+        assert!("localhost".parse::<MetricsListen>().is_err());
+        assert_eq!(MetricsListen::Address(address).to_string(), "0.0.0.0:9090");
+        assert_eq!(MetricsListen::Off.to_string(), "off");
+    }
 
     fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>().into_iter()

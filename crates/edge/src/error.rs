@@ -13,6 +13,14 @@ use crate::refusal::Refusal;
 
 pub const SCIM_JSON: &str = "application/scim+json";
 
+/// The SCIM error a response carries, set where the error is rendered so that the recorder never
+/// reads a response body.
+#[derive(Debug, Clone)]
+pub struct ScimErrorSummary {
+    pub scim_type: Option<&'static str>,
+    pub detail: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ScimError {
     #[error(transparent)]
@@ -132,7 +140,7 @@ impl ResponseError for ScimError {
         }
         let detail = self.detail();
         // For the activity log, which must not read the body back.
-        let summary = crate::activity::ScimErrorSummary { scim_type, detail: detail.clone() };
+        let summary = ScimErrorSummary { scim_type, detail: detail.clone() };
         let mut response = response.json(ErrorBody::new(status.as_u16(), scim_type, detail));
         response.extensions_mut().insert(summary);
         response
@@ -166,12 +174,13 @@ mod tests {
     #[test]
     fn protocol_errors_keep_their_scim_type() {
         let cases = [
-            (proto::Error::InvalidFilter("x".into()), "invalidFilter"),
-            (proto::Error::InvalidPath("x".into()), "invalidPath"),
-            (proto::Error::InvalidValue("x".into()), "invalidValue"),
-            (proto::Error::InvalidSyntax("x".into()), "invalidSyntax"),
-            (proto::Error::NoTarget("x".into()), "noTarget"),
-            (proto::Error::Mutability("x".into()), "mutability"),
+            (proto::Error::invalid_filter("x"), "invalidFilter"),
+            (proto::Error::invalid_path("x"), "invalidPath"),
+            (proto::Error::invalid_value("x"), "invalidValue"),
+            (proto::Error::invalid_syntax("x"), "invalidSyntax"),
+            (proto::Error::no_target("x"), "noTarget"),
+            (proto::Error::mutability("x"), "mutability"),
+            (proto::Error::too_large("x"), "tooMany"),
         ];
         for (error, scim_type) in cases {
             let (status, json, _) = body(error.into());

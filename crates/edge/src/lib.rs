@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod issuing;
+pub mod jwks;
 pub mod memory;
 pub mod metrics;
 pub mod oauth;

@@ -12,30 +12,20 @@
 //! at thousands of tenants. Per tenant there are counters only, a handful of series each.
 
 use std::collections::HashSet;
-use std::fmt;
-use std::net::{SocketAddr, TcpListener};
-use std::str::FromStr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse, HttpServer};
-use domain::sql::StoreGauges;
-use domain::{now_micros, SqlStore, TenantName};
-use limit::LimitBackend;
+use actix_web::{HttpMessage, HttpRequest};
+use domain::TenantName;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Label, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use serde::{Deserialize, Serialize};
 use token::{CacheLookup, TokenKind};
-use tracing_actix_web::TracingLogger;
 
 use crate::refusal::Refusal;
-use crate::shutdown::Background;
-use crate::state::AppState;
-use crate::telemetry::RequestSpan;
 
 pub const HTTP_REQUESTS: &str = "scimgate_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "scimgate_http_request_duration_seconds";
@@ -81,13 +71,6 @@ pub const NAMES: &[&str] = &[
 /// The tenant label of a tenant beyond `SCIMGATE_METRICS_MAX_TENANTS`.
 pub const OTHER_TENANTS: &str = "_other";
 
-/// How often the store's gauges (dead letters, undelivered events, expiring tokens) are
-/// recomputed: aggregate queries over whole tables, so never at each scrape.
-const STORE_GAUGES_EVERY: Duration = Duration::from_secs(30);
-
-/// Tokens expiring within this window count as expiring soon.
-const EXPIRY_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
-
 /// Upper bounds of the request latency buckets, in seconds: from a cached-token read (a few
 /// milliseconds) to Entra's 60 s request timeout.
 const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
@@ -95,58 +78,9 @@ const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 /// How often histograms are compacted when nobody scrapes, so they cannot grow without bound.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
-/// Where `/metrics` is served: an address of its own, or nowhere (`off`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricsListen {
-    Off,
-    Address(SocketAddr),
-}
-
-impl FromStr for MetricsListen {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.trim().eq_ignore_ascii_case("off") {
-            return Ok(Self::Off);
-        }
-        s.trim().parse().map(Self::Address).map_err(|_| format!("`{s}` is neither host:port nor `off`"))
-    }
-}
-
-impl fmt::Display for MetricsListen {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Off => f.write_str("off"),
-            Self::Address(address) => address.fmt(f),
-        }
-    }
-}
-
-impl Serialize for MetricsListen {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for MetricsListen {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = MetricsListen;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("host:port or `off`")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<MetricsListen, E> {
-                v.parse().map_err(E::custom)
-            }
-        }
-        deserializer.deserialize_str(Visitor)
-    }
-}
-
 /// The process's recorder, installed on first use; `None` when another recorder was installed
 /// first (then this process's metrics go there).
-fn recorder() -> Option<PrometheusHandle> {
+pub(crate) fn recorder() -> Option<PrometheusHandle> {
     static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     RECORDER.get_or_init(install_recorder).clone()
 }
@@ -178,7 +112,7 @@ fn install_recorder() -> Option<PrometheusHandle> {
 }
 
 /// The standard `process_*` metrics (CPU, resident memory, open files, threads, start time).
-fn process_collector() -> &'static metrics_process::Collector {
+pub(crate) fn process_collector() -> &'static metrics_process::Collector {
     static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
     COLLECTOR.get_or_init(metrics_process::Collector::default)
 }
@@ -277,13 +211,10 @@ impl TenantLabels {
 /// The process's tenant labels. The cap is the first gateway's setting: the recorder, and so the
 /// number of series, is process-wide too.
 fn tenant_labels() -> &'static TenantLabels {
-    TENANT_LABELS.get_or_init(|| TenantLabels::new(DEFAULT_MAX_TENANTS))
+    TENANT_LABELS.get_or_init(|| TenantLabels::new(crate::config::DEFAULT_MAX_TENANTS))
 }
 
 static TENANT_LABELS: OnceLock<TenantLabels> = OnceLock::new();
-
-/// The default of `SCIMGATE_METRICS_MAX_TENANTS`.
-pub const DEFAULT_MAX_TENANTS: usize = 1000;
 
 /// Set how many tenants get labels of their own; only the first call in a process counts.
 pub(crate) fn limit_tenant_labels(max: usize) {
@@ -292,110 +223,6 @@ pub(crate) fn limit_tenant_labels(max: usize) {
 
 fn tenant_label(tenant: &TenantName) -> String {
     tenant_labels().label(tenant)
-}
-
-/// The `/metrics` server of one gateway.
-pub(crate) struct MetricsServer {
-    pub(crate) port: u16,
-    pub(crate) server: Server,
-}
-
-/// Bind and start the metrics listener, unless metrics are off. Binding fails loudly: a pod
-/// whose metrics port is taken is misconfigured.
-pub(crate) fn serve(
-    listen: MetricsListen,
-    state: web::Data<AppState>,
-    store: Arc<SqlStore>,
-    background: &Background,
-) -> Result<Option<MetricsServer>, crate::startup::StartupError> {
-    let MetricsListen::Address(address) = listen else { return Ok(None) };
-    let bind_error = |source| crate::startup::StartupError::Bind { addr: address, source };
-    let listener = TcpListener::bind(address).map_err(bind_error)?;
-    let port = listener.local_addr().map_err(bind_error)?.port();
-    limit_tenant_labels(state.settings.metrics_max_tenants);
-    let computed = Arc::new(Mutex::new(None));
-    spawn_store_gauges(store.clone(), computed.clone(), background);
-    let scrape = web::Data::new(Scrape { handle: recorder(), state, store, computed });
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(TracingLogger::<RequestSpan>::new())
-            .app_data(scrape.clone())
-            .route("/metrics", web::get().to(render))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .map_err(bind_error)?
-    .run();
-    tracing::info!(port, "metrics listening");
-    Ok(Some(MetricsServer { port, server }))
-}
-
-struct Scrape {
-    handle: Option<PrometheusHandle>,
-    state: web::Data<AppState>,
-    store: Arc<SqlStore>,
-    /// The store's gauges as last computed, and when (microseconds since the epoch).
-    computed: Arc<Mutex<Option<(StoreGauges, i64)>>>,
-}
-
-/// Recompute the store's gauges now and every [`STORE_GAUGES_EVERY`] until shutdown. A failure
-/// keeps the last figures; their age (`scimgate_store_gauges_age_seconds`) then grows.
-fn spawn_store_gauges(store: Arc<SqlStore>, computed: Arc<Mutex<Option<(StoreGauges, i64)>>>, background: &Background) {
-    background.spawn(move |cancelled| async move {
-        let mut tick = tokio::time::interval(STORE_GAUGES_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let window = i64::try_from(EXPIRY_WINDOW.as_micros()).unwrap_or(i64::MAX);
-        loop {
-            tokio::select! {
-                () = cancelled.cancelled() => break,
-                _ = tick.tick() => {}
-            }
-            let now = now_micros();
-            match store.gauges(now, window).await {
-                Ok(gauges) => *computed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((gauges, now)),
-                Err(e) => tracing::warn!(error = %e, "cannot compute the store's gauges"),
-            }
-        }
-    });
-}
-
-fn seconds_between(earlier: i64, later: i64) -> f64 {
-    Duration::from_micros(u64::try_from(later.saturating_sub(earlier)).unwrap_or(0)).as_secs_f64()
-}
-
-async fn render(scrape: web::Data<Scrape>) -> HttpResponse {
-    // Gauges are process-wide; several gateways in one process (tests) take turns setting and
-    // rendering them.
-    static SCRAPING: Mutex<()> = Mutex::new(());
-    let text = {
-        let _turn = SCRAPING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let pool = scrape.store.pool_status();
-        gauge!(DB_POOL_CONNECTIONS, "state" => "in_use").set(f64::from(pool.open - pool.idle));
-        gauge!(DB_POOL_CONNECTIONS, "state" => "idle").set(f64::from(pool.idle));
-        gauge!(DB_POOL_MAX_CONNECTIONS).set(f64::from(pool.max));
-        let fallback = scrape.state.limits.backend() == LimitBackend::RedisUnavailable;
-        gauge!(REDIS_FALLBACK).set(if fallback { 1.0 } else { 0.0 });
-        let computed = *scrape.computed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((gauges, at)) = computed {
-            let now = now_micros();
-            gauge!(WEBHOOK_DEAD_LETTERS).set(gauges.dead_letters as f64);
-            // Aged at scrape time, so a stalled queue shows a growing age between refreshes.
-            let oldest = gauges.oldest_undelivered_at.map_or(0.0, |oldest| seconds_between(oldest, now));
-            gauge!(OLDEST_UNDELIVERED_EVENT).set(oldest);
-            gauge!(TOKENS_EXPIRING, "kind" => "tenant").set(gauges.tenant_tokens_expiring as f64);
-            gauge!(TOKENS_EXPIRING, "kind" => "operator").set(gauges.operator_tokens_expiring as f64);
-            gauge!(TOKENS_EXPIRING, "kind" => "oauth_client").set(gauges.oauth_clients_expiring as f64);
-            gauge!(STORE_GAUGES_AGE).set(seconds_between(at, now));
-        } else {
-            // Not computed yet (or never could be): infinitely stale, so the alert on the age
-            // fires if the first computation keeps failing.
-            gauge!(STORE_GAUGES_AGE).set(f64::INFINITY);
-        }
-        process_collector().collect();
-        scrape.handle.as_ref().map(PrometheusHandle::render).unwrap_or_default()
-    };
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text)
 }
 
 /// The authenticated tenant of a request, kept on it for the request metrics.
@@ -564,18 +391,6 @@ pub fn webhook_lag(tenant: &TenantName, lag: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn metrics_listen_reads_an_address_or_off() {
-        assert_eq!("off".parse::<MetricsListen>(), Ok(MetricsListen::Off));
-        assert_eq!("OFF".parse::<MetricsListen>(), Ok(MetricsListen::Off));
-        let address: SocketAddr = "0.0.0.0:9090".parse().unwrap();
-        assert_eq!("0.0.0.0:9090".parse::<MetricsListen>(), Ok(MetricsListen::Address(address)));
-        assert!("9090".parse::<MetricsListen>().is_err());
-        assert!("localhost".parse::<MetricsListen>().is_err());
-        assert_eq!(MetricsListen::Address(address).to_string(), "0.0.0.0:9090");
-        assert_eq!(MetricsListen::Off.to_string(), "off");
-    }
 
     #[test]
     fn tenants_beyond_the_cap_share_one_label() {

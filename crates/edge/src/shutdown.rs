@@ -13,8 +13,6 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::startup::Application;
-
 /// How long background tasks get to finish once cancelled, before shutdown goes on without them.
 pub const BACKGROUND_GRACE: Duration = Duration::from_secs(10);
 
@@ -90,60 +88,5 @@ async fn received_signal() -> &'static str {
     match tokio::signal::ctrl_c().await {
         Ok(()) => "Ctrl-C",
         Err(_) => std::future::pending().await,
-    }
-}
-
-impl Application {
-    /// Serve until SIGTERM or SIGINT, then shut down gracefully (see [`Application::run_until`]).
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.run_until(signal()).await
-    }
-
-    /// Serve until `stop` resolves (or the server fails), then: drain (`/readyz` answers 503 for
-    /// `drain_seconds`, everything else is served), close the listener and let requests in flight
-    /// finish (up to 30 s), stop background tasks, and write out what is buffered.
-    pub async fn run_until(self, stop: impl Future<Output = ()>) -> std::io::Result<()> {
-        let Application { server, metrics, store, usage, draining, drain, background, .. } = self;
-        let api = server.handle();
-        let mut serving = tokio::spawn(server);
-        let metrics = metrics.map(|metrics| (metrics.server.handle(), tokio::spawn(metrics.server)));
-        let ended = tokio::select! {
-            ended = &mut serving => Some(ended),
-            () = stop => None,
-        };
-        let ended = match ended {
-            Some(ended) => ended,
-            None => {
-                if !drain.is_zero() {
-                    draining.start();
-                    tracing::info!(
-                        drain_seconds = drain.as_secs(),
-                        "draining: /readyz answers 503, requests are served"
-                    );
-                    tokio::select! {
-                        () = tokio::time::sleep(drain) => {}
-                        _ = &mut serving => {}
-                    }
-                }
-                tracing::info!("closing the listener; requests in flight may finish");
-                api.stop(true).await;
-                serving.await
-            }
-        };
-        let result = ended.unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        if !background.stop(BACKGROUND_GRACE).await {
-            tracing::warn!(grace_seconds = BACKGROUND_GRACE.as_secs(), "background tasks did not finish in time");
-        }
-        if let Err(e) = usage.flush(store.as_ref()).await {
-            tracing::warn!(error = %e, "could not record token use at shutdown");
-        }
-        crate::telemetry::flush_traces().await;
-        if let Some((handle, serving)) = metrics {
-            handle.stop(false).await;
-            let _ = serving.await;
-        }
-        store.close().await;
-        tracing::info!("stopped");
-        result
     }
 }

@@ -9,8 +9,8 @@ use tokio::sync::Notify;
 use crate::activity::ActivityRecorder;
 use crate::config::Settings;
 use crate::error::ScimError;
+use crate::jwks::JwksCache;
 use crate::memory::BodyBudget;
-use crate::oauth::JwksCache;
 use crate::share::DatabaseShare;
 use crate::usage::TokenUsage;
 

@@ -148,6 +148,11 @@ pub async fn flush_traces() {
 /// line of its own.
 pub struct RequestSpan;
 
+/// Whether [`RequestSpan`] shows filter values in `http.target` (`SCIMGATE_LOG_FILTER_VALUES`): app
+/// data of a server whose spans may show them; without it they are hidden.
+#[derive(Debug, Clone, Copy)]
+pub struct ShowFilterValues(pub bool);
+
 /// When the request started, for the completion event.
 struct Started(Instant);
 
@@ -158,9 +163,7 @@ impl RootSpanBuilder for RequestSpan {
         let path = request.path();
         let probe = matches!(path, "/healthz" | "/readyz" | "/metrics");
         let tenant = tenant_in_path(path).unwrap_or_default().to_ascii_lowercase();
-        let show_filter_values = request
-            .app_data::<actix_web::web::Data<crate::state::AppState>>()
-            .is_some_and(|state| state.settings.log_filter_values);
+        let show_filter_values = request.app_data::<ShowFilterValues>().is_some_and(|show| show.0);
         let target = match request.query_string() {
             "" => path.to_owned(),
             query => format!("{path}?{}", redact_query(query, show_filter_values)),

@@ -69,19 +69,19 @@ pub const MAX_MULTI_VALUED_SUBSTRINGS: usize = 4;
 
 /// Refuse a search filter that would cost more than one request may: more than
 /// [`MAX_FILTER_CLAUSES`] clauses, or more than [`MAX_MULTI_VALUED_SUBSTRINGS`] substring
-/// comparisons over multi-valued attributes ([`Error::TooLarge`], SCIM `tooMany`). Kept apart
-/// from [`parse`]: PATCH value filters run in memory over one resource and cost nothing.
+/// comparisons over multi-valued attributes (`ErrorKind::TooLarge`, SCIM `tooMany`). Kept
+/// apart from [`parse`]: PATCH value filters run in memory over one resource and cost nothing.
 pub fn check_cost(filter: &Filter) -> Result<(), Error> {
     let mut cost = Cost::default();
     cost.add(filter, false);
     if cost.clauses > MAX_FILTER_CLAUSES {
-        return Err(Error::TooLarge(format!(
+        return Err(Error::too_large(format!(
             "the filter has {} clauses; at most {MAX_FILTER_CLAUSES} are accepted",
             cost.clauses
         )));
     }
     if cost.multi_valued_substrings > MAX_MULTI_VALUED_SUBSTRINGS {
-        return Err(Error::TooLarge(format!(
+        return Err(Error::too_large(format!(
             "the filter has {} substring comparisons (co, sw, ew) over multi-valued attributes; at most \
              {MAX_MULTI_VALUED_SUBSTRINGS} are accepted",
             cost.multi_valued_substrings
@@ -126,10 +126,11 @@ fn is_multi_valued(attr: &AttrPath) -> bool {
 }
 
 /// Parse an RFC 7644 filter. Operators and attribute names are case-insensitive; `and` binds
-/// tighter than `or`. Errors are [`Error::InvalidFilter`] (or [`Error::TooLarge`] past the limits).
+/// tighter than `or`. Errors are `ErrorKind::InvalidFilter` (or `ErrorKind::TooLarge` past the
+/// limits).
 pub fn parse(input: &str) -> Result<Filter, Error> {
     if input.len() > MAX_FILTER_LEN {
-        return Err(Error::TooLarge(format!(
+        return Err(Error::too_large(format!(
             "the filter is {} bytes long; at most {MAX_FILTER_LEN} are accepted",
             input.len()
         )));
@@ -137,7 +138,7 @@ pub fn parse(input: &str) -> Result<Filter, Error> {
     let mut p = Parser::new(input, Grammar::Filter);
     p.skip_ws();
     if p.at_end() {
-        return Err(Error::InvalidFilter("the filter is empty".into()));
+        return Err(Error::invalid_filter("the filter is empty"));
     }
     let filter = p.or_expr(false)?;
     p.skip_ws();
@@ -212,13 +213,13 @@ impl fmt::Display for CompareOp {
 }
 
 /// Parses a bare attribute path (`name.givenName`, `urn:...:User:department`); errors are
-/// [`Error::InvalidPath`].
+/// `ErrorKind::InvalidPath`.
 impl FromStr for AttrPath {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Error> {
         if s.len() > MAX_FILTER_LEN {
-            return Err(Error::TooLarge(format!("the attribute path is {} bytes long", s.len())));
+            return Err(Error::too_large(format!("the attribute path is {} bytes long", s.len())));
         }
         let mut p = Parser::new(s, Grammar::Path);
         p.skip_ws();
@@ -355,8 +356,8 @@ impl<'a> Parser<'a> {
 
     fn error(&self, detail: String) -> Error {
         match self.grammar {
-            Grammar::Filter => Error::InvalidFilter(detail),
-            Grammar::Path => Error::InvalidPath(detail),
+            Grammar::Filter => Error::invalid_filter(detail),
+            Grammar::Path => Error::invalid_path(detail),
         }
     }
 
@@ -813,6 +814,7 @@ mod tests {
 
     use super::*;
     use crate::schema::{COMMON, USER_SCHEMA};
+    use crate::ErrorKind;
 
     fn path(s: &str) -> AttrPath {
         s.parse().unwrap()
@@ -840,7 +842,7 @@ mod tests {
 
     fn invalid(input: &str) -> String {
         match parse(input) {
-            Err(Error::InvalidFilter(detail)) => detail,
+            Err(e) if e.kind() == ErrorKind::InvalidFilter => e.into_detail(),
             other => panic!("{input}: expected InvalidFilter, got {other:?}"),
         }
     }
@@ -1080,7 +1082,7 @@ mod tests {
     #[test]
     fn limits() {
         let long = format!("x eq \"{}\"", "a".repeat(MAX_FILTER_LEN));
-        assert!(matches!(parse(&long), Err(Error::TooLarge(_))));
+        assert_eq!(parse(&long).unwrap_err().kind(), ErrorKind::TooLarge);
 
         let nested = |depth: usize| format!("{}a pr{}", "(".repeat(depth), ")".repeat(depth));
         assert_eq!(parse(&nested(MAX_FILTER_DEPTH)).unwrap(), pr("a"));
@@ -1098,14 +1100,15 @@ mod tests {
         let ids = (0..MAX_FILTER_CLAUSES).map(|i| format!("id eq \"{i}\"")).collect::<Vec<_>>();
         assert!(cost(&ids.join(" or ")).is_ok());
         let one_more = format!("{} or id eq \"x\"", ids.join(" or "));
-        assert!(matches!(cost(&one_more), Err(Error::TooLarge(d)) if d.contains("clauses")));
+        let err = cost(&one_more).unwrap_err();
+        assert!(err.kind() == ErrorKind::TooLarge && err.detail().contains("clauses"), "{err}");
 
         let substrings =
             |n: usize, attr: &str| (0..n).map(|i| format!("{attr} co \"zq{i}\"")).collect::<Vec<_>>().join(" or ");
         assert!(cost(&substrings(MAX_MULTI_VALUED_SUBSTRINGS, "emails.value")).is_ok());
         for attr in ["emails.value", "emails", "phoneNumbers.value", "members.value", "EMAILS.VALUE"] {
             let err = cost(&substrings(MAX_MULTI_VALUED_SUBSTRINGS + 1, attr)).unwrap_err();
-            assert!(matches!(&err, Error::TooLarge(d) if d.contains("multi-valued")), "{attr}: {err}");
+            assert!(err.kind() == ErrorKind::TooLarge && err.detail().contains("multi-valued"), "{attr}: {err}");
         }
         let inside = (0..=MAX_MULTI_VALUED_SUBSTRINGS).map(|i| format!("value ew \"{i}\"")).collect::<Vec<_>>();
         assert!(cost(&format!("emails[{}]", inside.join(" or "))).is_err(), "inside a value path too");
@@ -1244,8 +1247,8 @@ mod tests {
     fn attr_path_from_str() {
         assert_eq!(path("name.givenName"), AttrPath { urn: None, name: "name".into(), sub: Some("givenName".into()) });
         assert_eq!(path(" userName ").to_string(), "userName");
-        assert!(matches!("emails[type eq \"x\"]".parse::<AttrPath>(), Err(Error::InvalidPath(_))));
-        assert!(matches!("".parse::<AttrPath>(), Err(Error::InvalidPath(_))));
+        assert_eq!("emails[type eq \"x\"]".parse::<AttrPath>().unwrap_err().kind(), ErrorKind::InvalidPath);
+        assert_eq!("".parse::<AttrPath>().unwrap_err().kind(), ErrorKind::InvalidPath);
     }
 
     fn email_defs() -> &'static [AttrDef] {

@@ -15,10 +15,11 @@ pub struct PatchPath {
     pub sub: Option<String>,
 }
 
-/// Parse a PATCH path; errors are [`Error::InvalidPath`] (or `InvalidFilter` inside brackets).
+/// Parse a PATCH path; errors are `ErrorKind::InvalidPath` (or `InvalidFilter` inside
+/// brackets).
 pub fn parse(input: &str) -> Result<PatchPath, Error> {
     if input.len() > MAX_FILTER_LEN {
-        return Err(Error::TooLarge(format!(
+        return Err(Error::too_large(format!(
             "the path is {} bytes long; at most {MAX_FILTER_LEN} are accepted",
             input.len()
         )));
@@ -26,14 +27,14 @@ pub fn parse(input: &str) -> Result<PatchPath, Error> {
     let mut p = Parser::new(input, Grammar::Path);
     p.skip_ws();
     if p.at_end() {
-        return Err(Error::InvalidPath("the path is empty".into()));
+        return Err(Error::invalid_path("the path is empty"));
     }
     let attr = p.attr_path()?;
     let mut filter = None;
     let mut sub = None;
     if p.eat(b'[') {
         if attr.sub.is_some() {
-            return Err(Error::InvalidPath(format!(
+            return Err(Error::invalid_path(format!(
                 "`{attr}` is a sub-attribute: a value filter must follow a multi-valued attribute"
             )));
         }
@@ -41,10 +42,10 @@ pub fn parse(input: &str) -> Result<PatchPath, Error> {
         // inside, its errors are filter errors (RFC 7644 §3.12 `invalidFilter`).
         p.skip_ws();
         if p.at_end() || !p.rest().contains(']') {
-            return Err(Error::InvalidPath(format!("the `[` after `{attr}` is never closed")));
+            return Err(Error::invalid_path(format!("the `[` after `{attr}` is never closed")));
         }
         if p.peek_is(b']') {
-            return Err(Error::InvalidPath(format!("the value filter after `{attr}` is empty")));
+            return Err(Error::invalid_path(format!("the value filter after `{attr}` is empty")));
         }
         p.grammar = Grammar::Filter;
         p.enter()?;
@@ -88,6 +89,7 @@ impl fmt::Display for PatchPath {
 mod tests {
     use super::*;
     use crate::filter::{CompValue, CompareOp};
+    use crate::ErrorKind;
 
     fn attr(urn: Option<&str>, name: &str, sub: Option<&str>) -> AttrPath {
         AttrPath { urn: urn.map(Into::into), name: name.into(), sub: sub.map(Into::into) }
@@ -141,7 +143,7 @@ mod tests {
     #[test]
     fn errors() {
         let path_error = |input: &str| match parse(input) {
-            Err(Error::InvalidPath(detail)) => detail,
+            Err(e) if e.kind() == ErrorKind::InvalidPath => e.into_detail(),
             other => panic!("{input}: expected InvalidPath, got {other:?}"),
         };
         assert_eq!(path_error(""), "the path is empty");
@@ -158,10 +160,10 @@ mod tests {
         assert_eq!(path_error(r#"emails[type eq "work""#), "the `[` after `emails` is never closed");
         assert_eq!(path_error("emails[ ]"), "the value filter after `emails` is empty");
         // Inside the brackets, errors are filter errors.
-        assert!(matches!(parse(r#"emails[type eq "work" x]"#), Err(Error::InvalidFilter(_))));
-        assert!(matches!(parse(r#"emails[type zz "work"]"#), Err(Error::InvalidFilter(_))));
-        assert!(matches!(parse(r#"emails[x[y pr]]"#), Err(Error::InvalidFilter(_))));
-        assert!(matches!(parse(&"a".repeat(MAX_FILTER_LEN + 1)), Err(Error::TooLarge(_))));
+        assert_eq!(parse(r#"emails[type eq "work" x]"#).unwrap_err().kind(), ErrorKind::InvalidFilter);
+        assert_eq!(parse(r#"emails[type zz "work"]"#).unwrap_err().kind(), ErrorKind::InvalidFilter);
+        assert_eq!(parse(r#"emails[x[y pr]]"#).unwrap_err().kind(), ErrorKind::InvalidFilter);
+        assert_eq!(parse(&"a".repeat(MAX_FILTER_LEN + 1)).unwrap_err().kind(), ErrorKind::TooLarge);
     }
 
     #[test]

@@ -119,7 +119,7 @@ impl FromStr for IdpProfile {
     fn from_str(s: &str) -> Result<Self, Error> {
         Self::ALL.into_iter().find(|p| p.as_str().eq_ignore_ascii_case(s.trim())).ok_or_else(|| {
             let names: Vec<&str> = Self::ALL.iter().map(|p| p.as_str()).collect();
-            Error::InvalidValue(format!("unknown IdP profile `{s}`; expected one of {}", names.join(", ")))
+            Error::invalid_value(format!("unknown IdP profile `{s}`; expected one of {}", names.join(", ")))
         })
     }
 }
@@ -127,6 +127,7 @@ impl FromStr for IdpProfile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn names_round_trip() {
@@ -138,7 +139,7 @@ mod tests {
             assert_eq!(serde_json::from_value::<IdpProfile>(json).unwrap(), profile);
         }
         assert_eq!(IdpProfile::default(), IdpProfile::Generic);
-        assert!(matches!("azure".parse::<IdpProfile>(), Err(Error::InvalidValue(_))));
+        assert_eq!("azure".parse::<IdpProfile>().unwrap_err().kind(), ErrorKind::InvalidValue);
     }
 
     #[test]

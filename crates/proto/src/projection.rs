@@ -140,7 +140,7 @@ fn parse_list(kind: ResourceKind, list: Option<&str>) -> Result<Vec<AttrPath>, E
     let mut paths = Vec::new();
     for item in list.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let path: AttrPath =
-            item.parse().map_err(|e: Error| Error::InvalidValue(format!("`{item}` is not an attribute name: {e}")))?;
+            item.parse().map_err(|e: Error| Error::invalid_value(format!("`{item}` is not an attribute name: {e}")))?;
         if kind.resolve(&path).is_some() || extension_urn(kind, &path).is_some() {
             paths.push(path);
         }
@@ -205,6 +205,7 @@ mod tests {
 
     use super::*;
     use crate::schema::{ENTERPRISE_USER, GROUP, USER};
+    use crate::ErrorKind;
 
     fn user() -> Value {
         json!({
@@ -296,10 +297,10 @@ mod tests {
             Projection::parse(ResourceKind::User, Some("shoeSize, userName, urn:example:x:y"), Some("nope")).unwrap();
         assert_eq!(projection.attributes.len(), 1);
         assert!(projection.excluded.is_empty());
-        assert!(matches!(
-            Projection::parse(ResourceKind::User, Some("emails[type eq \"work\"]"), None),
-            Err(Error::InvalidValue(_))
-        ));
+        assert_eq!(
+            Projection::parse(ResourceKind::User, Some("emails[type eq \"work\"]"), None).unwrap_err().kind(),
+            ErrorKind::InvalidValue
+        );
         assert_eq!(Projection::parse(ResourceKind::User, Some(" , "), Some("")).unwrap(), Projection::default());
     }
 

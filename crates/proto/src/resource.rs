@@ -24,7 +24,7 @@ const INDEXED: [&str; 3] = ["userName", "externalId", "displayName"];
 fn check_indexed_length(name: &str, value: &str) -> Result<(), Error> {
     let chars = value.chars().count();
     if chars > MAX_INDEXED_CHARS {
-        return Err(Error::InvalidValue(format!(
+        return Err(Error::invalid_value(format!(
             "`{name}` is {chars} characters long; at most {MAX_INDEXED_CHARS} are accepted"
         )));
     }
@@ -38,14 +38,14 @@ fn check_indexed_length(name: &str, value: &str) -> Result<(), Error> {
 /// - values checked against the attribute type, with the tolerant coercions every IdP needs
 ///   (`"True"`/`"false"` strings for booleans, a single object where an array is expected);
 /// - required attributes present (`userName` for User, `displayName` for Group);
-/// - unknown attributes and unknown extension URNs refused with [`Error::InvalidValue`];
+/// - unknown attributes and unknown extension URNs refused with `ErrorKind::InvalidValue`;
 /// - `null` values and empty arrays dropped (RFC 7643 §2.5: unassigned).
 ///
 /// For groups, `members` is kept in the output as an array of `{"value", "type"?}` objects
 /// (plus `display` when the client sent one, kept as sent).
 pub fn normalize(kind: ResourceKind, body: Value) -> Result<Value, Error> {
     let Value::Object(body) = body else {
-        return Err(Error::InvalidSyntax(format!("a {} must be a JSON object", kind.name())));
+        return Err(Error::invalid_syntax(format!("a {} must be a JSON object", kind.name())));
     };
     let core = kind.core_schema();
     let mut found = Found::default();
@@ -65,7 +65,10 @@ pub fn normalize(kind: ResourceKind, body: Value) -> Result<Value, Error> {
                 }
                 Value::Null => {}
                 _ => {
-                    return Err(Error::InvalidValue(format!("`{key}` must be an object of {} attributes", schema.name)))
+                    return Err(Error::invalid_value(format!(
+                        "`{key}` must be an object of {} attributes",
+                        schema.name
+                    )))
                 }
             }
             continue;
@@ -74,7 +77,7 @@ pub fn normalize(kind: ResourceKind, body: Value) -> Result<Value, Error> {
             // A URN-qualified attribute name (`urn:...:User:userName`).
             match kind.schema_by_urn(urn) {
                 Some(schema) => found.place(kind, schema, name, value)?,
-                None => return Err(Error::InvalidValue(format!("unknown schema extension `{key}`"))),
+                None => return Err(Error::invalid_value(format!("unknown schema extension `{key}`"))),
             }
             continue;
         }
@@ -95,12 +98,12 @@ pub fn normalize(kind: ResourceKind, body: Value) -> Result<Value, Error> {
         match value {
             // A blank `userName` or `displayName` identifies nothing.
             Some(Value::String(s)) if def.required && s.trim().is_empty() => {
-                return Err(Error::InvalidValue(format!("`{}` is required", def.name)));
+                return Err(Error::invalid_value(format!("`{}` is required", def.name)));
             }
             Some(value) => {
                 out.insert(def.name.into(), value);
             }
-            None if def.required => return Err(Error::InvalidValue(format!("`{}` is required", def.name))),
+            None if def.required => return Err(Error::invalid_value(format!("`{}` is required", def.name))),
             None => {}
         }
     }
@@ -110,7 +113,7 @@ pub fn normalize(kind: ResourceKind, body: Value) -> Result<Value, Error> {
             if let Some(value) = found.take(ext.id, def.name) {
                 attrs.insert(def.name.into(), value);
             } else if def.required {
-                return Err(Error::InvalidValue(format!("`{}:{}` is required", ext.id, def.name)));
+                return Err(Error::invalid_value(format!("`{}:{}` is required", ext.id, def.name)));
             }
         }
         if !attrs.is_empty() {
@@ -132,7 +135,7 @@ impl Found {
         let is_core = schema.id == kind.core_schema().id;
         let def = if is_core { kind.core_attribute(name) } else { find(schema.attributes, name) };
         let Some(def) = def else {
-            return Err(Error::InvalidValue(if is_core {
+            return Err(Error::invalid_value(if is_core {
                 format!("unknown attribute `{name}` for {}", kind.name())
             } else {
                 format!("unknown attribute `{name}` in {}", schema.id)
@@ -189,21 +192,21 @@ pub(crate) fn attribute_value(def: &AttrDef, value: Value, label: &str) -> Resul
             continue;
         }
         if item.is_array() {
-            return Err(Error::InvalidValue(format!("`{label}[{i}]` is an array inside an array")));
+            return Err(Error::invalid_value(format!("`{label}[{i}]` is an array inside an array")));
         }
         if let Some(v) = single_value(def, item, &format!("{label}[{i}]"))? {
             out.push(v);
         }
     }
     if out.len() > MAX_MULTI_VALUES {
-        return Err(Error::InvalidValue(format!(
+        return Err(Error::invalid_value(format!(
             "`{label}` has {} values; at most {MAX_MULTI_VALUES} are accepted",
             out.len()
         )));
     }
     if out.iter().filter(|item| is_primary(item)).count() > 1 {
         // RFC 7643 §2.4: "primary" true appears no more than once.
-        return Err(Error::InvalidValue(format!("`{label}` has more than one primary value")));
+        return Err(Error::invalid_value(format!("`{label}` has more than one primary value")));
     }
     Ok((!out.is_empty()).then_some(Value::Array(out)))
 }
@@ -215,7 +218,7 @@ pub(crate) fn attribute_value(def: &AttrDef, value: Value, label: &str) -> Resul
 pub(crate) fn single_complex_shape(def: &AttrDef, value: Value, label: &str) -> Result<Value, Error> {
     if def.ty != AttrType::Complex {
         return match value {
-            Value::Array(_) => Err(Error::InvalidValue(format!("`{label}` is single-valued, not an array"))),
+            Value::Array(_) => Err(Error::invalid_value(format!("`{label}` is single-valued, not an array"))),
             other => Ok(other),
         };
     }
@@ -228,7 +231,7 @@ pub(crate) fn single_complex_shape(def: &AttrDef, value: Value, label: &str) -> 
         Value::Array(mut items) if items.len() == 1 && items.first().is_some_and(Value::is_object) => {
             Ok(items.pop().unwrap_or_default())
         }
-        Value::Array(_) => Err(Error::InvalidValue(format!("`{label}` is single-valued, not an array"))),
+        Value::Array(_) => Err(Error::invalid_value(format!("`{label}` is single-valued, not an array"))),
         other => Ok(other),
     }
 }
@@ -240,7 +243,7 @@ pub(crate) fn is_primary(item: &Value) -> bool {
 
 fn single_value(def: &AttrDef, value: Value, label: &str) -> Result<Option<Value>, Error> {
     let wrong = |expected: &str, value: &Value| {
-        Error::InvalidValue(format!("`{label}` must be {expected}, not {}", describe(value)))
+        Error::invalid_value(format!("`{label}` must be {expected}, not {}", describe(value)))
     };
     match def.ty {
         AttrType::String | AttrType::Reference | AttrType::Binary => match value {
@@ -272,7 +275,7 @@ fn single_value(def: &AttrDef, value: Value, label: &str) -> Result<Option<Value
             let mut out = Map::new();
             for (key, v) in fields {
                 let Some(sub) = find(def.sub_attributes, &key) else {
-                    return Err(Error::InvalidValue(format!("unknown sub-attribute `{key}` in `{label}`")));
+                    return Err(Error::invalid_value(format!("unknown sub-attribute `{key}` in `{label}`")));
                 };
                 if !client_writable(sub) {
                     continue;
@@ -313,7 +316,7 @@ pub(crate) fn member_values(value: Value) -> Result<Vec<Value>, Error> {
             continue;
         }
         let Value::Object(fields) = item else {
-            return Err(Error::InvalidValue(format!(
+            return Err(Error::invalid_value(format!(
                 "`members[{i}]` must be an object with a `value`, not {}",
                 describe(&item)
             )));
@@ -333,12 +336,12 @@ pub(crate) fn member_values(value: Value) -> Result<Vec<Value>, Error> {
         let id = match id {
             Some(Value::String(id)) if !id.trim().is_empty() => id,
             Some(other) => {
-                return Err(Error::InvalidValue(format!(
+                return Err(Error::invalid_value(format!(
                     "`members[{i}].value` must be a non-empty string, not {}",
                     describe(&other)
                 )))
             }
-            None => return Err(Error::InvalidValue(format!("`members[{i}]` has no `value`"))),
+            None => return Err(Error::invalid_value(format!("`members[{i}]` has no `value`"))),
         };
         check_indexed_length(&format!("members[{i}].value"), &id)?;
         let ty = match ty {
@@ -346,7 +349,7 @@ pub(crate) fn member_values(value: Value) -> Result<Vec<Value>, Error> {
             Some(Value::String(t)) if t.eq_ignore_ascii_case("User") => Some("User"),
             Some(Value::String(t)) if t.eq_ignore_ascii_case("Group") => Some("Group"),
             Some(other) => {
-                return Err(Error::InvalidValue(format!(
+                return Err(Error::invalid_value(format!(
                     "`members[{i}].type` must be \"User\" or \"Group\", not {other}"
                 )));
             }
@@ -355,7 +358,7 @@ pub(crate) fn member_values(value: Value) -> Result<Vec<Value>, Error> {
             None | Some(Value::Null) => None,
             Some(Value::String(d)) => Some(d),
             Some(other) => {
-                return Err(Error::InvalidValue(format!(
+                return Err(Error::invalid_value(format!(
                     "`members[{i}].display` must be a string, not {}",
                     describe(&other)
                 )));
@@ -408,6 +411,7 @@ mod tests {
 
     use super::*;
     use crate::schema::{ENTERPRISE_USER, GROUP, USER};
+    use crate::ErrorKind;
 
     #[test]
     fn nul_characters_are_found_anywhere() {
@@ -451,7 +455,7 @@ mod tests {
 
     fn invalid(result: Result<Value, Error>) -> String {
         match result {
-            Err(Error::InvalidValue(detail)) => detail,
+            Err(e) if e.kind() == ErrorKind::InvalidValue => e.into_detail(),
             other => panic!("expected InvalidValue, got {other:?}"),
         }
     }
@@ -679,7 +683,7 @@ mod tests {
             )),
             "`emails` has more than one primary value"
         );
-        assert!(matches!(user(json!([1])), Err(Error::InvalidSyntax(_))));
+        assert_eq!(user(json!([1])).unwrap_err().kind(), ErrorKind::InvalidSyntax);
     }
 
     #[test]
@@ -687,8 +691,11 @@ mod tests {
         let created = COMMON[2].sub_attribute("created").unwrap();
         assert!(attribute_value(created, json!("2011-05-13T04:42:34Z"), "created").unwrap().is_some());
         assert!(attribute_value(created, json!("2011-05-13T04:42:34.123+02:00"), "created").unwrap().is_some());
-        assert!(matches!(attribute_value(created, json!("yesterday"), "created"), Err(Error::InvalidValue(_))));
-        assert!(matches!(attribute_value(created, json!(1300000000), "created"), Err(Error::InvalidValue(_))));
+        assert_eq!(
+            attribute_value(created, json!("yesterday"), "created").unwrap_err().kind(),
+            ErrorKind::InvalidValue
+        );
+        assert_eq!(attribute_value(created, json!(1300000000), "created").unwrap_err().kind(), ErrorKind::InvalidValue);
     }
 
     #[test]

@@ -75,7 +75,7 @@ impl SearchRequest {
     /// [`SEARCH_REQUEST`]. Errors are `InvalidSyntax` / `InvalidValue`.
     pub fn from_body(body: &Value) -> Result<Self, crate::Error> {
         let Value::Object(fields) = body else {
-            return Err(Error::InvalidSyntax("a search request must be a JSON object".into()));
+            return Err(Error::invalid_syntax("a search request must be a JSON object"));
         };
         let names_search = match get_ci(body, "schemas") {
             Some(Value::Array(names)) => {
@@ -85,7 +85,7 @@ impl SearchRequest {
             _ => false,
         };
         if !names_search {
-            return Err(Error::InvalidSyntax(format!("`schemas` must contain \"{SEARCH_REQUEST}\"")));
+            return Err(Error::invalid_syntax(format!("`schemas` must contain \"{SEARCH_REQUEST}\"")));
         }
         let mut request = Self::default();
         for (key, value) in fields {
@@ -102,11 +102,11 @@ impl SearchRequest {
                         Value::Array(items) => {
                             let names: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
                             names
-                                .ok_or_else(|| Error::InvalidValue(format!("`{key}` must be an array of strings")))?
+                                .ok_or_else(|| Error::invalid_value(format!("`{key}` must be an array of strings")))?
                                 .join(",")
                         }
                         other => {
-                            return Err(Error::InvalidValue(format!(
+                            return Err(Error::invalid_value(format!(
                                 "`{key}` must be an array of strings, not {}",
                                 describe(other)
                             )))
@@ -123,13 +123,13 @@ impl SearchRequest {
                         _ => None,
                     };
                     let n = n.ok_or_else(|| {
-                        Error::InvalidValue(format!("`{key}` must be an integer, not {}", describe(value)))
+                        Error::invalid_value(format!("`{key}` must be an integer, not {}", describe(value)))
                     })?;
                     request.set_number(param, n);
                 }
                 Param::Filter | Param::SortBy | Param::SortOrder => {
                     let Value::String(s) = value else {
-                        return Err(Error::InvalidValue(format!("`{key}` must be a string, not {}", describe(value))));
+                        return Err(Error::invalid_value(format!("`{key}` must be a string, not {}", describe(value))));
                     };
                     request.set_text(param, s)?;
                 }
@@ -154,7 +154,7 @@ impl SearchRequest {
                     let n = value
                         .trim()
                         .parse()
-                        .map_err(|_| Error::InvalidValue(format!("`{key}` must be an integer, not \"{value}\"")))?;
+                        .map_err(|_| Error::invalid_value(format!("`{key}` must be an integer, not \"{value}\"")))?;
                     request.set_number(param, n);
                 }
                 Param::Filter | Param::SortBy | Param::SortOrder => request.set_text(param, value)?,
@@ -186,7 +186,7 @@ impl SearchRequest {
                 } else if text.trim().eq_ignore_ascii_case("descending") {
                     SortOrder::Descending
                 } else {
-                    return Err(Error::InvalidValue(format!(
+                    return Err(Error::invalid_value(format!(
                         "`sortOrder` must be \"ascending\" or \"descending\", not \"{text}\""
                     )));
                 });
@@ -338,6 +338,7 @@ mod tests {
 
     use super::*;
     use crate::schema::{ENTERPRISE_USER, GROUP, USER};
+    use crate::ErrorKind;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
@@ -377,15 +378,15 @@ mod tests {
     #[test]
     fn search_request_body_errors() {
         let err = |body: Value| SearchRequest::from_body(&body).unwrap_err();
-        assert!(matches!(err(json!({"filter": "x pr"})), Error::InvalidSyntax(_)));
-        assert!(matches!(err(json!({"schemas": [USER]})), Error::InvalidSyntax(_)));
-        assert!(matches!(err(json!([])), Error::InvalidSyntax(_)));
+        assert_eq!(err(json!({"filter": "x pr"})).kind(), ErrorKind::InvalidSyntax);
+        assert_eq!(err(json!({"schemas": [USER]})).kind(), ErrorKind::InvalidSyntax);
+        assert_eq!(err(json!([])).kind(), ErrorKind::InvalidSyntax);
         let search = |k: &str, v: Value| err(json!({"schemas": [SEARCH_REQUEST], k: v}));
-        assert!(matches!(search("count", json!("ten")), Error::InvalidValue(_)));
-        assert!(matches!(search("startIndex", json!(true)), Error::InvalidValue(_)));
-        assert!(matches!(search("sortOrder", json!("up")), Error::InvalidValue(_)));
-        assert!(matches!(search("attributes", json!([1])), Error::InvalidValue(_)));
-        assert!(matches!(search("filter", json!(1)), Error::InvalidValue(_)));
+        assert_eq!(search("count", json!("ten")).kind(), ErrorKind::InvalidValue);
+        assert_eq!(search("startIndex", json!(true)).kind(), ErrorKind::InvalidValue);
+        assert_eq!(search("sortOrder", json!("up")).kind(), ErrorKind::InvalidValue);
+        assert_eq!(search("attributes", json!([1])).kind(), ErrorKind::InvalidValue);
+        assert_eq!(search("filter", json!(1)).kind(), ErrorKind::InvalidValue);
     }
 
     #[test]
@@ -405,8 +406,14 @@ mod tests {
         assert_eq!(request.excluded_attributes, None);
         assert_eq!(request.sort_order, Some(SortOrder::Ascending));
         assert_eq!((request.start_index, request.count), (Some(3), Some(0)));
-        assert!(matches!(SearchRequest::from_query(&pairs(&[("count", "many")])), Err(Error::InvalidValue(_))));
-        assert!(matches!(SearchRequest::from_query(&pairs(&[("sortOrder", "sideways")])), Err(Error::InvalidValue(_))));
+        assert_eq!(
+            SearchRequest::from_query(&pairs(&[("count", "many")])).unwrap_err().kind(),
+            ErrorKind::InvalidValue
+        );
+        assert_eq!(
+            SearchRequest::from_query(&pairs(&[("sortOrder", "sideways")])).unwrap_err().kind(),
+            ErrorKind::InvalidValue
+        );
     }
 
     #[test]

@@ -246,7 +246,7 @@ impl AccountStore for SqlStore {
         tenant: &TenantName,
         accounts: &[ProductAccount],
     ) -> Result<AccountsRegistered, DomainError> {
-        let invalid = |detail: String| DomainError::Invalid(proto::Error::InvalidValue(detail));
+        let invalid = |detail: String| DomainError::Invalid(proto::Error::invalid_value(detail));
         if accounts.len() > MAX_ACCOUNTS_PER_CALL {
             return Err(invalid(format!(
                 "{} accounts in one call; at most {MAX_ACCOUNTS_PER_CALL} are accepted",
@@ -365,7 +365,7 @@ impl AccountStore for SqlStore {
             .query_as()
             .fetch_optional(&mut *conn)
             .await?
-            .ok_or(DomainError::NotFound("account"))?;
+            .ok_or(DomainError::NotFound(crate::Entity::Account))?;
         Ok(ProductAccount {
             id: id.clone(),
             email: row.email_lower,
@@ -400,7 +400,7 @@ impl AccountStore for SqlStore {
             .await?
             .rows_affected();
         if removed == 0 {
-            return Err(DomainError::NotFound("account"));
+            return Err(DomainError::NotFound(crate::Entity::Account));
         }
         if let Some((user, data)) = linked {
             Statement::new(self.dialect)

@@ -137,7 +137,7 @@ impl SqlStore {
             .query_as()
             .fetch_optional(&mut *conn)
             .await?
-            .ok_or(DomainError::NotFound("webhook"))?;
+            .ok_or(DomainError::NotFound(crate::Entity::Webhook))?;
         WebhookEndpoint::try_from(row)
     }
 
@@ -214,7 +214,7 @@ impl EventStore for SqlStore {
             .query_as()
             .fetch_optional(&mut *tx)
             .await?
-            .ok_or(DomainError::NotFound("tenant"))?;
+            .ok_or(DomainError::NotFound(crate::Entity::Tenant))?;
         let cursor = if from_start { 0 } else { event_seq };
         let id = uuid::Uuid::now_v7().to_string();
         Statement::new(self.dialect)
@@ -277,7 +277,7 @@ impl EventStore for SqlStore {
         let changed =
             self.for_webhook(assignments, tenant.as_str(), id).query().execute(&mut *tx).await?.rows_affected();
         if changed == 0 {
-            return Err(DomainError::NotFound("webhook"));
+            return Err(DomainError::NotFound(crate::Entity::Webhook));
         }
         let endpoint = self.load_webhook(&mut tx, tenant.as_str(), id).await?;
         tx.commit().await?;
@@ -295,7 +295,7 @@ impl EventStore for SqlStore {
             .await?
             .rows_affected();
         if deleted == 0 {
-            return Err(DomainError::NotFound("webhook"));
+            return Err(DomainError::NotFound(crate::Entity::Webhook));
         }
         tx.commit().await?;
         Ok(())
@@ -355,7 +355,7 @@ impl EventStore for SqlStore {
         }
         let requested = statement.query().execute(&mut *tx).await?.rows_affected();
         if seq.is_some() && requested == 0 {
-            return Err(DomainError::NotFound("dead letter"));
+            return Err(DomainError::NotFound(crate::Entity::DeadLetter));
         }
         tx.commit().await?;
         Ok(requested)

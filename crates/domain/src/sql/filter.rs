@@ -505,9 +505,9 @@ fn bad_operator(op: CompareOp, path: &AttrPath, what: &str) -> DomainError {
 }
 
 fn invalid_filter(detail: String) -> DomainError {
-    DomainError::Invalid(proto::Error::InvalidFilter(detail))
+    DomainError::Invalid(proto::Error::invalid_filter(detail))
 }
 
 fn invalid_value(detail: String) -> DomainError {
-    DomainError::Invalid(proto::Error::InvalidValue(detail))
+    DomainError::Invalid(proto::Error::invalid_value(detail))
 }

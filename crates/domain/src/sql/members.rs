@@ -140,7 +140,7 @@ fn json_members(members: &[NewMember]) -> Arg {
 }
 
 fn invalid_value(detail: String) -> DomainError {
-    DomainError::Invalid(proto::Error::InvalidValue(detail))
+    DomainError::Invalid(proto::Error::invalid_value(detail))
 }
 
 fn unknown_members(ids: &[String]) -> DomainError {

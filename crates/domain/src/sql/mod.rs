@@ -33,7 +33,7 @@ use self::filter::Arg;
 pub use self::gauges::StoreGauges;
 use self::statement::Statement;
 pub use self::url::{redact_password, DatabaseUrl, UnsupportedDatabaseUrl};
-use crate::{DomainError, TenantId, TenantName};
+use crate::{DomainError, Entity, TenantId, TenantName};
 
 /// How many ids make a statement a bulk one (see [`SqlStore::prefer_hash_joins`]).
 const BULK: usize = 500;
@@ -186,7 +186,7 @@ impl SqlStore {
             .query_as()
             .fetch_optional(&mut *conn)
             .await?
-            .ok_or(DomainError::NotFound("tenant"))?;
+            .ok_or(DomainError::NotFound(Entity::Tenant))?;
         Ok(TenantId(id))
     }
 }

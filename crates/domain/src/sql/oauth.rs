@@ -16,7 +16,7 @@ use crate::oauth::{
 };
 use crate::store::OAuthStore;
 use crate::time_util::now_micros;
-use crate::{DomainError, TenantId, TenantName};
+use crate::{DomainError, Entity, TenantId, TenantName};
 
 fn oauth_id(id: &str) -> Result<TokenId, DomainError> {
     stored_id(id, "OAuth")
@@ -158,7 +158,7 @@ impl SqlStore {
             .query_as()
             .fetch_optional(&mut *conn)
             .await?
-            .ok_or(DomainError::NotFound("OAuth client"))?;
+            .ok_or(DomainError::NotFound(Entity::OAuthClient))?;
         Ok(issuer.is_some())
     }
 

@@ -12,7 +12,7 @@ use crate::org::{
 };
 use crate::store::OrganizationStore;
 use crate::time_util::now_micros;
-use crate::{DomainError, TenantName};
+use crate::{DomainError, Entity, TenantName};
 
 /// An organization as [`ORGANIZATION_COLUMNS`] reads it.
 #[derive(Debug, FromRow)]
@@ -126,7 +126,7 @@ impl SqlStore {
             .query_as()
             .fetch_optional(&mut *conn)
             .await?
-            .ok_or(DomainError::NotFound("organization"))?;
+            .ok_or(DomainError::NotFound(Entity::Organization))?;
         Ok(id)
     }
 }
@@ -182,7 +182,7 @@ impl OrganizationStore for SqlStore {
             .query_as()
             .fetch_optional(&mut *conn)
             .await?
-            .ok_or(DomainError::NotFound("organization"))?;
+            .ok_or(DomainError::NotFound(Entity::Organization))?;
         Organization::try_from(row)
     }
 
@@ -307,7 +307,7 @@ impl OrganizationStore for SqlStore {
             .await?
             .rows_affected();
         if removed == 0 {
-            return Err(DomainError::NotFound("mapping"));
+            return Err(DomainError::NotFound(Entity::Mapping));
         }
         self.relink_and_reconcile_changed(&mut w).await?;
         w.commit().await
@@ -326,7 +326,7 @@ impl OrganizationStore for SqlStore {
             .fetch_optional(&mut *conn)
             .await?;
         if exists.is_none() {
-            return Err(DomainError::NotFound("User"));
+            return Err(DomainError::NotFound(Entity::User));
         }
         let rows: Vec<MembershipRow> = Statement::new(self.dialect)
             .sql(MEMBERSHIP_QUERY)

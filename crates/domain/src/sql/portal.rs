@@ -178,7 +178,7 @@ impl PortalStore for SqlStore {
             .fetch_optional(&mut *tx)
             .await?;
         if exists.is_none() {
-            return Err(DomainError::NotFound("setup link"));
+            return Err(DomainError::NotFound(crate::Entity::SetupLink));
         }
         Statement::new(self.dialect)
             .sql("UPDATE portal_links SET revoked_at = ")

@@ -30,13 +30,13 @@ fn table(kind: ResourceKind) -> &'static str {
 
 fn not_found(kind: ResourceKind) -> DomainError {
     DomainError::NotFound(match kind {
-        ResourceKind::User => "User",
-        ResourceKind::Group => "Group",
+        ResourceKind::User => crate::Entity::User,
+        ResourceKind::Group => crate::Entity::Group,
     })
 }
 
 fn invalid_value(detail: String) -> DomainError {
-    DomainError::Invalid(proto::Error::InvalidValue(detail))
+    DomainError::Invalid(proto::Error::invalid_value(detail))
 }
 
 /// The indexed columns derived from a canonical resource body.

@@ -10,7 +10,9 @@ use super::{Dialect, SqlStore};
 use crate::error::is_unique_violation;
 use crate::store::TenantStore;
 use crate::time_util::now_micros;
-use crate::{AccessTokenLifetime, DomainError, RateLimit, Tenant, TenantId, TenantName, TenantSettings, TenantUpdate};
+use crate::{
+    AccessTokenLifetime, DomainError, Entity, RateLimit, Tenant, TenantId, TenantName, TenantSettings, TenantUpdate,
+};
 
 /// The columns [`tenant_from_row`] reads, for joins (`n` is the tenants alias).
 pub(super) const TENANT_COLUMNS: &str = "n.id AS tenant_id, n.name AS tenant_name, n.created_at AS tenant_created_at, \
@@ -97,7 +99,7 @@ impl SqlStore {
             .query_as()
             .fetch_optional(&mut *conn)
             .await?
-            .ok_or(DomainError::NotFound("tenant"))?;
+            .ok_or(DomainError::NotFound(Entity::Tenant))?;
         Ok(Tenant::try_from(row)?.settings)
     }
 
@@ -106,7 +108,7 @@ impl SqlStore {
             .query_as()
             .fetch_optional(&self.pool)
             .await?
-            .ok_or(DomainError::NotFound("tenant"))?;
+            .ok_or(DomainError::NotFound(Entity::Tenant))?;
         Tenant::try_from(row)
     }
 }

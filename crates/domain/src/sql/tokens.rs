@@ -9,7 +9,7 @@ use super::tenants::{tenant_from_row, TENANT_COLUMNS};
 use super::SqlStore;
 use crate::store::{NewToken, StoredToken, TokenInfo, TokenOwner, TokenStore};
 use crate::time_util::now_micros;
-use crate::{DomainError, TenantId, TenantName};
+use crate::{DomainError, Entity, TenantId, TenantName};
 
 /// A stored id of a token, OAuth client, secret or access token (`what` names it in the error).
 pub(super) fn stored_id(id: &str, what: &str) -> Result<TokenId, DomainError> {
@@ -179,7 +179,7 @@ impl TokenStore for SqlStore {
             .fetch_optional(&mut *tx)
             .await?;
         if exists.is_none() {
-            return Err(DomainError::NotFound("token"));
+            return Err(DomainError::NotFound(Entity::Token));
         }
         // Revoking now also cuts short the grace period of a regenerated token.
         let now = now_micros();

@@ -78,7 +78,7 @@ impl SqlStore {
             .query_as()
             .fetch_optional(&mut *tx)
             .await?
-            .ok_or(DomainError::NotFound("tenant"))?;
+            .ok_or(DomainError::NotFound(crate::Entity::Tenant))?;
         let tenant = Tenant::try_from(row)?;
         Ok(TenantWrite { tx, tenant: tenant.id, settings: tenant.settings, events: Vec::new(), dialect: self.dialect })
     }

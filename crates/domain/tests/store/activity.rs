@@ -80,7 +80,10 @@ async fn activity_is_appended_and_listed_newest_first_per_tenant(store: &impl St
     assert!(page.items[0].seq > page.items[1].seq);
     assert_eq!(statuses(store, &globex, &query()).await, [204], "one tenant's activity is never another's");
     let unknown = TenantName::parse("nobody").unwrap();
-    assert!(matches!(store.list_activity(&unknown, &query()).await, Err(domain::DomainError::NotFound("tenant"))));
+    assert!(matches!(
+        store.list_activity(&unknown, &query()).await,
+        Err(domain::DomainError::NotFound(domain::Entity::Tenant))
+    ));
 
     // A large batch spans several statements; overlong text is cut.
     let long = "é".repeat(ActivityRecord::MAX_TEXT);

@@ -131,7 +131,7 @@ mod tests {
             (AdminError::Issue(IssueError::Invalid("x".into())), 400),
             (AdminError::NotFound("x".into()), 404),
             (AdminError::Store(DomainError::Conflict("taken".into())), 409),
-            (AdminError::Store(DomainError::NotFound("tenant")), 404),
+            (AdminError::Store(DomainError::NotFound(domain::Entity::Tenant)), 404),
             (AdminError::Store(DomainError::Internal("secret driver text".into(), None)), 500),
         ];
         for (error, status) in cases {

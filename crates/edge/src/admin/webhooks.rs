@@ -3,7 +3,7 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
-use domain::{format_rfc3339, DeadLetter, DomainError, TenantName, WebhookEndpoint};
+use domain::{format_rfc3339, DeadLetter, DomainError, Entity, TenantName, WebhookEndpoint};
 use serde::{Deserialize, Serialize};
 
 use super::{json_body, method_not_allowed, tenant_name, AdminError, Operator, SCOPE};
@@ -235,7 +235,7 @@ pub async fn redeliver_one(
 async fn redeliver(state: &AppState, org: &str, id: &str, seq: Option<i64>) -> Result<HttpResponse, AdminError> {
     let tenant = tenant_name(org)?;
     let requested = state.store.request_redelivery(&tenant, id, seq).await.map_err(|e| match (e, seq) {
-        (domain::DomainError::NotFound("dead letter"), Some(seq)) => {
+        (DomainError::NotFound(Entity::DeadLetter), Some(seq)) => {
             AdminError::NotFound(format!("webhook `{id}` has no dead letter {seq}"))
         }
         (e, _) => not_found(e, id),
@@ -248,7 +248,7 @@ async fn redeliver(state: &AppState, org: &str, id: &str, seq: Option<i64>) -> R
 /// The store's "webhook not found" with the id named.
 fn not_found(e: domain::DomainError, id: &str) -> AdminError {
     match e {
-        domain::DomainError::NotFound("webhook") => AdminError::NotFound(format!("webhook `{id}` not found")),
+        DomainError::NotFound(Entity::Webhook) => AdminError::NotFound(format!("webhook `{id}` not found")),
         e => e.into(),
     }
 }

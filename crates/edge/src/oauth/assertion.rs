@@ -13,7 +13,7 @@ use domain::Federation;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
-use super::jwks::{JwksCache, JwksError};
+use crate::jwks::{JwksCache, JwksError};
 
 /// The `client_assertion_type` of a JWT client assertion.
 pub const JWT_BEARER_CLIENT_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -38,7 +38,7 @@ pub async fn read_json(
     let parsed = nodes.saturating_mul(NODE_COST);
     if let Some(capacity) = budget.capacity().filter(|c| body.len().saturating_add(parsed) > *c) {
         let most = capacity.saturating_sub(body.len()) / NODE_COST;
-        return Err(proto::Error::TooLarge(format!(
+        return Err(proto::Error::too_large(format!(
             "the request body holds {nodes} JSON values and keys; at most about {most} are accepted"
         ))
         .into());
@@ -54,23 +54,23 @@ async fn read_body(
 ) -> Result<web::BytesMut, ScimError> {
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| proto::Error::InvalidSyntax(format!("could not read the request body: {e}")))?;
+        let chunk = chunk.map_err(|e| proto::Error::invalid_syntax(format!("could not read the request body: {e}")))?;
         if body.len() + chunk.len() > limit {
             return Err(ScimError::PayloadTooLarge { limit });
         }
         body.extend_from_slice(&chunk);
     }
     if body.is_empty() {
-        return Err(proto::Error::InvalidSyntax("the request body is empty".into()).into());
+        return Err(proto::Error::invalid_syntax("the request body is empty").into());
     }
     Ok(body)
 }
 
 fn parse_body(body: &[u8]) -> Result<Value, ScimError> {
     let value: Value = serde_json::from_slice(body)
-        .map_err(|e| proto::Error::InvalidSyntax(format!("the request body is not valid JSON: {e}")))?;
+        .map_err(|e| proto::Error::invalid_syntax(format!("the request body is not valid JSON: {e}")))?;
     if proto::resource::holds_nul(&value) {
-        return Err(proto::Error::InvalidValue("the request body contains the character U+0000".into()).into());
+        return Err(proto::Error::invalid_value("the request body contains the character U+0000").into());
     }
     Ok(value)
 }
@@ -78,7 +78,7 @@ fn parse_body(body: &[u8]) -> Result<Value, ScimError> {
 /// The query string as pairs; `+` decodes to a space as in HTML forms (Okta relies on it).
 pub fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, ScimError> {
     serde_urlencoded::from_str(req.query_string())
-        .map_err(|e| proto::Error::InvalidSyntax(format!("malformed query string: {e}")).into())
+        .map_err(|e| proto::Error::invalid_syntax(format!("malformed query string: {e}")).into())
 }
 
 pub fn search_from_query(req: &HttpRequest) -> Result<SearchRequest, ScimError> {

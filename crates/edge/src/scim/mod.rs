@@ -1,5 +1,6 @@
 //! `/scim/v2/{org}`: Users, Groups, search and discovery (RFC 7644).
 
+mod activity;
 mod body;
 mod discovery;
 mod readiness;
@@ -27,7 +28,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, max_payload: usize, max_group_payloa
     cfg.service(
         web::scope(SCOPE)
             .wrap(from_fn(media_type))
-            .wrap(from_fn(crate::activity::record_requests))
+            .wrap(from_fn(activity::record_requests))
             .service(resource_scope("/Users", ResourceKind::User, max_payload))
             .service(resource_scope("/Groups", ResourceKind::Group, max_group_payload))
             .service(

@@ -244,7 +244,7 @@ async fn run_search(
         .as_deref()
         .map(|s| match proto::path::parse(s.trim()) {
             Ok(proto::PatchPath { attr, filter: None, sub: None }) => Ok(attr),
-            _ => Err(proto::Error::InvalidValue(format!("sortBy `{s}` is not an attribute path"))),
+            _ => Err(proto::Error::invalid_value(format!("sortBy `{s}` is not an attribute path"))),
         })
         .transpose()?;
     let start_index = u64::try_from(request.start_index.unwrap_or(1)).unwrap_or(1).max(1);

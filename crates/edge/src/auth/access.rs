@@ -8,7 +8,7 @@ use domain::{now_micros, StoredAccessToken};
 use token::oauth::AccessToken;
 use token::TokenKind;
 
-use crate::auth::{client_address, AuthError};
+use super::{client_address, AuthError};
 use crate::metrics;
 use crate::refusal::Refusal;
 use crate::state::AppState;

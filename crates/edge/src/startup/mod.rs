@@ -1,5 +1,8 @@
 //! One start-up path for the binary and the tests: bind, connect, migrate, serve.
 
+mod metrics_server;
+
+use std::future::Future;
 use std::net::TcpListener;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -16,15 +19,15 @@ use token::{Verifier, VerifierConfig};
 use tokio::sync::Notify;
 use tracing_actix_web::TracingLogger;
 
+use self::metrics_server::MetricsServer;
 use crate::config::{ConfigError, Settings};
 use crate::error::ScimError;
+use crate::jwks::JwksCache;
 use crate::memory::BodyBudget;
-use crate::metrics::MetricsServer;
-use crate::oauth::JwksCache;
 use crate::share::{DatabaseShare, ShareLimits};
-use crate::shutdown::{Background, Draining};
+use crate::shutdown::{Background, Draining, BACKGROUND_GRACE};
 use crate::state::AppState;
-use crate::telemetry::RequestSpan;
+use crate::telemetry::{RequestSpan, ShowFilterValues};
 use crate::usage::TokenUsage;
 use crate::webhooks::{Deliverer, DeliveryPolicy};
 use crate::{admin, health, metrics, oauth, route_table, scim};
@@ -143,8 +146,9 @@ impl Application {
         background.spawn(move |cancelled| async move {
             cancelled.run_until_cancelled(evict_idle_failures(evicting)).await;
         });
-        let metrics = metrics::serve(metrics_listen, state.clone(), store.clone(), &background)?;
+        let metrics = metrics_server::serve(metrics_listen, state.clone(), store.clone(), &background)?;
         let readiness = draining.clone();
+        let show_filter_values = state.settings.log_filter_values;
         let server = HttpServer::new(move || {
             App::new()
                 // A Tenant URL pasted with a trailing slash makes IdPs call `.../<org>//Users`
@@ -153,6 +157,7 @@ impl Application {
                 .wrap(from_fn(metrics::record_requests))
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(state.clone())
+                .app_data(ShowFilterValues(show_filter_values))
                 .app_data(readiness.clone())
                 .service(route_table::resource("", "/healthz").route(web::get().to(health::healthz)))
                 .service(route_table::resource("", "/readyz").route(web::get().to(health::readyz)))
@@ -197,6 +202,59 @@ impl Application {
     /// shutdown, after the last request was answered (see [`Background`]).
     pub fn background(&self) -> &Background {
         &self.background
+    }
+
+    /// Serve until SIGTERM or SIGINT, then shut down gracefully (see [`Application::run_until`]).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(crate::shutdown::signal()).await
+    }
+
+    /// Serve until `stop` resolves (or the server fails), then: drain (`/readyz` answers 503 for
+    /// `drain_seconds`, everything else is served), close the listener and let requests in flight
+    /// finish (up to 30 s), stop background tasks, and write out what is buffered.
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> std::io::Result<()> {
+        let Application { server, metrics, store, usage, draining, drain, background, .. } = self;
+        let api = server.handle();
+        let mut serving = tokio::spawn(server);
+        let metrics = metrics.map(|metrics| (metrics.server.handle(), tokio::spawn(metrics.server)));
+        let ended = tokio::select! {
+            ended = &mut serving => Some(ended),
+            () = stop => None,
+        };
+        let ended = match ended {
+            Some(ended) => ended,
+            None => {
+                if !drain.is_zero() {
+                    draining.start();
+                    tracing::info!(
+                        drain_seconds = drain.as_secs(),
+                        "draining: /readyz answers 503, requests are served"
+                    );
+                    tokio::select! {
+                        () = tokio::time::sleep(drain) => {}
+                        _ = &mut serving => {}
+                    }
+                }
+                tracing::info!("closing the listener; requests in flight may finish");
+                api.stop(true).await;
+                serving.await
+            }
+        };
+        let result = ended.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if !background.stop(BACKGROUND_GRACE).await {
+            tracing::warn!(grace_seconds = BACKGROUND_GRACE.as_secs(), "background tasks did not finish in time");
+        }
+        if let Err(e) = usage.flush(store.as_ref()).await {
+            tracing::warn!(error = %e, "could not record token use at shutdown");
+        }
+        crate::telemetry::flush_traces().await;
+        if let Some((handle, serving)) = metrics {
+            handle.stop(false).await;
+            let _ = serving.await;
+        }
+        store.close().await;
+        tracing::info!("stopped");
+        result
     }
 }
 

@@ -1,10 +1,13 @@
 //! Bearer-token authentication, for tenants on `/scim/v2/{org}` and operators on `/admin/v1`.
+//! Tenants' SCIM endpoints also accept the OAuth access tokens of [`crate::oauth`] ([`access`]).
 //!
 //! Order of work, cheapest first: a client address that failed too often is refused outright; a
 //! token that does not parse (prefix, shape, checksum) costs no I/O; then one indexed read of the
 //! token record, whose revocation and expiry are checked on every request, so a revocation takes
 //! effect at once on every replica; Argon2 runs at most once per token per cache lifetime. Only
 //! then is the tenant's rate limit charged, so another client's bad tokens can never spend it.
+
+mod access;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -206,8 +209,8 @@ async fn tenant_context(req: &HttpRequest) -> Result<TenantContext, ScimError> {
     let state = req.app_data::<web::Data<AppState>>().ok_or(ScimError::Unavailable("the server is not ready"))?;
     // Org names are lowercase: `/scim/v2/ACME` is tenant `acme`, as IdP admins type it.
     let org = req.match_info().get("org").unwrap_or_default().to_ascii_lowercase();
-    if let Some(presented) = crate::oauth::bearer_access_token(req) {
-        let access = crate::oauth::authenticate_access_token(req, state, &org, presented).await?;
+    if let Some(presented) = access::bearer_access_token(req) {
+        let access = access::authenticate_access_token(req, state, &org, presented).await?;
         req.extensions_mut().insert(RequestCredential(ActivityCredential::OAuthClient(access.client_id.clone())));
         return within_limit(req, state, access.tenant, access.id, access.scopes).await;
     }
