@@ -121,8 +121,14 @@ fn is_transient(code: Option<&str>) -> bool {
 }
 
 /// True when the error is a unique-constraint violation, on either backend.
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}
+
+/// For `map_err` on a write: a unique violation becomes a `Conflict` saying `detail()`; any other
+/// error converts as usual.
+pub(crate) fn conflict_if_unique(detail: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error) -> DomainError {
+    move |e| if is_unique_violation(&e) { DomainError::Conflict(detail()) } else { e.into() }
 }
 
 #[cfg(test)]

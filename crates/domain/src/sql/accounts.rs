@@ -6,6 +6,7 @@ use super::filter::Arg;
 use super::statement::Statement;
 use super::write::TenantWrite;
 use super::{json_ids, SqlStore};
+use crate::error::conflict_if_unique;
 use crate::event::{user_subject, EventType};
 use crate::link::{
     AccountId, AccountsRegistered, DuplicateEmails, LinkMatch, LinkedUser, ProductAccount, UserLookup,
@@ -335,13 +336,7 @@ impl AccountStore for SqlStore {
             .query()
             .execute(&mut *w.tx)
             .await
-            .map_err(|e| {
-                if crate::error::is_unique_violation(&e) {
-                    DomainError::Conflict("an email or external id is registered for two accounts".into())
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(conflict_if_unique(|| "an email or external id is registered for two accounts".into()))?;
         let linked = if w.settings.link_by.is_on() { self.link_registered(&mut w, &ids).await? } else { 0 };
         w.commit().await?;
         let total = u64::try_from(accounts.len()).unwrap_or(u64::MAX);

@@ -6,7 +6,7 @@ use sqlx::{AnyConnection, FromRow};
 use token::oauth::AccessTokenHash;
 use token::{Scopes, SecretHash, TokenId, Validity};
 
-use super::statement::Statement;
+use super::statement::{Bind, Statement};
 use super::tenants::{tenant_from_row, TENANT_COLUMNS};
 use super::tokens::{stored_id, stored_scopes};
 use super::{Dialect, SqlStore};
@@ -125,17 +125,14 @@ async fn insert_secret(
     expires_at: Option<i64>,
 ) -> Result<(), DomainError> {
     Statement::new(dialect)
-        .sql("INSERT INTO oauth_client_secrets (id, client_id, secret_hash, created_at, expires_at) VALUES (")
-        .bind(secret.id.as_str())
-        .sql(", ")
-        .bind(client.as_str())
-        .sql(", ")
-        .bind(secret.hash.as_str())
-        .sql(", ")
-        .bind(now_micros())
-        .sql(", ")
-        .bind(expires_at)
-        .sql(")")
+        .sql("INSERT INTO oauth_client_secrets (id, client_id, secret_hash, created_at, expires_at) VALUES ")
+        .row([
+            secret.id.as_str().into_arg(),
+            client.as_str().into_arg(),
+            secret.hash.as_str().into_arg(),
+            now_micros().into_arg(),
+            expires_at.into_arg(),
+        ])
         .query()
         .execute(&mut *conn)
         .await?;
@@ -198,28 +195,20 @@ impl OAuthStore for SqlStore {
         Statement::new(self.dialect)
             .sql(
                 "INSERT INTO oauth_clients (id, tenant_id, name, scopes, created_at, expires_at, issuer, subject, \
-                 audience, jwks_url) VALUES (",
+                 audience, jwks_url) VALUES ",
             )
-            .bind(client.id.as_str())
-            .sql(", ")
-            .bind(tenant_id.as_str())
-            .sql(", ")
-            .bind(client.name.as_deref())
-            .sql(", ")
-            .bind(client.scopes.to_string())
-            .sql(", ")
-            .bind(now_micros())
-            .sql(", ")
-            .bind(client.expires_at)
-            .sql(", ")
-            .bind(field(|f| &f.issuer))
-            .sql(", ")
-            .bind(field(|f| &f.subject))
-            .sql(", ")
-            .bind(field(|f| &f.audience))
-            .sql(", ")
-            .bind(field(|f| &f.jwks_url))
-            .sql(")")
+            .row([
+                client.id.as_str().into_arg(),
+                tenant_id.as_str().into_arg(),
+                client.name.as_deref().into_arg(),
+                client.scopes.to_string().into_arg(),
+                now_micros().into_arg(),
+                client.expires_at.into_arg(),
+                field(|f| &f.issuer).into_arg(),
+                field(|f| &f.subject).into_arg(),
+                field(|f| &f.audience).into_arg(),
+                field(|f| &f.jwks_url).into_arg(),
+            ])
             .query()
             .execute(&mut *tx)
             .await?;
@@ -431,22 +420,17 @@ impl OAuthStore for SqlStore {
         Statement::new(self.dialect)
             .sql(
                 "INSERT INTO oauth_access_tokens (id, client_id, secret_id, token_hash, scopes, created_at, expires_at) \
-                 VALUES (",
+                 VALUES ",
             )
-            .bind(token.id.as_str())
-            .sql(", ")
-            .bind(token.client_id.as_str())
-            .sql(", ")
-            .bind(token.secret_id.as_ref().map(TokenId::as_str))
-            .sql(", ")
-            .bind(token.hash.as_str())
-            .sql(", ")
-            .bind(token.scopes.to_string())
-            .sql(", ")
-            .bind(now)
-            .sql(", ")
-            .bind(token.expires_at)
-            .sql(")")
+            .row([
+                token.id.as_str().into_arg(),
+                token.client_id.as_str().into_arg(),
+                token.secret_id.as_ref().map(TokenId::as_str).into_arg(),
+                token.hash.as_str().into_arg(),
+                token.scopes.to_string().into_arg(),
+                now.into_arg(),
+                token.expires_at.into_arg(),
+            ])
             .query()
             .execute(&mut *tx)
             .await?;

@@ -4,8 +4,9 @@ use async_trait::async_trait;
 use serde_json::json;
 use sqlx::FromRow;
 
-use super::statement::Statement;
+use super::statement::{Bind, Statement};
 use super::SqlStore;
+use crate::error::conflict_if_unique;
 use crate::event::EventType;
 use crate::org::{
     GroupMapping, GroupMatcher, Membership, MembershipState, Organization, OrganizationName, ReadinessFacts, Role,
@@ -242,34 +243,22 @@ impl OrganizationStore for SqlStore {
         Statement::new(self.dialect)
             .sql(
                 "INSERT INTO group_mappings \
-                 (tenant_id, id, match_by, match_key, match_value, organization_id, role, created_at) VALUES (",
+                 (tenant_id, id, match_by, match_key, match_value, organization_id, role, created_at) VALUES ",
             )
-            .bind(tenant_id.as_str())
-            .sql(", ")
-            .bind(id.as_str())
-            .sql(", ")
-            .bind(matcher.kind())
-            .sql(", ")
-            .bind(key.as_str())
-            .sql(", ")
-            .bind(value.as_str())
-            .sql(", ")
-            .bind(organization_id.as_str())
-            .sql(", ")
-            .bind(role.as_str())
-            .sql(", ")
-            .bind(created_at)
-            .sql(")")
+            .row([
+                tenant_id.as_str().into_arg(),
+                id.as_str().into_arg(),
+                matcher.kind().into_arg(),
+                key.as_str().into_arg(),
+                value.as_str().into_arg(),
+                organization_id.as_str().into_arg(),
+                role.as_str().into_arg(),
+                created_at.into_arg(),
+            ])
             .query()
             .execute(&mut *w.tx)
             .await
-            .map_err(|e| {
-                if crate::error::is_unique_violation(&e) {
-                    DomainError::Conflict(format!("a mapping of that group to `{organization}` already exists"))
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(conflict_if_unique(|| format!("a mapping of that group to `{organization}` already exists")))?;
         self.relink_and_reconcile_changed(&mut w).await?;
         w.commit().await?;
         Ok(GroupMapping { id, matcher, organization: organization.clone(), role, created_at })

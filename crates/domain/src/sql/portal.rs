@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::AnyConnection;
 use token::{TokenId, Validity};
 
-use super::statement::Statement;
+use super::statement::{Bind, Statement};
 use super::{Dialect, SqlStore};
 use crate::portal::{
     GroupOrganization, NewPortalLink, NewWebSession, PortalLink, PortalStore, SecretDigest, SessionScope,
@@ -98,23 +98,17 @@ async fn insert_session(
         SessionScope::Console(token) => ("console", Some(token.as_str())),
     };
     Statement::new(dialect)
-        .sql("INSERT INTO web_sessions (id, kind, tenant_id, token_id, secret_hash, csrf_token, created_at, expires_at) VALUES (")
-        .bind(session.id.as_str())
-        .sql(", ")
-        .bind(kind)
-        .sql(", ")
-        .bind(tenant_id)
-        .sql(", ")
-        .bind(token)
-        .sql(", ")
-        .bind(session.digest.as_str())
-        .sql(", ")
-        .bind(session.csrf_token.as_str())
-        .sql(", ")
-        .bind(now)
-        .sql(", ")
-        .bind(session.expires_at)
-        .sql(")")
+        .sql("INSERT INTO web_sessions (id, kind, tenant_id, token_id, secret_hash, csrf_token, created_at, expires_at) VALUES ")
+        .row([
+            session.id.as_str().into_arg(),
+            kind.into_arg(),
+            tenant_id.into_arg(),
+            token.into_arg(),
+            session.digest.as_str().into_arg(),
+            session.csrf_token.as_str().into_arg(),
+            now.into_arg(),
+            session.expires_at.into_arg(),
+        ])
         .query()
         .execute(&mut *conn)
         .await?;
@@ -128,17 +122,14 @@ impl PortalStore for SqlStore {
         let tenant_id = self.tenant_id(&mut tx, tenant).await?;
         let now = now_micros();
         Statement::new(self.dialect)
-            .sql("INSERT INTO portal_links (id, tenant_id, secret_hash, created_at, expires_at) VALUES (")
-            .bind(link.id.as_str())
-            .sql(", ")
-            .bind(tenant_id.as_str())
-            .sql(", ")
-            .bind(link.digest.as_str())
-            .sql(", ")
-            .bind(now)
-            .sql(", ")
-            .bind(link.expires_at)
-            .sql(")")
+            .sql("INSERT INTO portal_links (id, tenant_id, secret_hash, created_at, expires_at) VALUES ")
+            .row([
+                link.id.as_str().into_arg(),
+                tenant_id.as_str().into_arg(),
+                link.digest.as_str().into_arg(),
+                now.into_arg(),
+                link.expires_at.into_arg(),
+            ])
             .query()
             .execute(&mut *tx)
             .await?;

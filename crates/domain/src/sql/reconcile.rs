@@ -19,9 +19,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::{json, Value};
 use sqlx::FromRow;
 
-use super::statement::Statement;
+use super::statement::{Bind, Statement};
 use super::write::TenantWrite;
 use super::SqlStore;
+use crate::error::conflict_if_unique;
 use crate::event::{organization_subject, EventType};
 use crate::membership::{self, Grant, Memberships, Person};
 use crate::org::{MembershipState, OrganizationName, Role};
@@ -146,15 +147,13 @@ impl SqlStore {
             .await?;
         for (organization, role) in &wanted {
             Statement::new(self.dialect)
-                .sql("INSERT INTO group_links (tenant_id, group_id, organization_id, role) VALUES (")
-                .bind(tenant.as_str())
-                .sql(", ")
-                .bind(group_id)
-                .sql(", ")
-                .bind(organization.as_str())
-                .sql(", ")
-                .bind(role.as_str())
-                .sql(")")
+                .sql("INSERT INTO group_links (tenant_id, group_id, organization_id, role) VALUES ")
+                .row([
+                    tenant.as_str().into_arg(),
+                    group_id.into_arg(),
+                    organization.as_str().into_arg(),
+                    role.as_str().into_arg(),
+                ])
                 .query()
                 .execute(&mut *w.tx)
                 .await?;
@@ -329,32 +328,21 @@ impl SqlStore {
         Statement::new(self.dialect)
             .sql(
                 "INSERT INTO organizations (tenant_id, id, name, autoprovisioned, source_group_id, created_at, display_name) \
-                 VALUES (",
+                 VALUES ",
             )
-            .bind(w.tenant.as_str())
-            .sql(", ")
-            .bind(id.as_str())
-            .sql(", ")
-            .bind(name.as_str())
-            .sql(", ")
-            .bind(source_group.is_some())
-            .sql(", ")
-            .bind(source_group.map(|(group, _)| group))
-            .sql(", ")
-            .bind(now_micros())
-            .sql(", ")
-            .bind(source_group.map(|(_, display_name)| display_name))
-            .sql(")")
+            .row([
+                w.tenant.as_str().into_arg(),
+                id.as_str().into_arg(),
+                name.as_str().into_arg(),
+                source_group.is_some().into_arg(),
+                source_group.map(|(group, _)| group).into_arg(),
+                now_micros().into_arg(),
+                source_group.map(|(_, display_name)| display_name).into_arg(),
+            ])
             .query()
             .execute(&mut *w.tx)
             .await
-            .map_err(|e| {
-                if crate::error::is_unique_violation(&e) {
-                    DomainError::Conflict(format!("organization `{name}` already exists"))
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(conflict_if_unique(|| format!("organization `{name}` already exists")))?;
         let mut subject = organization_subject(&id, name.as_str());
         subject["autoprovisioned"] = Value::Bool(source_group.is_some());
         if let Some((_, display_name)) = source_group {

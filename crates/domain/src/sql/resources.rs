@@ -13,7 +13,7 @@ use super::reconcile::Users;
 use super::statement::Statement;
 use super::write::TenantWrite;
 use super::{Dialect, SqlStore};
-use crate::error::is_unique_violation;
+use crate::error::conflict_if_unique;
 use crate::event::{changed_attributes, group_subject, is_active, user_subject, EventType};
 use crate::link::linking_email;
 use crate::resource::{GroupRef, Member, Page, Precondition, Query, Resource};
@@ -374,7 +374,7 @@ impl SqlStore {
             .query_as()
             .fetch_one(&mut *conn)
             .await
-            .map_err(|e| conflict_or(e, data))?;
+            .map_err(user_name_taken(data))?;
         row.into_resource(kind)
     }
 
@@ -471,13 +471,11 @@ struct Window {
 }
 
 /// A unique violation on a resource write is a userName clash; anything else stays an error.
-fn conflict_or(e: sqlx::Error, data: &Value) -> DomainError {
-    if is_unique_violation(&e) {
+fn user_name_taken(data: &Value) -> impl FnOnce(sqlx::Error) -> DomainError + '_ {
+    conflict_if_unique(move || {
         let name = data.get("userName").and_then(Value::as_str).unwrap_or_default();
-        DomainError::Conflict(format!("userName `{name}` is already taken in this tenant"))
-    } else {
-        e.into()
-    }
+        format!("userName `{name}` is already taken in this tenant")
+    })
 }
 
 /// How a write changed a user or a group, for its events.
@@ -630,11 +628,11 @@ impl ResourceStore for SqlStore {
                     .query_as()
                     .fetch_one(&mut *w.tx)
                     .await
-                    .map_err(|e| conflict_or(e, &body))?;
+                    .map_err(user_name_taken(&body))?;
                 Some(Resource { groups: Some(Vec::new()), ..row.into_resource(kind)? })
             }
             ResourceKind::Group => {
-                insert.query().execute(&mut *w.tx).await.map_err(|e| conflict_or(e, &body))?;
+                insert.query().execute(&mut *w.tx).await.map_err(user_name_taken(&body))?;
                 None
             }
         };

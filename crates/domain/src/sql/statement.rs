@@ -119,20 +119,27 @@ impl Statement {
     /// padded to a power of two with the last id so that few distinct statements reach the
     /// statement caches; more (or none) as the rows of one JSON array value
     /// ([`Statement::json_id_rows`]), which PostgreSQL joins by hashing.
-    pub(super) fn id_list<S: AsRef<str>>(mut self, ids: &[S]) -> Self {
+    pub(super) fn id_list<S: AsRef<str>>(self, ids: &[S]) -> Self {
         match ids.last() {
             Some(last) if ids.len() <= super::members::SMALL_SET => {
-                self = self.sql("(");
-                for i in 0..ids.len().next_power_of_two() {
-                    if i > 0 {
-                        self = self.sql(", ");
-                    }
-                    self = self.bind(ids.get(i).unwrap_or(last).as_ref());
-                }
-                self.sql(")")
+                let padded = (0..ids.len().next_power_of_two()).map(|i| ids.get(i).unwrap_or(last).as_ref().into_arg());
+                self.row(padded)
             }
             _ => self.json_id_rows(ids),
         }
+    }
+
+    /// Append `(p1, p2, …)`, one placeholder per value: the row of an `INSERT … VALUES`, or the
+    /// list of an `IN`.
+    pub(super) fn row(mut self, values: impl IntoIterator<Item = Arg>) -> Self {
+        self = self.sql("(");
+        for (i, value) in values.into_iter().enumerate() {
+            if i > 0 {
+                self = self.sql(", ");
+            }
+            self = self.bind(value);
+        }
+        self.sql(")")
     }
 
     /// Append a relation with one column `value`, one row per id, from one JSON array value:

@@ -5,9 +5,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, FromRow};
 
 use super::filter::Arg;
-use super::statement::Statement;
+use super::statement::{Bind, Statement};
 use super::{Dialect, SqlStore};
-use crate::error::is_unique_violation;
+use crate::error::conflict_if_unique;
 use crate::store::TenantStore;
 use crate::time_util::now_micros;
 use crate::{
@@ -139,23 +139,12 @@ impl TenantStore for SqlStore {
             settings: TenantSettings::default(),
         };
         Statement::new(self.dialect)
-            .sql("INSERT INTO tenants (id, name, created_at) VALUES (")
-            .bind(tenant.id.as_str())
-            .sql(", ")
-            .bind(name.as_str())
-            .sql(", ")
-            .bind(tenant.created_at)
-            .sql(")")
+            .sql("INSERT INTO tenants (id, name, created_at) VALUES ")
+            .row([tenant.id.as_str().into_arg(), name.as_str().into_arg(), tenant.created_at.into_arg()])
             .query()
             .execute(&self.pool)
             .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    DomainError::Conflict(format!("tenant `{name}` already exists"))
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(conflict_if_unique(|| format!("tenant `{name}` already exists")))?;
         Ok(tenant)
     }
 

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::{AnyConnection, FromRow};
 use token::{Scopes, SecretHash, TokenId, TokenKind, Validity};
 
-use super::statement::Statement;
+use super::statement::{Bind, Statement};
 use super::tenants::{tenant_from_row, TENANT_COLUMNS};
 use super::SqlStore;
 use crate::store::{NewToken, StoredToken, TokenInfo, TokenOwner, TokenStore};
@@ -107,23 +107,17 @@ impl SqlStore {
         token: &NewToken,
     ) -> Result<(), DomainError> {
         Statement::new(self.dialect)
-            .sql("INSERT INTO tokens (id, kind, tenant_id, name, secret_hash, scopes, created_at, expires_at) VALUES (")
-            .bind(token.id.as_str())
-            .sql(", ")
-            .bind(kind.as_str())
-            .sql(", ")
-            .bind(tenant.map(TenantId::as_str))
-            .sql(", ")
-            .bind(token.name.as_deref())
-            .sql(", ")
-            .bind(token.hash.as_str())
-            .sql(", ")
-            .bind(token.scopes.to_string())
-            .sql(", ")
-            .bind(now_micros())
-            .sql(", ")
-            .bind(token.expires_at)
-            .sql(")")
+            .sql("INSERT INTO tokens (id, kind, tenant_id, name, secret_hash, scopes, created_at, expires_at) VALUES ")
+            .row([
+                token.id.as_str().into_arg(),
+                kind.as_str().into_arg(),
+                tenant.map(TenantId::as_str).into_arg(),
+                token.name.as_deref().into_arg(),
+                token.hash.as_str().into_arg(),
+                token.scopes.to_string().into_arg(),
+                now_micros().into_arg(),
+                token.expires_at.into_arg(),
+            ])
             .query()
             .execute(&mut *conn)
             .await?;
