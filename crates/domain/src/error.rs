@@ -83,6 +83,14 @@ impl DomainError {
     }
 }
 
+impl DomainError {
+    /// Whether PostgreSQL aborted the transaction to break a deadlock (40P01) or a
+    /// serialization failure (40001): the same write, done again, can succeed.
+    pub fn is_deadlock(&self) -> bool {
+        matches!(self, Self::Unavailable(sqlx::Error::Database(db)) if matches!(db.code().as_deref(), Some("40P01" | "40001")))
+    }
+}
+
 impl From<sqlx::Error> for DomainError {
     fn from(e: sqlx::Error) -> Self {
         match e {

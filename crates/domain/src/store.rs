@@ -272,6 +272,11 @@ pub trait AccountStore: Send + Sync {
 pub trait EventStore: Send + Sync {
     /// Up to `limit` events with a sequence above `after`, in order.
     async fn events_after(&self, tenant: &TenantName, after: i64, limit: u32) -> Result<Vec<Event>, DomainError>;
+    /// Number the events of committed writes that wait for their number (PostgreSQL; see
+    /// docs/memberships.md), of up to 64 tenants. The feed and webhook deliveries number what they
+    /// need themselves; this keeps the rest from waiting.
+    async fn number_events(&self) -> Result<(), DomainError>;
+
     /// Delete up to `limit` events, of any tenant, that occurred before `before` (microseconds)
     /// and that no webhook endpoint still needs: every endpoint of the tenant, enabled or not,
     /// is past them, and none holds them as a dead letter. How many were deleted.

@@ -115,6 +115,11 @@ pub struct Settings {
     /// the pool: a quarter of the connections (at least one), so one tenant never holds more than
     /// its share of connections, nor of the database's CPU.
     pub db_requests_per_tenant: u32,
+    /// Writes of one tenant doing database work at once while no other tenant uses the database
+    /// (see `share.rs`); 0 derives it: on PostgreSQL the pool less one tenant's share, so a
+    /// tenant that comes along still finds its share free; on SQLite, whose one writer takes
+    /// writes one at a time anyway, the share.
+    pub db_write_burst_per_tenant: u32,
     /// Requests of one tenant waiting for a turn at the database; more are refused (429).
     pub db_queue_per_tenant: u32,
     /// How long a request waits for its tenant's turn before it is refused (429).
@@ -219,6 +224,7 @@ impl Default for Settings {
             body_memory_wait_ms: 10_000,
             max_db_connections: 10,
             db_requests_per_tenant: 0,
+            db_write_burst_per_tenant: 0,
             db_queue_per_tenant: 64,
             db_queue_wait_ms: 5000,
             db_request_timeout_ms: 30_000,
@@ -399,6 +405,19 @@ impl Settings {
         usize::try_from(n.max(1)).unwrap_or(1)
     }
 
+    /// Writes of one tenant doing database work at once while it is alone: as set (at least the
+    /// share), or on PostgreSQL the pool less one share, on SQLite the share.
+    pub fn db_write_burst_per_tenant(&self) -> usize {
+        let share = self.db_requests_per_tenant();
+        let sqlite = matches!(self.database_url().map(|url| url.dialect()), Ok(domain::sql::Dialect::Sqlite));
+        let n = match self.db_write_burst_per_tenant {
+            0 if sqlite => share,
+            0 => usize::try_from(self.max_db_connections).unwrap_or(usize::MAX).saturating_sub(share),
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        n.max(share)
+    }
+
     /// PostgreSQL's per-statement time limit, if any.
     pub fn db_statement_timeout(&self) -> Option<std::time::Duration> {
         (self.db_statement_timeout_ms > 0).then(|| std::time::Duration::from_millis(self.db_statement_timeout_ms))
@@ -548,8 +567,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!((s.db_requests_per_tenant(), s.db_statement_timeout()), (2, Some(Duration::from_secs(20))));
+        assert_eq!(s.db_write_burst_per_tenant(), 8, "a tenant alone writes on the pool less one share");
         let s = Settings::load_from(None, env(&[]), &Overrides::default()).unwrap();
         assert_eq!(s.db_requests_per_tenant(), 1, "SQLite, the default store");
+        assert_eq!(s.db_write_burst_per_tenant(), 1, "one writer anyway");
         let s = Settings::load_from(None, env(&[("SCIMGATE_MAX_DB_CONNECTIONS", "1")]), &Overrides::default()).unwrap();
         assert_eq!(s.db_requests_per_tenant(), 1);
         let s = Settings::load_from(

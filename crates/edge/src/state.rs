@@ -11,7 +11,7 @@ use crate::config::Settings;
 use crate::error::ScimError;
 use crate::jwks::JwksCache;
 use crate::memory::BodyBudget;
-use crate::share::DatabaseShare;
+use crate::share::{DatabaseShare, Work};
 use crate::usage::TokenUsage;
 
 /// What every handler shares.
@@ -38,13 +38,24 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Run `work` on the store in `tenant`'s turn at the database (see [`DatabaseShare`]).
+    /// Run the read `work` on the store in `tenant`'s turn at the database (see
+    /// [`DatabaseShare`]).
     pub async fn in_turn<T, F, Fut>(&self, tenant: &Tenant, work: F) -> Result<T, ScimError>
     where
         F: FnOnce(Arc<dyn Store>, TenantId) -> Fut,
         Fut: Future<Output = Result<T, DomainError>> + Send + 'static,
         T: Send + 'static,
     {
-        self.share.run(&tenant.name, work(self.store.clone(), tenant.id.clone())).await
+        self.share.run(&tenant.name, Work::Read, work(self.store.clone(), tenant.id.clone())).await
+    }
+
+    /// [`Self::in_turn`] for a write.
+    pub async fn in_write_turn<T, F, Fut>(&self, tenant: &Tenant, work: F) -> Result<T, ScimError>
+    where
+        F: FnOnce(Arc<dyn Store>, TenantId) -> Fut,
+        Fut: Future<Output = Result<T, DomainError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.share.run(&tenant.name, Work::Write, work(self.store.clone(), tenant.id.clone())).await
     }
 }

@@ -88,22 +88,33 @@ fn set_link(dialect: super::Dialect, tenant: &str, user: &str, account: &str, ma
         .bind(user)
 }
 
+/// What a write did to a user, as far as linking is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum UserWrite {
+    /// Created it: it has its linking email from this write, and no account yet.
+    Created,
+    /// Changed it; `email_changed`: whether its linking email is new.
+    Changed { email_changed: bool },
+}
+
 impl SqlStore {
     /// After a user was written: refuse or flag a duplicate linking email, and link the user to
-    /// a product account if it is not linked yet and one matches. `email_changed`: whether this
-    /// write gave the user its linking email (a create, or a change of it).
+    /// a product account if it is not linked yet and one matches.
     pub(super) async fn link_user(
         &self,
         w: &mut TenantWrite,
         user_id: &str,
         data: &Value,
-        email_changed: bool,
+        write: UserWrite,
     ) -> Result<UserLink, DomainError> {
+        let email_changed = matches!(write, UserWrite::Created | UserWrite::Changed { email_changed: true });
         let tenant = w.tenant.as_str().to_owned();
         let email = crate::link::linking_email(data);
         let external_id = data.get("externalId").and_then(Value::as_str).filter(|e| !e.is_empty());
         let mut link = UserLink::default();
         if let Some(email) = email.as_deref().filter(|_| email_changed) {
+            // Two users given one email at once: the second to get here sees the first.
+            w.lock_key("email", email).await?;
             link.duplicate_email = Statement::new(self.dialect)
                 .sql("SELECT 1 AS one FROM users WHERE tenant_id = ")
                 .bind(tenant.as_str())
@@ -122,15 +133,17 @@ impl SqlStore {
                 )));
             }
         }
-        let row: Option<(Option<String>,)> = Statement::new(self.dialect)
-            .sql("SELECT account_id FROM users WHERE tenant_id = ")
-            .bind(tenant.as_str())
-            .sql(" AND id = ")
-            .bind(user_id)
-            .query_as()
-            .fetch_optional(&mut *w.tx)
-            .await?;
-        link.account = row.and_then(|(account,)| account);
+        if write != UserWrite::Created {
+            let row: Option<(Option<String>,)> = Statement::new(self.dialect)
+                .sql("SELECT account_id FROM users WHERE tenant_id = ")
+                .bind(tenant.as_str())
+                .sql(" AND id = ")
+                .bind(user_id)
+                .query_as()
+                .fetch_optional(&mut *w.tx)
+                .await?;
+            link.account = row.and_then(|(account,)| account);
+        }
         if link.account.is_some() || !w.settings.link_by.is_on() {
             return Ok(link);
         }
@@ -155,12 +168,38 @@ impl SqlStore {
             let Some((account,)) = found else {
                 continue;
             };
+            if w.locks_rows() && !self.still_free(w, &account).await? {
+                continue;
+            }
             set_link(self.dialect, &tenant, user_id, &account, matched).query().execute(&mut *w.tx).await?;
             link.account = Some(account);
             link.linked_now = Some(matched);
             break;
         }
         Ok(link)
+    }
+
+    /// Lock account `id` and say whether no user is linked to it yet: of two users matching one
+    /// account at once, only the first links (the second then reads the first's link).
+    async fn still_free(&self, w: &mut TenantWrite, id: &str) -> Result<bool, DomainError> {
+        Statement::new(self.dialect)
+            .sql("SELECT id FROM product_accounts WHERE tenant_id = ")
+            .bind(w.tenant.as_str())
+            .sql(" AND id = ")
+            .bind(id)
+            .sql(" FOR NO KEY UPDATE")
+            .query()
+            .execute(&mut *w.tx)
+            .await?;
+        let linked = Statement::new(self.dialect)
+            .sql("SELECT 1 AS one FROM users WHERE tenant_id = ")
+            .bind(w.tenant.as_str())
+            .sql(" AND account_id = ")
+            .bind(id)
+            .query()
+            .fetch_optional(&mut *w.tx)
+            .await?;
+        Ok(linked.is_none())
     }
 
     /// Link unlinked users to the accounts `ids` where exactly one matches (externalId first);

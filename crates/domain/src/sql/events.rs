@@ -5,7 +5,7 @@ use serde_json::Value;
 use sqlx::AnyConnection;
 
 use super::statement::Statement;
-use super::SqlStore;
+use super::{Dialect, SqlStore};
 use crate::event::{Event, EventType};
 use crate::store::EventStore;
 use crate::time_util::now_micros;
@@ -103,7 +103,89 @@ struct DeliveryRow {
     attempts: i64,
 }
 
+/// Whether the sequencer waits for a tenant another one is numbering, or leaves it to that one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Busy {
+    /// A reader, or a webhook worker, that must see every event committed before it asked.
+    Wait,
+    /// The periodic pass: it comes back for what is left 100 ms later.
+    Skip,
+}
+
+/// How many tenants one sequencer pass over all of them numbers.
+const TENANTS_PER_PASS: i64 = 64;
+
 impl SqlStore {
+    /// Number the committed events of `tenant` waiting in `pending_events`: after the tenant's
+    /// last, in id order, in one short transaction that holds the tenant's `event_counters` row
+    /// (sequencers take turns; writes never touch it).
+    /// The statement that moves them reads after the lock is granted, so it sees every event
+    /// committed before this call and numbers none twice. Only PostgreSQL has pending events.
+    async fn number_events(&self, tenant: &str, busy: Busy) -> Result<(), DomainError> {
+        if self.dialect != Dialect::Postgres {
+            return Ok(());
+        }
+        let waiting = Statement::new(self.dialect)
+            .sql("SELECT 1 AS one FROM pending_events WHERE tenant_id = ")
+            .bind(tenant)
+            .sql(" LIMIT 1")
+            .query()
+            .fetch_optional(&self.pool)
+            .await?;
+        if waiting.is_none() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let last: Option<(i64,)> = Statement::new(self.dialect)
+            .sql("SELECT last_seq FROM event_counters WHERE tenant_id = ")
+            .bind(tenant)
+            .sql(if busy == Busy::Skip { " FOR UPDATE SKIP LOCKED" } else { " FOR UPDATE" })
+            .query_as()
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((last,)) = last else {
+            return Ok(());
+        };
+        Statement::new(self.dialect)
+            .sql("WITH moved AS (DELETE FROM pending_events WHERE tenant_id = ")
+            .bind(tenant)
+            .sql(
+                " RETURNING id, type, occurred_at, data), \
+                 numbered AS (INSERT INTO events (tenant_id, seq, type, occurred_at, data) SELECT ",
+            )
+            .bind(tenant)
+            .sql(", ")
+            .bind(last)
+            .sql(
+                " + row_number() OVER (ORDER BY id), type, occurred_at, data FROM moved RETURNING seq) \
+                 UPDATE event_counters SET last_seq = last_seq + (SELECT count(*) FROM numbered) WHERE tenant_id = ",
+            )
+            .bind(tenant)
+            .query()
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Number the pending events of every tenant that has some (a bounded pass); `busy`: what
+    /// to do about a tenant another sequencer is at.
+    async fn number_all_events(&self, busy: Busy) -> Result<(), DomainError> {
+        if self.dialect != Dialect::Postgres {
+            return Ok(());
+        }
+        let tenants: Vec<(String,)> = Statement::new(self.dialect)
+            .sql("SELECT DISTINCT tenant_id FROM pending_events LIMIT ")
+            .bind(TENANTS_PER_PASS)
+            .query_as()
+            .fetch_all(&self.pool)
+            .await?;
+        for (tenant,) in tenants {
+            self.number_events(&tenant, busy).await?;
+        }
+        Ok(())
+    }
+
     /// The events of `tenant` whose `e.seq` compares by `op` to `seq`, in order (to be limited).
     fn select_events(&self, tenant: &str, op: &str, seq: i64) -> Statement {
         Statement::new(self.dialect)
@@ -168,6 +250,10 @@ impl EventStore for SqlStore {
     async fn events_after(&self, tenant: &TenantName, after: i64, limit: u32) -> Result<Vec<Event>, DomainError> {
         let mut conn = self.pool.acquire().await?;
         let tenant = self.tenant_id(&mut conn, tenant).await?;
+        // The sequencer takes connections of its own: hold none while it works.
+        drop(conn);
+        self.number_events(tenant.as_str(), Busy::Wait).await?;
+        let mut conn = self.pool.acquire().await?;
         let rows: Vec<EventRow> = self
             .select_events(tenant.as_str(), ">", after)
             .sql(" LIMIT ")
@@ -176,6 +262,12 @@ impl EventStore for SqlStore {
             .fetch_all(&mut *conn)
             .await?;
         rows.into_iter().map(Event::try_from).collect()
+    }
+
+    #[tracing::instrument(name = "store.number_events", level = "debug", skip_all)]
+    async fn number_events(&self) -> Result<(), DomainError> {
+        // The periodic pass: what another sequencer is at, it numbers.
+        self.number_all_events(Busy::Skip).await
     }
 
     #[tracing::instrument(name = "store.prune_events", level = "debug", skip_all)]
@@ -207,9 +299,14 @@ impl EventStore for SqlStore {
         secret: &WebhookSecret,
         from_start: bool,
     ) -> Result<WebhookEndpoint, DomainError> {
+        // A webhook that starts "now" starts after every event already committed.
+        let mut conn = self.pool.acquire().await?;
+        let tenant_id = self.tenant_id(&mut conn, tenant).await?;
+        drop(conn);
+        self.number_events(tenant_id.as_str(), Busy::Wait).await?;
         let mut tx = self.begin_write().await?;
         let (tenant_id, event_seq): (String, i64) = Statement::new(self.dialect)
-            .sql("SELECT id, event_seq FROM tenants WHERE name = ")
+            .sql("SELECT n.id, c.last_seq FROM tenants n JOIN event_counters c ON c.tenant_id = n.id WHERE n.name = ")
             .bind(tenant.as_str())
             .query_as()
             .fetch_optional(&mut *tx)
@@ -368,17 +465,20 @@ impl EventStore for SqlStore {
         lease_until: i64,
         max_events: u32,
     ) -> Result<Option<DeliveryBatch>, DomainError> {
+        // Wait for a sequencer at work: it may have looked before the write that woke this
+        // worker committed, and nothing would wake the worker again.
+        self.number_all_events(Busy::Wait).await?;
         let candidates: Vec<CandidateRow> = Statement::new(self.dialect)
             .sql(
                 "SELECT w.tenant_id AS tenant_id, n.name AS tenant_name, w.id AS id \
-                 FROM webhooks w JOIN tenants n ON n.id = w.tenant_id \
+                 FROM webhooks w JOIN tenants n ON n.id = w.tenant_id JOIN event_counters c ON c.tenant_id = w.tenant_id \
                  WHERE w.enabled = TRUE AND (w.lease_until IS NULL OR w.lease_until < ",
             )
             .bind(now)
             .sql(") AND (w.next_attempt_at IS NULL OR w.next_attempt_at <= ")
             .bind(now)
             .sql(
-                ") AND (w.delivered_seq < n.event_seq OR EXISTS (SELECT 1 FROM webhook_dead_letters d \
+                ") AND (w.delivered_seq < c.last_seq OR EXISTS (SELECT 1 FROM webhook_dead_letters d \
                  WHERE d.tenant_id = w.tenant_id AND d.webhook_id = w.id AND d.redeliver_requested_at IS NOT NULL)) \
                  ORDER BY COALESCE(w.next_attempt_at, 0), w.created_at LIMIT 16",
             )

@@ -41,8 +41,13 @@ const BULK: usize = 500;
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 
-/// How long a pooled connection may stay unused before it is closed (checked as often).
-const IDLE_CONNECTION_LIFETIME: Duration = Duration::from_secs(10);
+/// How long a pooled connection may stay unused before it is closed (see
+/// [`SqlStore::close_idle_connections`]).
+pub const IDLE_CONNECTION_LIFETIME: Duration = Duration::from_secs(10);
+
+/// How long a pooled connection may stay unused before it is checked with a ping when handed
+/// out.
+const PING_WHEN_IDLE: Duration = Duration::from_secs(1);
 
 /// Connection settings beyond the URL.
 #[derive(Debug, Clone)]
@@ -98,8 +103,27 @@ impl SqlStore {
             // Connections opened for a burst close once idle this long, and with them what each
             // one holds: its statement cache and buffers, and on SQLite its page cache and worker
             // thread. Left open (sqlx keeps them 10 minutes) they kept resident memory at about
-            // three times its idle value after a burst.
-            .idle_timeout(IDLE_CONNECTION_LIFETIME)
+            // three times its idle value after a burst. sqlx's own reaper (`idle_timeout`,
+            // `max_lifetime`) is off: in sqlx 0.8 a release racing an acquire can wrap its idle
+            // count below zero, and the reaper then spins on a core for good (sqlx issue 3645,
+            // seen here under concurrent writes). A stale connection is closed when it would be
+            // handed out instead, and `close_idle_connections` hands them out.
+            .idle_timeout(None)
+            .max_lifetime(None)
+            // sqlx pings every connection it hands out by default: a round trip per request.
+            // Only one idle for a while is pinged (the server may have gone away meanwhile).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_CONNECTION_LIFETIME {
+                        return Ok(false);
+                    }
+                    if meta.idle_for >= PING_WHEN_IDLE {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
@@ -148,6 +172,17 @@ impl SqlStore {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Close the connections idle for [`IDLE_CONNECTION_LIFETIME`] or longer: taking a
+    /// connection goes through the idle ones oldest first, closing the stale ones, until it meets
+    /// a fresh one (or opens one, which then stays as the pool's one connection). For a task that
+    /// runs every [`IDLE_CONNECTION_LIFETIME`].
+    pub async fn close_idle_connections(&self) -> Result<(), DomainError> {
+        if self.pool.num_idle() > 0 {
+            drop(self.pool.acquire().await?);
+        }
+        Ok(())
     }
 
     /// The pool's connections now: open, of which idle, and the most it may open (for metrics).

@@ -438,7 +438,10 @@ impl SqlStore {
         };
         self.prefer_hash_joins(&mut w.tx, n).await?;
 
-        // Who the users are now (a deleted user is simply absent).
+        // Who the users are now (a deleted user is simply absent). A write that holds rows, not
+        // the tenant, locks them here, in id order, before reading what their groups give: of two
+        // writes changing one user's groups, the second reads after the first committed.
+        let lock = if w.locks_rows() { " ORDER BY id FOR NO KEY UPDATE" } else { "" };
         let rows: Vec<PersonRow> = users
             .condition(
                 Statement::new(d)
@@ -449,6 +452,7 @@ impl SqlStore {
                     .bind(tenant.as_str()),
                 "id",
             )
+            .sql(lock)
             .query_as()
             .fetch_all(&mut *w.tx)
             .await?;

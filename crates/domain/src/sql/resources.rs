@@ -7,11 +7,12 @@ use proto::{PatchOperation, ResourceKind};
 use serde_json::{json, Value};
 use sqlx::AnyConnection;
 
+use super::accounts::UserWrite;
 use super::filter::{Arg, Sql, Translator};
-use super::members::{take_members, MemberDiff};
+use super::members::{take_members, MemberDiff, SMALL_SET};
 use super::reconcile::Users;
 use super::statement::Statement;
-use super::write::TenantWrite;
+use super::write::{Scope, TenantWrite};
 use super::{Dialect, SqlStore};
 use crate::error::conflict_if_unique;
 use crate::event::{changed_attributes, group_subject, is_active, user_subject, EventType};
@@ -498,7 +499,7 @@ impl SqlStore {
         let (was_active, now_active) = (is_active(change.before), is_active(change.after));
         changed.retain(|k| k != "active");
         let email_changed = linking_email(change.before) != linking_email(change.after);
-        let link = self.link_user(w, change.id, change.after, email_changed).await?;
+        let link = self.link_user(w, change.id, change.after, UserWrite::Changed { email_changed }).await?;
         let subject = user_subject(change.id, change.after, link.account.as_deref());
         if !changed.is_empty() {
             let mut data = json!({"user": subject, "changed": changed});
@@ -586,12 +587,13 @@ impl SqlStore {
         affected: Vec<String>,
         with_members: bool,
     ) -> Result<Resource, DomainError> {
-        let id = change.id;
-        let mut resource = if change.before != change.after || change.members.changed() {
-            self.write_row(&mut w.tx, tenant, kind, id, change.after).await?
-        } else {
-            Resource { members: None, groups: None, ..change.current.clone() }
-        };
+        let (id, after) = (change.id, change.after);
+        let changed = change.before != change.after || change.members.changed();
+        let mut resource = Resource { members: None, groups: None, ..change.current.clone() };
+        // A user's row is written first: reconciliation reads whether it is active.
+        if kind == ResourceKind::User && changed {
+            resource = self.write_row(&mut w.tx, tenant, kind, id, after).await?;
+        }
         match kind {
             ResourceKind::User => self.user_changed(&mut w, change).await?,
             ResourceKind::Group => self.group_changed(&mut w, change).await?,
@@ -599,6 +601,13 @@ impl SqlStore {
         self.reconcile(&mut w, Users::These(affected)).await?;
         if with_members {
             self.load_relations(&mut w.tx, tenant, std::slice::from_mut(&mut resource)).await?;
+        }
+        // A group's row is written last, after its events: member PATCHes of one group, which
+        // hold rows only, then wait for each other's row for their version bump and commit alone.
+        if kind == ResourceKind::Group && changed {
+            w.append_events().await?;
+            let row = self.write_row(&mut w.tx, tenant, kind, id, after).await?;
+            resource = Resource { members: resource.members.take(), ..row };
         }
         w.commit().await?;
         Ok(resource)
@@ -613,12 +622,114 @@ struct GroupBefore {
 #[async_trait]
 impl ResourceStore for SqlStore {
     #[tracing::instrument(name = "store.create", skip_all, fields(tenant = tenant.as_str(), kind = kind.name()))]
-    async fn create(&self, tenant: &TenantId, kind: ResourceKind, mut body: Value) -> Result<Resource, DomainError> {
+    async fn create(&self, tenant: &TenantId, kind: ResourceKind, body: Value) -> Result<Resource, DomainError> {
+        retry_deadlocks(|| self.create_once(tenant, kind, body.clone())).await
+    }
+
+    #[tracing::instrument(name = "store.get", skip_all, fields(tenant = tenant.as_str(), kind = kind.name(), id = %id))]
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        kind: ResourceKind,
+        id: &str,
+        with_members: bool,
+        precondition: &Precondition,
+    ) -> Result<Resource, DomainError> {
+        let mut conn = self.pool.acquire().await?;
+        let resource = self.load_one(&mut conn, tenant, kind, id, with_members).await?;
+        match precondition {
+            Precondition::IfNoneMatch(tags) if tags.matches(resource.version) => Err(DomainError::NotModified),
+            other => Self::check_precondition(other, &resource).map(|()| resource),
+        }
+    }
+
+    #[tracing::instrument(name = "store.replace", skip_all, fields(tenant = tenant.as_str(), kind = kind.name(), id = %id))]
+    async fn replace(
+        &self,
+        tenant: &TenantId,
+        kind: ResourceKind,
+        id: &str,
+        body: Value,
+        precondition: &Precondition,
+    ) -> Result<Resource, DomainError> {
+        retry_deadlocks(|| self.replace_once(tenant, kind, id, body.clone(), precondition)).await
+    }
+
+    #[tracing::instrument(name = "store.patch", skip_all, fields(tenant = tenant.as_str(), kind = kind.name(), id = %id))]
+    async fn patch(
+        &self,
+        tenant: &TenantId,
+        kind: ResourceKind,
+        id: &str,
+        ops: &[PatchOperation],
+        precondition: &Precondition,
+        with_members: bool,
+    ) -> Result<Resource, DomainError> {
+        retry_deadlocks(|| async {
+            // A group PATCH that only adds or removes a few members holds rows; one that changes
+            // the group itself may relink it to organizations and is done again tenant-wide.
+            match self.patch_once(tenant, kind, id, ops, precondition, with_members, Scope::Rows).await? {
+                Some(resource) => Ok(resource),
+                None => self
+                    .patch_once(tenant, kind, id, ops, precondition, with_members, Scope::Tenant)
+                    .await?
+                    .ok_or_else(|| DomainError::Internal("a tenant-wide PATCH asked for the tenant".into(), None)),
+            }
+        })
+        .await
+    }
+
+    #[tracing::instrument(name = "store.delete", skip_all, fields(tenant = tenant.as_str(), kind = kind.name(), id = %id))]
+    async fn delete(
+        &self,
+        tenant: &TenantId,
+        kind: ResourceKind,
+        id: &str,
+        precondition: &Precondition,
+    ) -> Result<(), DomainError> {
+        retry_deadlocks(|| self.delete_once(tenant, kind, id, precondition)).await
+    }
+
+    #[tracing::instrument(name = "store.search", skip_all, fields(tenant = tenant.as_str(), kind = kind.name()))]
+    async fn search(&self, tenant: &TenantId, kind: ResourceKind, query: &Query) -> Result<Page, DomainError> {
+        let mut conn = self.pool.acquire().await?;
+        let window = Window { offset: query.start_index.saturating_sub(1), limit: query.count };
+        let (total, resources) = self.search_kind(&mut conn, tenant, kind, query, false, window).await?;
+        Ok(Page { total, resources })
+    }
+
+    #[tracing::instrument(name = "store.search_all", skip_all, fields(tenant = tenant.as_str()))]
+    async fn search_all(&self, tenant: &TenantId, query: &Query) -> Result<Page, DomainError> {
+        let mut conn = self.pool.acquire().await?;
+        let offset = query.start_index.saturating_sub(1);
+        let users = Window { offset, limit: query.count };
+        let (users_total, mut resources) =
+            self.search_kind(&mut conn, tenant, ResourceKind::User, query, true, users).await?;
+        let taken = u64::try_from(resources.len()).unwrap_or(u64::MAX);
+        let groups = Window { offset: offset.saturating_sub(users_total), limit: query.count.saturating_sub(taken) };
+        let (groups_total, groups) =
+            self.search_kind(&mut conn, tenant, ResourceKind::Group, query, true, groups).await?;
+        resources.extend(groups);
+        Ok(Page { total: users_total + groups_total, resources })
+    }
+}
+
+/// The writes of the store, each done once; the trait's methods retry them when PostgreSQL
+/// breaks a deadlock between two of them.
+impl SqlStore {
+    async fn create_once(
+        &self,
+        tenant: &TenantId,
+        kind: ResourceKind,
+        mut body: Value,
+    ) -> Result<Resource, DomainError> {
         let members = if kind == ResourceKind::Group { take_members(&mut body) } else { Vec::new() };
         let columns = Columns::of(kind, &body)?;
         let id = uuid::Uuid::now_v7().to_string();
         let now = now_micros();
-        let mut w = self.begin_tenant_write(tenant).await?;
+        // A new group is linked to organizations (perhaps a new one): tenant-wide.
+        let scope = if kind == ResourceKind::User { Scope::Rows } else { Scope::Tenant };
+        let mut w = self.begin_tenant_write(tenant, scope).await?;
         // A new user is read back by its own insert, and is in no group yet: no further reads.
         let insert = insert_resource(self.dialect, tenant, kind, &id, &columns, &body, now)?;
         let created = match kind {
@@ -638,7 +749,7 @@ impl ResourceStore for SqlStore {
         };
         match kind {
             ResourceKind::User => {
-                let link = self.link_user(&mut w, &id, &body, true).await?;
+                let link = self.link_user(&mut w, &id, &body, UserWrite::Created).await?;
                 let subject = user_subject(&id, &body, link.account.as_deref());
                 let mut data = json!({"user": subject});
                 if link.duplicate_email {
@@ -672,25 +783,7 @@ impl ResourceStore for SqlStore {
         Ok(resource)
     }
 
-    #[tracing::instrument(name = "store.get", skip_all, fields(tenant = tenant.as_str(), kind = kind.name(), id = %id))]
-    async fn get(
-        &self,
-        tenant: &TenantId,
-        kind: ResourceKind,
-        id: &str,
-        with_members: bool,
-        precondition: &Precondition,
-    ) -> Result<Resource, DomainError> {
-        let mut conn = self.pool.acquire().await?;
-        let resource = self.load_one(&mut conn, tenant, kind, id, with_members).await?;
-        match precondition {
-            Precondition::IfNoneMatch(tags) if tags.matches(resource.version) => Err(DomainError::NotModified),
-            other => Self::check_precondition(other, &resource).map(|()| resource),
-        }
-    }
-
-    #[tracing::instrument(name = "store.replace", skip_all, fields(tenant = tenant.as_str(), kind = kind.name(), id = %id))]
-    async fn replace(
+    async fn replace_once(
         &self,
         tenant: &TenantId,
         kind: ResourceKind,
@@ -698,7 +791,9 @@ impl ResourceStore for SqlStore {
         mut body: Value,
         precondition: &Precondition,
     ) -> Result<Resource, DomainError> {
-        let mut w = self.begin_tenant_write(tenant).await?;
+        // Replacing a group may rename it, which relinks it to organizations.
+        let scope = if kind == ResourceKind::User { Scope::Rows } else { Scope::Tenant };
+        let mut w = self.begin_tenant_write(tenant, scope).await?;
         let current = self.load_row(&mut w.tx, tenant, kind, id, true).await?;
         Self::check_precondition(precondition, &current)?;
         let mark = w.emitted();
@@ -718,8 +813,10 @@ impl ResourceStore for SqlStore {
         self.finish_change(w, tenant, kind, change, affected, true).await
     }
 
-    #[tracing::instrument(name = "store.patch", skip_all, fields(tenant = tenant.as_str(), kind = kind.name(), id = %id))]
-    async fn patch(
+    /// One PATCH in `scope`; `None` when a [`Scope::Rows`] write finds it must be tenant-wide
+    /// (nothing was written).
+    #[allow(clippy::too_many_arguments)]
+    async fn patch_once(
         &self,
         tenant: &TenantId,
         kind: ResourceKind,
@@ -727,17 +824,27 @@ impl ResourceStore for SqlStore {
         ops: &[PatchOperation],
         precondition: &Precondition,
         with_members: bool,
-    ) -> Result<Resource, DomainError> {
-        let mut w = self.begin_tenant_write(tenant).await?;
-        let current = self.load_row(&mut w.tx, tenant, kind, id, true).await?;
+        scope: Scope,
+    ) -> Result<Option<Resource>, DomainError> {
+        let mut w = self.begin_tenant_write(tenant, scope).await?;
+        // A group's JSON changes only in tenant-wide writes, so a member PATCH reads it without
+        // holding its row (unless `If-Match` needs the version to stay): member rows are added
+        // and removed each on its own key, and the group's row is locked only by its version
+        // bump at the end.
+        let lock = !(scope == Scope::Rows && kind == ResourceKind::Group && matches!(precondition, Precondition::None));
+        let current = self.load_row(&mut w.tx, tenant, kind, id, lock).await?;
         Self::check_precondition(precondition, &current)?;
         let mut data = current.data.clone();
         let outcome = proto::patch::apply(kind, &mut data, ops)?;
         let data_changed = data != current.data;
+        if scope == Scope::Rows && kind == ResourceKind::Group && (data_changed || !few_members(&outcome.member_ops)) {
+            return Ok(None);
+        }
         let mark = w.emitted();
         let (members, affected) = if kind == ResourceKind::Group && (!outcome.member_ops.is_empty() || data_changed) {
             let before = self.group_before_change(&mut w, id).await?;
             let mut diff = MemberDiff::default();
+            self.lock_joining_users(&mut w, &outcome.member_ops).await?;
             self.apply_member_ops(&mut w.tx, tenant, id, &outcome.member_ops, &mut diff).await?;
             let renamed_to = data.get("displayName").and_then(Value::as_str).filter(|_| data_changed);
             let affected = self.group_after_change(&mut w, id, renamed_to, before, &diff).await?;
@@ -746,18 +853,19 @@ impl ResourceStore for SqlStore {
             (MemberDiff::default(), Vec::new())
         };
         let change = Change { id, current: &current, before: &current.data, after: &data, members, mark };
-        self.finish_change(w, tenant, kind, change, affected, with_members).await
+        self.finish_change(w, tenant, kind, change, affected, with_members).await.map(Some)
     }
 
-    #[tracing::instrument(name = "store.delete", skip_all, fields(tenant = tenant.as_str(), kind = kind.name(), id = %id))]
-    async fn delete(
+    async fn delete_once(
         &self,
         tenant: &TenantId,
         kind: ResourceKind,
         id: &str,
         precondition: &Precondition,
     ) -> Result<(), DomainError> {
-        let mut w = self.begin_tenant_write(tenant).await?;
+        // Deleting a group archives the organizations autoprovisioned for it.
+        let scope = if kind == ResourceKind::User { Scope::Rows } else { Scope::Tenant };
+        let mut w = self.begin_tenant_write(tenant, scope).await?;
         let current = self.load_row(&mut w.tx, tenant, kind, id, true).await?;
         Self::check_precondition(precondition, &current)?;
         // Whose memberships the deletion can change: the user, or a linked group's users.
@@ -835,27 +943,71 @@ impl ResourceStore for SqlStore {
         }
         w.commit().await
     }
+}
 
-    #[tracing::instrument(name = "store.search", skip_all, fields(tenant = tenant.as_str(), kind = kind.name()))]
-    async fn search(&self, tenant: &TenantId, kind: ResourceKind, query: &Query) -> Result<Page, DomainError> {
-        let mut conn = self.pool.acquire().await?;
-        let window = Window { offset: query.start_index.saturating_sub(1), limit: query.count };
-        let (total, resources) = self.search_kind(&mut conn, tenant, kind, query, false, window).await?;
-        Ok(Page { total, resources })
+impl SqlStore {
+    /// In a write that holds rows: keep the users a PATCH adds from being deleted until it
+    /// commits (`group_members` has no foreign key to them), in id order. Deleting a group is
+    /// tenant-wide, so groups need no such lock.
+    async fn lock_joining_users(&self, w: &mut TenantWrite, ops: &[proto::patch::MemberOp]) -> Result<(), DomainError> {
+        let mut ids: Vec<&str> = ops
+            .iter()
+            .filter_map(|op| match op {
+                proto::patch::MemberOp::Add(values) => Some(values),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|m| m.get("value").and_then(Value::as_str))
+            .collect();
+        if !w.locks_rows() || ids.is_empty() {
+            return Ok(());
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Statement::new(self.dialect)
+            .sql("SELECT id FROM users WHERE tenant_id = ")
+            .bind(w.tenant.as_str())
+            .sql(" AND id IN ")
+            .id_list(&ids)
+            .sql(" ORDER BY id FOR KEY SHARE")
+            .query()
+            .execute(&mut *w.tx)
+            .await?;
+        Ok(())
     }
+}
 
-    #[tracing::instrument(name = "store.search_all", skip_all, fields(tenant = tenant.as_str()))]
-    async fn search_all(&self, tenant: &TenantId, query: &Query) -> Result<Page, DomainError> {
-        let mut conn = self.pool.acquire().await?;
-        let offset = query.start_index.saturating_sub(1);
-        let users = Window { offset, limit: query.count };
-        let (users_total, mut resources) =
-            self.search_kind(&mut conn, tenant, ResourceKind::User, query, true, users).await?;
-        let taken = u64::try_from(resources.len()).unwrap_or(u64::MAX);
-        let groups = Window { offset: offset.saturating_sub(users_total), limit: query.count.saturating_sub(taken) };
-        let (groups_total, groups) =
-            self.search_kind(&mut conn, tenant, ResourceKind::Group, query, true, groups).await?;
-        resources.extend(groups);
-        Ok(Page { total: users_total + groups_total, resources })
+/// Whether a group PATCH's member operations add or remove few enough ids, named one by one, to
+/// be done holding rows: the users to reconcile are locked one by one.
+fn few_members(ops: &[proto::patch::MemberOp]) -> bool {
+    use proto::patch::MemberOp;
+    let mut ids = 0;
+    for op in ops {
+        ids += match op {
+            MemberOp::Add(values) => values.len(),
+            MemberOp::Remove(values) => values.len(),
+            MemberOp::RemoveWhere(_) | MemberOp::RemoveAll | MemberOp::Replace(_) => return false,
+        };
+    }
+    ids <= SMALL_SET
+}
+
+/// Run `write` again (twice at most) when PostgreSQL aborted it to break a deadlock: writes that
+/// hold rows lock them in the order they meet them, and two such writes (a user deleted while a
+/// group PATCH adds it, say) can wait for each other. The attempt that lost was rolled back.
+async fn retry_deadlocks<T, F, Fut>(mut write: F) -> Result<T, DomainError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DomainError>>,
+{
+    let mut retries = 0;
+    loop {
+        match write().await {
+            Err(e) if e.is_deadlock() && retries < 2 => {
+                retries += 1;
+                tracing::debug!(retries, "write lost a deadlock; retrying");
+            }
+            other => return other,
+        }
     }
 }

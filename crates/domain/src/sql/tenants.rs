@@ -138,13 +138,22 @@ impl TenantStore for SqlStore {
             rate_limit: None,
             settings: TenantSettings::default(),
         };
+        let mut tx = self.begin_write().await?;
         Statement::new(self.dialect)
             .sql("INSERT INTO tenants (id, name, created_at) VALUES ")
             .row([tenant.id.as_str().into_arg(), name.as_str().into_arg(), tenant.created_at.into_arg()])
             .query()
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(conflict_if_unique(|| format!("tenant `{name}` already exists")))?;
+        Statement::new(self.dialect)
+            .sql("INSERT INTO event_counters (tenant_id, last_seq) VALUES (")
+            .bind(tenant.id.as_str())
+            .sql(", 0)")
+            .query()
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(tenant)
     }
 

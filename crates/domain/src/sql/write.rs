@@ -1,10 +1,15 @@
-//! One write to one tenant: a transaction that holds the tenant's row lock, gathers the events
-//! the write causes, and appends them, numbered, just before it commits.
+//! One write to one tenant: a transaction that holds the tenant in a [`Scope`], gathers the
+//! events the write causes, and appends them just before it commits.
 //!
-//! Every write of a tenant takes that lock first (on SQLite, `BEGIN IMMEDIATE` already serializes
-//! writers). Events are therefore numbered in commit order, a reader following the sequence never
-//! misses one that commits late, and reconciliation always sees every earlier write: two
-//! concurrent PATCHes on one user's groups cannot each miss the other's change.
+//! On PostgreSQL a write's events go to `pending_events` unnumbered; the sequencer
+//! (`events.rs`) numbers committed ones later, in one short transaction per tenant, before
+//! anyone reads the feed or delivers webhooks. Numbers are therefore gap-free and in the order
+//! writes became visible, a reader never skips an event that commits late, and no write holds
+//! the tenant through its commit flush: concurrent writes of one tenant share WAL flushes.
+//! SQLite has one writer (`BEGIN IMMEDIATE`), so there a write numbers its events itself.
+//!
+//! What the tenant lock used to give a write is kept by narrower locks in [`Scope::Rows`]; see
+//! docs/memberships.md#when-it-happens.
 
 use proto::ResourceKind;
 use serde::Serialize;
@@ -15,7 +20,7 @@ use super::filter::Arg;
 use super::members::bind_pair_rows;
 use super::statement::Statement;
 use super::tenants::{TenantRow, TENANT_COLUMNS};
-use super::SqlStore;
+use super::{Dialect, SqlStore};
 use crate::event::{EventType, NewEvent};
 use crate::time_util::now_micros;
 use crate::{DomainError, Tenant, TenantId, TenantName, TenantSettings};
@@ -24,8 +29,23 @@ pub(super) struct TenantWrite {
     pub tx: Transaction<'static, Any>,
     pub tenant: TenantId,
     pub settings: TenantSettings,
+    scope: Scope,
     events: Vec<Pending>,
-    dialect: super::Dialect,
+    dialect: Dialect,
+}
+
+/// How much of its tenant a write holds (PostgreSQL; SQLite serializes every write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scope {
+    /// The rows it changes: its user or group (locked when read), the users it reconciles
+    /// (locked in id order), the email it checks and the account it links. Such writes of one
+    /// tenant run side by side; the tenant's row is held `FOR KEY SHARE`, so a tenant-wide write
+    /// waits for them and they wait for it.
+    Rows,
+    /// The whole tenant (`FOR UPDATE` on its row): settings, mappings, organizations, accounts,
+    /// and the group writes that link groups to organizations (create, rename, delete), which
+    /// create, restore and archive organizations.
+    Tenant,
 }
 
 /// Events gathered by a write, in order, waiting for their numbers.
@@ -59,32 +79,69 @@ struct EventRow<'a> {
 }
 
 impl SqlStore {
-    /// Begin a write to the tenant with this id, holding its lock.
-    pub(super) async fn begin_tenant_write(&self, tenant: &TenantId) -> Result<TenantWrite, DomainError> {
-        self.lock_tenant("id", tenant.as_str()).await
+    /// Begin a write to the tenant with this id, holding it in `scope`.
+    pub(super) async fn begin_tenant_write(&self, tenant: &TenantId, scope: Scope) -> Result<TenantWrite, DomainError> {
+        self.lock_tenant("id", tenant.as_str(), scope).await
     }
 
+    /// Begin a tenant-wide write to the tenant named `name`.
     pub(super) async fn begin_tenant_write_by_name(&self, name: &TenantName) -> Result<TenantWrite, DomainError> {
-        self.lock_tenant("name", name.as_str()).await
+        self.lock_tenant("name", name.as_str(), Scope::Tenant).await
     }
 
-    /// Begin a write to the tenant whose `column` is `key`, holding its lock.
-    async fn lock_tenant(&self, column: &str, key: &str) -> Result<TenantWrite, DomainError> {
+    /// Begin a write to the tenant whose `column` is `key`, holding it in `scope`. The lock is
+    /// taken by the statement that reads the settings, so they are the latest committed ones.
+    async fn lock_tenant(&self, column: &str, key: &str, scope: Scope) -> Result<TenantWrite, DomainError> {
         let mut tx = self.begin_write().await?;
+        let lock = match (self.dialect, scope) {
+            (Dialect::Sqlite, _) => "",
+            (Dialect::Postgres, Scope::Rows) => " FOR KEY SHARE",
+            (Dialect::Postgres, Scope::Tenant) => " FOR UPDATE",
+        };
         let row: TenantRow = Statement::new(self.dialect)
             .sql(&format!("SELECT {TENANT_COLUMNS} FROM tenants n WHERE n.{column} = "))
             .bind(key)
-            .sql(self.dialect.for_update())
+            .sql(lock)
             .query_as()
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(DomainError::NotFound(crate::Entity::Tenant))?;
         let tenant = Tenant::try_from(row)?;
-        Ok(TenantWrite { tx, tenant: tenant.id, settings: tenant.settings, events: Vec::new(), dialect: self.dialect })
+        Ok(TenantWrite {
+            tx,
+            tenant: tenant.id,
+            settings: tenant.settings,
+            scope,
+            events: Vec::new(),
+            dialect: self.dialect,
+        })
     }
 }
 
 impl TenantWrite {
+    /// Whether this write must lock the rows it reads and decides on itself: a [`Scope::Rows`]
+    /// write on PostgreSQL (elsewhere the tenant, or SQLite's single writer, covers them).
+    pub fn locks_rows(&self) -> bool {
+        self.scope == Scope::Rows && self.dialect == Dialect::Postgres
+    }
+
+    /// Hold `key` (an email, say) of this tenant until the write ends, so that writes deciding
+    /// on the same key take turns; each then sees what the previous one committed. Only for
+    /// writes that [`Self::locks_rows`].
+    pub async fn lock_key(&mut self, kind: &str, key: &str) -> Result<(), DomainError> {
+        if !self.locks_rows() {
+            return Ok(());
+        }
+        Statement::new(self.dialect)
+            .sql("SELECT pg_advisory_xact_lock(hashtextextended(")
+            .bind(format!("{}\u{1f}{kind}\u{1f}{key}", self.tenant.as_str()))
+            .sql(", 0))")
+            .query()
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
     pub fn emit(&mut self, event_type: EventType, data: Value) {
         self.events.push(Pending::One(NewEvent { event_type, data }));
     }
@@ -114,22 +171,35 @@ impl TenantWrite {
         }
     }
 
-    /// Append the events (numbered after the tenant's last) and commit.
+    /// Append the events and commit.
     pub async fn commit(mut self) -> Result<(), DomainError> {
+        self.append_events().await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Append the events gathered so far: numbered after the tenant's last on SQLite, unnumbered
+    /// for the sequencer on PostgreSQL.
+    pub async fn append_events(&mut self) -> Result<(), DomainError> {
         let count = self.events.iter().map(Pending::count).sum::<usize>();
         if count > 0 {
-            let count = i64::try_from(count).unwrap_or(i64::MAX);
-            let (last,): (i64,) = Statement::new(self.dialect)
-                .sql("UPDATE tenants SET event_seq = event_seq + ")
-                .bind(count)
-                .sql(" WHERE id = ")
-                .bind(self.tenant.as_str())
-                .sql(" RETURNING event_seq")
-                .query_as()
-                .fetch_one(&mut *self.tx)
-                .await?;
+            let mut next = match self.dialect {
+                Dialect::Sqlite => {
+                    let count = i64::try_from(count).unwrap_or(i64::MAX);
+                    let (last,): (i64,) = Statement::new(self.dialect)
+                        .sql("UPDATE event_counters SET last_seq = last_seq + ")
+                        .bind(count)
+                        .sql(" WHERE tenant_id = ")
+                        .bind(self.tenant.as_str())
+                        .sql(" RETURNING last_seq")
+                        .query_as()
+                        .fetch_one(&mut *self.tx)
+                        .await?;
+                    Some(last - count + 1)
+                }
+                Dialect::Postgres => None,
+            };
             let now = now_micros();
-            let mut next = last - count + 1;
             let events = std::mem::take(&mut self.events);
             let mut rest = events.as_slice();
             while let Some(first) = rest.first() {
@@ -145,15 +215,32 @@ impl TenantWrite {
                         self.append_members(next, now, *event_type, group, members).await?
                     }
                 };
-                next += appended;
+                next = next.map(|n| n + appended);
             }
         }
-        self.tx.commit().await?;
         Ok(())
     }
 
-    /// Append single events numbered from `first`, in one statement; how many.
-    async fn append(&mut self, first: i64, now: i64, events: &[Pending]) -> Result<i64, DomainError> {
+    /// `INSERT INTO events ... SELECT <tenant>, <first> + <idx>, ` when the events are numbered
+    /// from `first`, else `INSERT INTO pending_events ... SELECT <tenant>, `.
+    fn insert_events(&self, first: Option<i64>, idx: &str) -> Statement {
+        let statement = Statement::new(self.dialect);
+        match first {
+            Some(first) => statement
+                .sql("INSERT INTO events (tenant_id, seq, type, occurred_at, data) SELECT ")
+                .bind(self.tenant.as_str())
+                .sql(", ")
+                .bind(first)
+                .sql(&format!(" + {idx}, ")),
+            None => statement
+                .sql("INSERT INTO pending_events (tenant_id, type, occurred_at, data) SELECT ")
+                .bind(self.tenant.as_str())
+                .sql(", "),
+        }
+    }
+
+    /// Append single events (numbered from `first`, if given), in one statement; how many.
+    async fn append(&mut self, first: Option<i64>, now: i64, events: &[Pending]) -> Result<i64, DomainError> {
         let rows: Vec<EventRow> = events
             .iter()
             .filter_map(|p| match p {
@@ -164,27 +251,24 @@ impl TenantWrite {
         let json = serde_json::to_string(&rows)
             .map_err(|e| DomainError::Internal("event is not serializable".into(), Some(Box::new(e))))?;
         let d = self.dialect;
-        Statement::new(d)
-            .sql("INSERT INTO events (tenant_id, seq, type, occurred_at, data) SELECT ")
-            .bind(self.tenant.as_str())
-            .sql(", ")
-            .bind(first)
-            .sql(" + j.idx, j.type, ")
+        // Pending events are numbered in the order of their ids, taken in this order.
+        self.insert_events(first, "j.idx")
+            .sql("j.type, ")
             .bind(now)
             .sql(", j.data FROM ")
             .bind_in(|n| d.json_events_param(n), json)?
-            .sql(" AS j")
+            .sql(" AS j ORDER BY j.idx")
             .query()
             .execute(&mut *self.tx)
             .await?;
         Ok(i64::try_from(rows.len()).unwrap_or(i64::MAX))
     }
 
-    /// Append one member event per member numbered from `first`, their subjects read from the
-    /// users and groups tables by the same statement; how many.
+    /// Append one member event per member (numbered from `first`, if given), their subjects
+    /// read from the users and groups tables by the same statement; how many.
     async fn append_members(
         &mut self,
-        first: i64,
+        first: Option<i64>,
         now: i64,
         event_type: EventType,
         group: &Value,
@@ -214,12 +298,8 @@ impl TenantWrite {
                 d.as_json(&format!("CASE WHEN m.kind = 'User' THEN {user} ELSE {member_group} END")),
             ),
         ]);
-        let statement = Statement::new(d)
-            .sql("INSERT INTO events (tenant_id, seq, type, occurred_at, data) SELECT ")
-            .bind(self.tenant.as_str())
-            .sql(", ")
-            .bind(first)
-            .sql(" + m.idx, ")
+        let statement = self
+            .insert_events(first, "m.idx")
             .bind(event_type.as_str())
             .sql(", ")
             .bind(now)
@@ -232,7 +312,7 @@ impl TenantWrite {
             .bind(self.tenant.as_str())
             .sql(" AND u.id = m.id LEFT JOIN groups g ON m.kind = 'Group' AND g.tenant_id = ")
             .bind(self.tenant.as_str())
-            .sql(" AND g.id = m.id")
+            .sql(" AND g.id = m.id ORDER BY m.idx")
             .query()
             .execute(&mut *self.tx)
             .await?;

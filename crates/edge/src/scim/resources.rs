@@ -77,7 +77,8 @@ pub async fn create(
     let projection = projection_of(&req, kind)?;
     let (body, _memory) = read_json(&req, payload, limit.0, &state.bodies).await?;
     let body = proto::resource::normalize(kind, body)?;
-    let resource = state.in_turn(&ctx.tenant, |store, t| async move { store.create(&t, kind, body).await }).await?;
+    let resource =
+        state.in_write_turn(&ctx.tenant, |store, t| async move { store.create(&t, kind, body).await }).await?;
     state.deliveries.notify_one();
     Ok(resource_response(StatusCode::CREATED, &ctx, &resource, &projection))
 }
@@ -116,7 +117,7 @@ pub async fn replace(
     let body = proto::resource::normalize(kind, body)?;
     let (id, precondition) = (path.into_inner().1, precondition(&req));
     let resource = state
-        .in_turn(&ctx.tenant, |store, t| async move { store.replace(&t, kind, &id, body, &precondition).await })
+        .in_write_turn(&ctx.tenant, |store, t| async move { store.replace(&t, kind, &id, body, &precondition).await })
         .await?;
     state.deliveries.notify_one();
     Ok(resource_response(StatusCode::OK, &ctx, &resource, &projection))
@@ -144,10 +145,9 @@ pub async fn patch(
     let with_relation = !without_body && projection.includes(kind, relation(kind));
     let (id, precondition) = (path.into_inner().1, precondition(&req));
     let resource = state
-        .in_turn(
-            &ctx.tenant,
-            |store, t| async move { store.patch(&t, kind, &id, &ops, &precondition, with_relation).await },
-        )
+        .in_write_turn(&ctx.tenant, |store, t| async move {
+            store.patch(&t, kind, &id, &ops, &precondition, with_relation).await
+        })
         .await?;
     state.deliveries.notify_one();
     if without_body {
@@ -183,7 +183,9 @@ pub async fn delete(
     let kind = kind.0;
     ctx.require(write_scope(kind))?;
     let (id, precondition) = (path.into_inner().1, precondition(&req));
-    state.in_turn(&ctx.tenant, |store, t| async move { store.delete(&t, kind, &id, &precondition).await }).await?;
+    state
+        .in_write_turn(&ctx.tenant, |store, t| async move { store.delete(&t, kind, &id, &precondition).await })
+        .await?;
     state.deliveries.notify_one();
     Ok(HttpResponse::NoContent().finish())
 }

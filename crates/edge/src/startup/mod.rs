@@ -12,11 +12,12 @@ use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, NormalizePath, TrailingSlash};
 use actix_web::{web, App, HttpServer};
 use domain::sql::PoolSettings;
-use domain::{SqlStore, Store};
+use domain::{EventStore, SqlStore, Store};
 use limit::{FailureLimiter, FailureQuota, RedisLimiter, TenantLimiter};
 use secrecy::ExposeSecret;
 use token::{Verifier, VerifierConfig};
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 
 use self::metrics_server::MetricsServer;
@@ -118,6 +119,7 @@ impl Application {
             Deliverer::new(store.clone() as Arc<dyn Store>, DeliveryPolicy::from_settings(&settings), wake.clone())?;
         let share = DatabaseShare::new(ShareLimits {
             per_tenant: settings.db_requests_per_tenant(),
+            write_burst: settings.db_write_burst_per_tenant(),
             queue: usize::try_from(settings.db_queue_per_tenant).unwrap_or(usize::MAX),
             queue_wait: Duration::from_millis(settings.db_queue_wait_ms),
             deadline: Duration::from_millis(settings.db_request_timeout_ms),
@@ -179,6 +181,23 @@ impl Application {
         background.spawn(move |cancelled| async move {
             cancelled.cancelled().await;
             deliveries.stop().await;
+        });
+        // Connections a burst opened close once idle a while, and with them the memory each holds.
+        let pooled = store.clone();
+        background.spawn(move |cancelled| {
+            every(domain::sql::IDLE_CONNECTION_LIFETIME, cancelled, "closing idle connections", move || {
+                let store = pooled.clone();
+                async move { store.close_idle_connections().await }
+            })
+        });
+        // Events writes left for the sequencer (PostgreSQL) never wait long for a reader of the
+        // feed or a webhook worker to number them; on a replica without webhook workers too.
+        let numbered = store.clone();
+        background.spawn(move |cancelled| {
+            every(SEQUENCER_TICK, cancelled, "numbering events", move || {
+                let store = numbered.clone();
+                async move { store.number_events().await }
+            })
         });
         let (pruned, retention_days) = (store.clone() as Arc<dyn Store>, event_retention_days);
         background.spawn(move |cancelled| crate::retention::prune_until_cancelled(pruned, retention_days, cancelled));
@@ -281,5 +300,27 @@ async fn evict_idle_failures(state: Arc<AppState>) {
     loop {
         tick.tick().await;
         state.failures.evict_idle();
+    }
+}
+
+/// How often the event sequencer looks for events of committed writes still without a number.
+const SEQUENCER_TICK: Duration = Duration::from_millis(100);
+
+/// Run `task` every `period` until `cancelled`; a failure is logged and the next turn tries again.
+async fn every<F, Fut>(period: Duration, cancelled: CancellationToken, what: &'static str, mut task: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), domain::DomainError>>,
+{
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = cancelled.cancelled() => return,
+        }
+        if let Err(e) = task().await {
+            tracing::warn!(error = %e, what, "background work failed; will retry");
+        }
     }
 }

@@ -13,6 +13,7 @@ mod admin;
 mod auth;
 mod browser;
 mod cli;
+mod concurrency;
 mod discovery;
 mod errors;
 mod fairness;
