@@ -135,6 +135,11 @@ impl SqlStore {
         if waiting.is_none() {
             return Ok(());
         }
+        self.number_pending(tenant, busy).await
+    }
+
+    /// [`Self::number_events`] for a tenant known to have pending events.
+    async fn number_pending(&self, tenant: &str, busy: Busy) -> Result<(), DomainError> {
         let mut tx = self.pool.begin().await?;
         let last: Option<(i64,)> = Statement::new(self.dialect)
             .sql("SELECT last_seq FROM event_counters WHERE tenant_id = ")
@@ -181,7 +186,8 @@ impl SqlStore {
             .fetch_all(&self.pool)
             .await?;
         for (tenant,) in tenants {
-            self.number_events(&tenant, busy).await?;
+            // The pass found it with pending events: no second look before numbering them.
+            self.number_pending(&tenant, busy).await?;
         }
         Ok(())
     }

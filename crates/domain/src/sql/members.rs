@@ -102,7 +102,7 @@ pub(super) fn take_members(data: &mut Value) -> Vec<NewMember> {
 }
 
 /// Members from `{"value", "display"?}` objects, one per id (the last one sent wins).
-fn new_members(members: &[Value]) -> Vec<NewMember> {
+pub(super) fn new_members(members: &[Value]) -> Vec<NewMember> {
     let mut by_id = BTreeMap::new();
     for m in members {
         if let Some(id) = m.get("value").and_then(Value::as_str) {
@@ -113,7 +113,7 @@ fn new_members(members: &[Value]) -> Vec<NewMember> {
     by_id.into_iter().map(|(value, display)| NewMember { value, display }).collect()
 }
 
-fn ids_of(members: &[NewMember]) -> Vec<&str> {
+pub(super) fn ids_of(members: &[NewMember]) -> Vec<&str> {
     members.iter().map(|m| m.value.as_str()).collect()
 }
 

@@ -9,7 +9,7 @@ use sqlx::AnyConnection;
 
 use super::accounts::UserWrite;
 use super::filter::{Arg, Sql, Translator};
-use super::members::{take_members, MemberDiff, SMALL_SET};
+use super::members::{ids_of, new_members, take_members, MemberDiff, SMALL_SET};
 use super::reconcile::Users;
 use super::statement::Statement;
 use super::write::{Scope, TenantWrite};
@@ -950,20 +950,20 @@ impl SqlStore {
     /// commits (`group_members` has no foreign key to them), in id order. Deleting a group is
     /// tenant-wide, so groups need no such lock.
     async fn lock_joining_users(&self, w: &mut TenantWrite, ops: &[proto::patch::MemberOp]) -> Result<(), DomainError> {
-        let mut ids: Vec<&str> = ops
+        let added: Vec<Value> = ops
             .iter()
             .filter_map(|op| match op {
-                proto::patch::MemberOp::Add(values) => Some(values),
+                proto::patch::MemberOp::Add(values) => Some(values.iter().cloned()),
                 _ => None,
             })
             .flatten()
-            .filter_map(|m| m.get("value").and_then(Value::as_str))
             .collect();
+        // Sorted and without repeats, as `new_members` gives them.
+        let members = new_members(&added);
+        let ids = ids_of(&members);
         if !w.locks_rows() || ids.is_empty() {
             return Ok(());
         }
-        ids.sort_unstable();
-        ids.dedup();
         Statement::new(self.dialect)
             .sql("SELECT id FROM users WHERE tenant_id = ")
             .bind(w.tenant.as_str())
