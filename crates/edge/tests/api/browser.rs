@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
@@ -99,9 +100,37 @@ impl Screenshots {
     }
 }
 
+/// How long a page may take to replace the one before it after a click: a click that submits a
+/// form can return before the browser has the answer.
+const PAGE_LOAD: Duration = Duration::from_secs(15);
+
+/// The element, once the page shows it.
+async fn find(browser: &Client, locator: Locator<'_>) -> Element {
+    match browser.wait().at_most(PAGE_LOAD).for_element(locator).await {
+        Ok(element) => element,
+        Err(e) => {
+            let url = browser.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+            let text = browser.find(Locator::Css("body")).await.unwrap().text().await.unwrap_or_default();
+            panic!("{locator:?} on {url}: {e}\n{text}")
+        }
+    }
+}
+
+/// Wait until the browser is at `path`.
+async fn arrive(browser: &Client, path: &str) {
+    let deadline = Instant::now() + PAGE_LOAD;
+    loop {
+        let now = browser.current_url().await.unwrap();
+        if now.path() == path {
+            return;
+        }
+        assert!(Instant::now() < deadline, "expected to arrive at {path}, still at {now}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn value_of(browser: &Client, id: &str) -> String {
-    let field = browser.find(Locator::Id(id)).await.unwrap_or_else(|e| panic!("#{id}: {e}"));
-    field.prop("value").await.unwrap().unwrap_or_default()
+    find(browser, Locator::Id(id)).await.prop("value").await.unwrap().unwrap_or_default()
 }
 
 /// What has the keyboard focus: its id, or its text.
@@ -138,8 +167,8 @@ async fn an_it_admin_sets_up_entra_and_an_operator_issues_a_link_in_a_browser(ap
     let url = link["url"].as_str().unwrap().replace("127.0.0.1", "localhost");
     browser.goto(&url).await.unwrap();
     shots.take(&browser, "setup-link").await;
-    browser.find(Locator::Css("main button[type=submit]")).await.unwrap().click().await.unwrap();
-    assert_eq!(browser.current_url().await.unwrap().path(), "/portal");
+    find(&browser, Locator::Css("main button[type=submit]")).await.click().await.unwrap();
+    arrive(&browser, "/portal").await;
     shots.take(&browser, "portal-overview").await;
 
     // Entra, chosen with the keyboard alone: Tab to the IdP choice, arrow to Entra, Tab, Enter.
@@ -150,17 +179,17 @@ async fn an_it_admin_sets_up_entra_and_an_operator_issues_a_link_in_a_browser(ap
     assert_eq!(focused(&browser).await, "idp-entra");
     tab_to(&browser, "Save and show the steps").await;
     browser.active_element().await.unwrap().send_keys(ENTER).await.unwrap();
-    assert_eq!(browser.current_url().await.unwrap().path(), "/portal/steps");
+    arrive(&browser, "/portal/steps").await;
     let tenant_url = value_of(&browser, "tenant-url").await;
     assert_eq!(tenant_url, format!("{site}/scim/v2/{}?aadOptscim062020", app.org));
-    let copy = browser.find(Locator::Css("button.copy[data-copy=tenant-url]")).await.unwrap();
+    let copy = find(&browser, Locator::Css("button.copy[data-copy=tenant-url]")).await;
     assert!(copy.is_displayed().await.unwrap(), "the script shows the copy button");
     shots.take(&browser, "portal-steps-entra").await;
 
     // The token: generated, shown once, and it provisions a user.
-    browser.find(Locator::LinkText("Credential")).await.unwrap().click().await.unwrap();
+    find(&browser, Locator::LinkText("Credential")).await.click().await.unwrap();
     shots.take(&browser, "portal-credential").await;
-    browser.find(Locator::Id("generate-button")).await.unwrap().click().await.unwrap();
+    find(&browser, Locator::Id("generate-button")).await.click().await.unwrap();
     let token = value_of(&browser, "secret").await;
     assert!(token.starts_with("scimgate_"), "{token}");
     shots.take(&browser, "portal-credential-revealed").await;
@@ -180,11 +209,11 @@ async fn an_it_admin_sets_up_entra_and_an_operator_issues_a_link_in_a_browser(ap
     assert!(browser.find(Locator::Id("secret")).await.is_err(), "the token is gone after the reveal");
     assert!(!browser.source().await.unwrap().contains(&token));
     shots.take(&browser, "portal-credential-after").await;
-    browser.find(Locator::LinkText("Organizations")).await.unwrap().click().await.unwrap();
+    find(&browser, Locator::LinkText("Organizations")).await.click().await.unwrap();
     shots.take(&browser, "portal-organizations").await;
-    browser.find(Locator::LinkText("Activity")).await.unwrap().click().await.unwrap();
-    assert_eq!(browser.current_url().await.unwrap().path(), "/portal/activity");
-    browser.find(Locator::Id("outcome")).await.unwrap();
+    find(&browser, Locator::LinkText("Activity")).await.click().await.unwrap();
+    arrive(&browser, "/portal/activity").await;
+    find(&browser, Locator::Id("outcome")).await;
     // The user's creation shows up once the recorder has written its batch (off the request path).
     let mut recorded = false;
     for _ in 0..40 {
@@ -201,19 +230,19 @@ async fn an_it_admin_sets_up_entra_and_an_operator_issues_a_link_in_a_browser(ap
 
     // The operator: sign in, create a tenant, issue its setup link.
     browser.goto(&format!("{site}/console")).await.unwrap();
-    assert_eq!(browser.current_url().await.unwrap().path(), "/console/sign-in");
+    arrive(&browser, "/console/sign-in").await;
     shots.take(&browser, "console-sign-in").await;
-    browser.find(Locator::Id("token")).await.unwrap().send_keys(&app.operator_token).await.unwrap();
-    browser.find(Locator::Css("main button[type=submit]")).await.unwrap().click().await.unwrap();
-    assert_eq!(browser.current_url().await.unwrap().path(), "/console");
+    find(&browser, Locator::Id("token")).await.send_keys(&app.operator_token).await.unwrap();
+    find(&browser, Locator::Css("main button[type=submit]")).await.click().await.unwrap();
+    arrive(&browser, "/console").await;
     let org = format!("{}-browser", app.org);
-    browser.find(Locator::Id("name")).await.unwrap().send_keys(&org).await.unwrap();
+    find(&browser, Locator::Id("name")).await.send_keys(&org).await.unwrap();
     shots.take(&browser, "console-tenants").await;
-    browser.find(Locator::Css("form[action='/console/tenants'] button")).await.unwrap().click().await.unwrap();
-    assert_eq!(browser.current_url().await.unwrap().path(), format!("/console/tenants/{org}"));
+    find(&browser, Locator::Css("form[action='/console/tenants'] button")).await.click().await.unwrap();
+    arrive(&browser, &format!("/console/tenants/{org}")).await;
     shots.take(&browser, "console-tenant").await;
     let issue = format!("form[action='/console/tenants/{org}/portal-links'] button");
-    browser.find(Locator::Css(&issue)).await.unwrap().click().await.unwrap();
+    find(&browser, Locator::Css(&issue)).await.click().await.unwrap();
     let new_link = value_of(&browser, "secret").await;
     assert!(new_link.starts_with(&format!("{site}/portal/setup/")), "{new_link}");
     shots.take(&browser, "console-setup-link").await;
