@@ -130,9 +130,21 @@ impl SqlStore {
                         // WAL lets readers proceed while one writer writes; NORMAL sync is
                         // durable across application crashes, which is what WAL mode needs.
                         conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;").await?;
-                    } else if statement_timeout.is_some() {
-                        // Per session, so it covers every statement, in a transaction or not.
-                        conn.execute(statement_timeout_sql(statement_timeout).as_str()).await?;
+                    } else {
+                        // Each statement is planned for its parameters and the table as it is
+                        // now. PostgreSQL otherwise switches a prepared statement to a generic
+                        // plan after five runs and keeps it for the connection's life: made while
+                        // a new tenant's tables were nearly empty and never analyzed (autovacuum
+                        // off or not yet run), it read every user of the tenant for a `userName`
+                        // or email lookup once they were 10,000 (docs/benchmarks.md). The
+                        // statement timeout is per session, so it covers every statement, in a
+                        // transaction or not.
+                        let mut session = String::from("SET plan_cache_mode = force_custom_plan");
+                        if statement_timeout.is_some() {
+                            session.push_str("; ");
+                            session.push_str(&statement_timeout_sql(statement_timeout));
+                        }
+                        conn.execute(session.as_str()).await?;
                     }
                     Ok(())
                 })
@@ -229,4 +241,23 @@ impl SqlStore {
 fn json_ids<S: AsRef<str>>(ids: &[S]) -> Arg {
     let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
     Arg::Text(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use crate::testing::{Backend, TestDb};
+
+    #[tokio::test]
+    async fn postgres_sessions_plan_each_statement_for_its_parameters() {
+        let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+        let store = db.store().await;
+        // Every connection of the pool, not only the first one.
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut conn = store.pool.acquire().await.unwrap();
+            let (mode,): (String,) = sqlx::query_as("SHOW plan_cache_mode").fetch_one(&mut *conn).await.unwrap();
+            assert_eq!(mode, "force_custom_plan");
+            held.push(conn);
+        }
+    }
 }
