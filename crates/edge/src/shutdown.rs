@@ -90,3 +90,24 @@ async fn received_signal() -> &'static str {
         Err(_) => std::future::pending().await,
     }
 }
+
+/// Run `task` every `period` until `cancelled`; a failure is logged and the next turn tries again.
+/// Cancellation is heeded between turns only, so a turn that took work out (a batch of token
+/// uses) always writes it or puts it back.
+pub async fn every<F, Fut>(period: Duration, cancelled: CancellationToken, what: &'static str, mut task: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), domain::DomainError>>,
+{
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = cancelled.cancelled() => return,
+        }
+        if let Err(e) = task().await {
+            tracing::warn!(error = %e, what, "background work failed; will retry");
+        }
+    }
+}

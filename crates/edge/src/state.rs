@@ -38,24 +38,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Run the read `work` on the store in `tenant`'s turn at the database (see
-    /// [`DatabaseShare`]).
-    pub async fn in_turn<T, F, Fut>(&self, tenant: &Tenant, work: F) -> Result<T, ScimError>
+    /// Run `work` (a read or a write, `kind`) on the store in `tenant`'s turn at the database
+    /// (see [`DatabaseShare`]).
+    pub async fn in_turn<T, F, Fut>(&self, tenant: &Tenant, kind: Work, work: F) -> Result<T, ScimError>
     where
         F: FnOnce(Arc<dyn Store>, TenantId) -> Fut,
         Fut: Future<Output = Result<T, DomainError>> + Send + 'static,
         T: Send + 'static,
     {
-        self.share.run(&tenant.name, Work::Read, work(self.store.clone(), tenant.id.clone())).await
-    }
-
-    /// [`Self::in_turn`] for a write.
-    pub async fn in_write_turn<T, F, Fut>(&self, tenant: &Tenant, work: F) -> Result<T, ScimError>
-    where
-        F: FnOnce(Arc<dyn Store>, TenantId) -> Fut,
-        Fut: Future<Output = Result<T, DomainError>> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.share.run(&tenant.name, Work::Write, work(self.store.clone(), tenant.id.clone())).await
+        self.share.run(&tenant.name, kind, work(self.store.clone(), tenant.id.clone())).await
     }
 }

@@ -3,12 +3,10 @@
 //! write for either.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
 
 use domain::{DomainError, Store, TenantId};
 use token::TokenId;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Default)]
 pub struct TokenUsage {
@@ -74,22 +72,5 @@ impl TokenUsage {
             return Err(e);
         }
         Ok(batch.len())
-    }
-
-    /// Flush every `every` until `cancelled`. Cancellation is heeded between flushes only, so a
-    /// batch taken out is always written or put back; shutdown flushes what is left.
-    pub async fn flush_every(self: Arc<Self>, store: Arc<dyn Store>, every: Duration, cancelled: CancellationToken) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = cancelled.cancelled() => return,
-            }
-            if let Err(e) = self.flush(store.as_ref()).await {
-                tracing::warn!(error = %e, "could not record token use; will retry");
-            }
-        }
     }
 }

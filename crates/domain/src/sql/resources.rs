@@ -727,9 +727,7 @@ impl SqlStore {
         let columns = Columns::of(kind, &body)?;
         let id = uuid::Uuid::now_v7().to_string();
         let now = now_micros();
-        // A new group is linked to organizations (perhaps a new one): tenant-wide.
-        let scope = if kind == ResourceKind::User { Scope::Rows } else { Scope::Tenant };
-        let mut w = self.begin_tenant_write(tenant, scope).await?;
+        let mut w = self.begin_tenant_write(tenant, Scope::of_whole(kind)).await?;
         // A new user is read back by its own insert, and is in no group yet: no further reads.
         let insert = insert_resource(self.dialect, tenant, kind, &id, &columns, &body, now)?;
         let created = match kind {
@@ -791,9 +789,7 @@ impl SqlStore {
         mut body: Value,
         precondition: &Precondition,
     ) -> Result<Resource, DomainError> {
-        // Replacing a group may rename it, which relinks it to organizations.
-        let scope = if kind == ResourceKind::User { Scope::Rows } else { Scope::Tenant };
-        let mut w = self.begin_tenant_write(tenant, scope).await?;
+        let mut w = self.begin_tenant_write(tenant, Scope::of_whole(kind)).await?;
         let current = self.load_row(&mut w.tx, tenant, kind, id, true).await?;
         Self::check_precondition(precondition, &current)?;
         let mark = w.emitted();
@@ -863,9 +859,7 @@ impl SqlStore {
         id: &str,
         precondition: &Precondition,
     ) -> Result<(), DomainError> {
-        // Deleting a group archives the organizations autoprovisioned for it.
-        let scope = if kind == ResourceKind::User { Scope::Rows } else { Scope::Tenant };
-        let mut w = self.begin_tenant_write(tenant, scope).await?;
+        let mut w = self.begin_tenant_write(tenant, Scope::of_whole(kind)).await?;
         let current = self.load_row(&mut w.tx, tenant, kind, id, true).await?;
         Self::check_precondition(precondition, &current)?;
         // Whose memberships the deletion can change: the user, or a linked group's users.

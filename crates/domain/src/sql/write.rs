@@ -48,6 +48,19 @@ pub(super) enum Scope {
     Tenant,
 }
 
+impl Scope {
+    /// The scope of a create, replace or delete of a `kind`: a user's holds its rows; a group's
+    /// holds the tenant, because creating, renaming or deleting a group links it to
+    /// organizations (creating, restoring or archiving them).
+    pub(super) fn of_whole(kind: ResourceKind) -> Self {
+        if kind == ResourceKind::User {
+            Self::Rows
+        } else {
+            Self::Tenant
+        }
+    }
+}
+
 /// Events gathered by a write, in order, waiting for their numbers.
 enum Pending {
     One(NewEvent),

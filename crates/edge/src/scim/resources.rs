@@ -13,6 +13,7 @@ use super::body::{projection_params, read_json, search_from_query};
 use super::{precondition, scim_json, Kind, Limit};
 use crate::auth::TenantContext;
 use crate::error::ScimError;
+use crate::share::Work;
 use crate::state::AppState;
 
 fn read_scope(kind: ResourceKind) -> Scope {
@@ -78,7 +79,7 @@ pub async fn create(
     let (body, _memory) = read_json(&req, payload, limit.0, &state.bodies).await?;
     let body = proto::resource::normalize(kind, body)?;
     let resource =
-        state.in_write_turn(&ctx.tenant, |store, t| async move { store.create(&t, kind, body).await }).await?;
+        state.in_turn(&ctx.tenant, Work::Write, |store, t| async move { store.create(&t, kind, body).await }).await?;
     state.deliveries.notify_one();
     Ok(resource_response(StatusCode::CREATED, &ctx, &resource, &projection))
 }
@@ -96,7 +97,9 @@ pub async fn get(
     let with_relation = projection.includes(kind, relation(kind));
     let (id, precondition) = (path.into_inner().1, precondition(&req));
     let resource = state
-        .in_turn(&ctx.tenant, |store, t| async move { store.get(&t, kind, &id, with_relation, &precondition).await })
+        .in_turn(&ctx.tenant, Work::Read, |store, t| async move {
+            store.get(&t, kind, &id, with_relation, &precondition).await
+        })
         .await?;
     Ok(resource_response(StatusCode::OK, &ctx, &resource, &projection))
 }
@@ -116,9 +119,12 @@ pub async fn replace(
     let (body, _memory) = read_json(&req, payload, limit.0, &state.bodies).await?;
     let body = proto::resource::normalize(kind, body)?;
     let (id, precondition) = (path.into_inner().1, precondition(&req));
-    let resource = state
-        .in_write_turn(&ctx.tenant, |store, t| async move { store.replace(&t, kind, &id, body, &precondition).await })
-        .await?;
+    let resource =
+        state
+            .in_turn(&ctx.tenant, Work::Write, |store, t| async move {
+                store.replace(&t, kind, &id, body, &precondition).await
+            })
+            .await?;
     state.deliveries.notify_one();
     Ok(resource_response(StatusCode::OK, &ctx, &resource, &projection))
 }
@@ -145,7 +151,7 @@ pub async fn patch(
     let with_relation = !without_body && projection.includes(kind, relation(kind));
     let (id, precondition) = (path.into_inner().1, precondition(&req));
     let resource = state
-        .in_write_turn(&ctx.tenant, |store, t| async move {
+        .in_turn(&ctx.tenant, Work::Write, |store, t| async move {
             store.patch(&t, kind, &id, &ops, &precondition, with_relation).await
         })
         .await?;
@@ -184,7 +190,7 @@ pub async fn delete(
     ctx.require(write_scope(kind))?;
     let (id, precondition) = (path.into_inner().1, precondition(&req));
     state
-        .in_write_turn(&ctx.tenant, |store, t| async move { store.delete(&t, kind, &id, &precondition).await })
+        .in_turn(&ctx.tenant, Work::Write, |store, t| async move { store.delete(&t, kind, &id, &precondition).await })
         .await?;
     state.deliveries.notify_one();
     Ok(HttpResponse::NoContent().finish())
@@ -272,7 +278,7 @@ async fn run_search(
         with_members,
     };
     let page = state
-        .in_turn(&ctx.tenant, |store, t| async move {
+        .in_turn(&ctx.tenant, Work::Read, |store, t| async move {
             match kind {
                 Some(kind) => store.search(&t, kind, &query).await,
                 None => store.search_all(&t, &query).await,

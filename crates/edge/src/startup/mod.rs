@@ -17,7 +17,6 @@ use limit::{FailureLimiter, FailureQuota, RedisLimiter, TenantLimiter};
 use secrecy::ExposeSecret;
 use token::{Verifier, VerifierConfig};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 
 use self::metrics_server::MetricsServer;
@@ -26,7 +25,7 @@ use crate::error::ScimError;
 use crate::jwks::JwksCache;
 use crate::memory::BodyBudget;
 use crate::share::{DatabaseShare, ShareLimits};
-use crate::shutdown::{Background, Draining, BACKGROUND_GRACE};
+use crate::shutdown::{every, Background, Draining, BACKGROUND_GRACE};
 use crate::state::AppState;
 use crate::telemetry::{RequestSpan, ShowFilterValues};
 use crate::usage::TokenUsage;
@@ -108,7 +107,12 @@ impl Application {
             (store.clone() as Arc<dyn Store>, Duration::from_secs(settings.token_use_flush_seconds.max(1)));
         background.spawn({
             let usage = usage.clone();
-            move |cancelled| usage.flush_every(flushed, flush_every, cancelled)
+            move |cancelled| {
+                every(flush_every, cancelled, "recording token use", move || {
+                    let (usage, store) = (usage.clone(), flushed.clone());
+                    async move { usage.flush(store.as_ref()).await.map(drop) }
+                })
+            }
         });
         let verifier = Verifier::new(VerifierConfig {
             cache_ttl: Duration::from_secs(settings.token_cache_seconds),
@@ -305,22 +309,3 @@ async fn evict_idle_failures(state: Arc<AppState>) {
 
 /// How often the event sequencer looks for events of committed writes still without a number.
 const SEQUENCER_TICK: Duration = Duration::from_millis(100);
-
-/// Run `task` every `period` until `cancelled`; a failure is logged and the next turn tries again.
-async fn every<F, Fut>(period: Duration, cancelled: CancellationToken, what: &'static str, mut task: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), domain::DomainError>>,
-{
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = cancelled.cancelled() => return,
-        }
-        if let Err(e) = task().await {
-            tracing::warn!(error = %e, what, "background work failed; will retry");
-        }
-    }
-}
