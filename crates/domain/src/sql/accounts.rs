@@ -88,11 +88,17 @@ fn set_link(dialect: super::Dialect, tenant: &str, user: &str, account: &str, ma
         .bind(user)
 }
 
+fn duplicate_refused(email: &str) -> DomainError {
+    DomainError::Conflict(format!("email `{email}` is already the email of another user in this tenant"))
+}
+
 /// What a write did to a user, as far as linking is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum UserWrite {
-    /// Created it: it has its linking email from this write, and no account yet.
-    Created,
+    /// Created it: it has its linking email from this write, and no account yet. Its insert
+    /// already said whether another user has that email (the write claimed the email with its
+    /// first statement: `begin_tenant_write_claiming`).
+    Created { duplicate_email: bool },
     /// Changed it; `email_changed`: whether its linking email is new.
     Changed { email_changed: bool },
 }
@@ -107,12 +113,17 @@ impl SqlStore {
         data: &Value,
         write: UserWrite,
     ) -> Result<UserLink, DomainError> {
-        let email_changed = matches!(write, UserWrite::Created | UserWrite::Changed { email_changed: true });
+        let email_changed = matches!(write, UserWrite::Created { .. } | UserWrite::Changed { email_changed: true });
         let tenant = w.tenant.as_str().to_owned();
         let email = crate::link::linking_email(data);
         let external_id = data.get("externalId").and_then(Value::as_str).filter(|e| !e.is_empty());
         let mut link = UserLink::default();
-        if let Some(email) = email.as_deref().filter(|_| email_changed) {
+        if let (UserWrite::Created { duplicate_email }, Some(email)) = (write, email.as_deref()) {
+            link.duplicate_email = duplicate_email;
+            if duplicate_email && w.settings.duplicate_emails == DuplicateEmails::Refuse {
+                return Err(duplicate_refused(email));
+            }
+        } else if let Some(email) = email.as_deref().filter(|_| email_changed) {
             // Two users given one email at once: the second to get here sees the first.
             w.lock_key("email", email).await?;
             link.duplicate_email = Statement::new(self.dialect)
@@ -128,12 +139,10 @@ impl SqlStore {
                 .await?
                 .is_some();
             if link.duplicate_email && w.settings.duplicate_emails == DuplicateEmails::Refuse {
-                return Err(DomainError::Conflict(format!(
-                    "email `{email}` is already the email of another user in this tenant"
-                )));
+                return Err(duplicate_refused(email));
             }
         }
-        if write != UserWrite::Created {
+        if !matches!(write, UserWrite::Created { .. }) {
             let row: Option<(Option<String>,)> = Statement::new(self.dialect)
                 .sql("SELECT account_id FROM users WHERE tenant_id = ")
                 .bind(tenant.as_str())

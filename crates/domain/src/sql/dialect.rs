@@ -1,5 +1,9 @@
 //! The few places where PostgreSQL and SQLite SQL differ. Everything else is shared text.
 
+/// The name of the group of a `group_members` row `m`, looked up by key.
+pub(crate) const GROUP_NAME: &str =
+    "(SELECT g.display_name FROM groups g WHERE g.tenant_id = m.tenant_id AND g.id = m.group_id)";
+
 /// Which SQL dialect a store speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -113,6 +117,33 @@ impl Dialect {
         match self {
             Dialect::Postgres => expr.to_owned(),
             Dialect::Sqlite => format!("json({expr})"),
+        }
+    }
+
+    /// A user's groups (`{alias}` a row of `users`) as one JSON array of `[id, displayName]`
+    /// pairs in display order, or NULL (PostgreSQL) / `[]` (SQLite) for none: read with the user
+    /// in one statement instead of a second query per page. The member index drives it and each
+    /// group's name is a lookup by key (a subquery, not a join a planner without statistics could
+    /// turn around into reading a large group's members).
+    pub(crate) fn user_groups(self, alias: &str) -> String {
+        let pairs = match self {
+            Dialect::Postgres => "json_agg(json_build_array(x.id, x.display) ORDER BY x.display, x.id)::text",
+            Dialect::Sqlite => "json_group_array(json_array(x.id, x.display) ORDER BY x.display, x.id)",
+        };
+        format!(
+            "(SELECT {pairs} FROM (SELECT m.group_id AS id, {GROUP_NAME} AS display FROM {} \
+             WHERE m.tenant_id = {alias}.tenant_id AND m.member_id = {alias}.id) x)",
+            self.members_by_member()
+        )
+    }
+
+    /// `group_members m`, to be read by member. SQLite without statistics would rather scan the
+    /// tenant's entries of the covering primary key (tenant, group, member) than probe the
+    /// member index: every membership of the tenant for each user once a group is large.
+    pub(crate) fn members_by_member(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "group_members m",
+            Dialect::Sqlite => "group_members m INDEXED BY group_members_by_member",
         }
     }
 

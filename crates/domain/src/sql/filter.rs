@@ -511,3 +511,42 @@ fn invalid_filter(detail: String) -> DomainError {
 fn invalid_value(detail: String) -> DomainError {
     DomainError::Invalid(proto::Error::invalid_value(detail))
 }
+/// Whether `filter` matches at most one resource of a tenant: an equality on `id`, or on a
+/// user's `userName` (unique per tenant, case-insensitively), perhaps `and`-ed with more. The
+/// page of such a search is its whole result, so it needs no count of its own.
+pub(super) fn matches_at_most_one(kind: ResourceKind, filter: &Filter) -> bool {
+    match filter {
+        Filter::And(a, b) => matches_at_most_one(kind, a) || matches_at_most_one(kind, b),
+        Filter::Compare { attr, op: CompareOp::Eq, value: CompValue::String(_) } => {
+            kind.resolve(attr).is_some_and(|resolved| {
+                !resolved.extension
+                    && resolved.sub.is_none()
+                    && (resolved.attr.name == "id" || (resolved.attr.name == "userName" && kind == ResourceKind::User))
+            })
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at_most_one(kind: ResourceKind, filter: &str) -> bool {
+        matches_at_most_one(kind, &proto::filter::parse(filter).unwrap())
+    }
+
+    #[test]
+    fn only_equalities_on_unique_attributes_match_at_most_one() {
+        assert!(at_most_one(ResourceKind::User, r#"userName eq "ann""#));
+        assert!(at_most_one(ResourceKind::User, r#"USERNAME eq "Ann" and active eq true"#));
+        assert!(at_most_one(ResourceKind::User, r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "ann""#));
+        assert!(at_most_one(ResourceKind::Group, r#"id eq "x""#));
+        assert!(!at_most_one(ResourceKind::User, r#"userName sw "ann""#));
+        assert!(!at_most_one(ResourceKind::User, r#"userName eq "ann" or userName eq "bob""#));
+        assert!(!at_most_one(ResourceKind::User, r#"externalId eq "ann""#));
+        assert!(!at_most_one(ResourceKind::User, r#"emails.value eq "ann@example.com""#));
+        assert!(!at_most_one(ResourceKind::Group, r#"displayName eq "Staff""#));
+        assert!(!at_most_one(ResourceKind::User, r#"not (userName eq "ann")"#));
+    }
+}

@@ -260,4 +260,28 @@ mod tests {
             held.push(conn);
         }
     }
+
+    #[tokio::test]
+    async fn sqlite_reads_a_users_groups_through_the_member_index() {
+        let Some(db) = TestDb::new(Backend::Sqlite).await else { return };
+        let store = db.store().await;
+        for groups in [
+            format!(
+                "SELECT {} FROM users r WHERE r.tenant_id = 't' AND r.id = 'u'",
+                super::Dialect::Sqlite.user_groups("r")
+            ),
+            format!(
+                "SELECT m.group_id FROM {} WHERE m.tenant_id = 't' AND m.member_id IN ('u')",
+                super::Dialect::Sqlite.members_by_member()
+            ),
+        ] {
+            let rows: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {groups}")).fetch_all(&store.pool).await.unwrap();
+            let plan: Vec<&str> = rows.iter().map(|(_, _, _, detail)| detail.as_str()).collect();
+            assert!(
+                plan.iter().any(|step| step.contains("SEARCH m USING INDEX group_members_by_member")),
+                "{groups}: {plan:?}"
+            );
+        }
+    }
 }

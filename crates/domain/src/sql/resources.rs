@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use sqlx::AnyConnection;
 
 use super::accounts::UserWrite;
-use super::filter::{Arg, Sql, Translator};
+use super::dialect::GROUP_NAME;
+use super::filter::{matches_at_most_one, Arg, Sql, Translator};
 use super::members::{ids_of, new_members, take_members, MemberDiff, SMALL_SET};
 use super::reconcile::Users;
 use super::statement::Statement;
@@ -121,6 +122,45 @@ impl ResourceRow {
             groups: None,
         })
     }
+}
+
+/// A user or a group as a search page or a single read gives it: with the number of matches
+/// of the whole search (the page's own statement counts them) and, for users whose groups were
+/// asked for, those groups as [`Dialect::user_groups`] writes them.
+#[derive(Debug, sqlx::FromRow)]
+struct ListedRow {
+    #[sqlx(flatten)]
+    row: ResourceRow,
+    #[sqlx(default)]
+    total: i64,
+    #[sqlx(default)]
+    groups: Option<String>,
+}
+
+impl ListedRow {
+    fn into_resource(self, kind: ResourceKind, with_groups: bool) -> Result<Resource, DomainError> {
+        let groups = match (with_groups, self.groups.as_deref()) {
+            (false, _) => None,
+            (true, None) => Some(Vec::new()),
+            (true, Some(json)) => {
+                let pairs: Vec<(String, Option<String>)> = serde_json::from_str(json).map_err(|e| {
+                    DomainError::Internal("a user's groups are not JSON pairs".into(), Some(Box::new(e)))
+                })?;
+                Some(pairs.into_iter().map(|(id, display)| GroupRef { id, display }).collect())
+            }
+        };
+        Ok(Resource { groups, ..self.row.into_resource(kind)? })
+    }
+}
+
+/// A user as its insert reads it back, with whether another user of the tenant already had
+/// its linking email (1) or not (0; also when it has none).
+#[derive(Debug, sqlx::FromRow)]
+struct CreatedRow {
+    #[sqlx(flatten)]
+    row: ResourceRow,
+    #[sqlx(default)]
+    duplicate_email: i64,
 }
 
 /// A member of a group as `load_relations` reads it.
@@ -278,14 +318,14 @@ impl SqlStore {
                 // A page of users: their ids as placeholders, so the member index is probed per
                 // user even when a large group makes `group_members` large.
                 let statement = Statement::new(d)
-                    .sql(
-                        "SELECT m.member_id AS owner, m.group_id AS id, g.display_name AS display \
-                         FROM group_members m JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id \
-                         WHERE m.tenant_id = ",
-                    )
+                    .sql(&format!(
+                        "SELECT m.member_id AS owner, m.group_id AS id, {GROUP_NAME} AS display \
+                         FROM {} WHERE m.tenant_id = ",
+                        d.members_by_member()
+                    ))
                     .bind(tenant.as_str())
                     .sql(" AND m.member_id IN ");
-                let statement = statement.id_list(&ids).sql(" ORDER BY m.member_id, g.display_name, g.id");
+                let statement = statement.id_list(&ids).sql(" ORDER BY m.member_id, display, m.group_id");
                 let rows: Vec<GroupRefRow> = statement.query_as().fetch_all(&mut *conn).await?;
                 let mut by_user: HashMap<String, Vec<GroupRef>> = HashMap::new();
                 for row in rows {
@@ -307,6 +347,23 @@ impl SqlStore {
         id: &str,
         with_relations: bool,
     ) -> Result<Resource, DomainError> {
+        if kind == ResourceKind::User && with_relations {
+            // A user and its groups in one statement.
+            let row: ListedRow = Statement::new(self.dialect)
+                .sql(&format!(
+                    "SELECT {RESOURCE_COLUMNS}, {} AS data, {} AS groups FROM users r WHERE r.tenant_id = ",
+                    self.dialect.data_column("r"),
+                    self.dialect.user_groups("r")
+                ))
+                .bind(tenant.as_str())
+                .sql(" AND r.id = ")
+                .bind(id)
+                .query_as()
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or_else(|| not_found(kind))?;
+            return row.into_resource(kind, true);
+        }
         let mut resource = self.load_row(conn, tenant, kind, id, false).await?;
         if with_relations {
             self.load_relations(conn, tenant, std::slice::from_mut(&mut resource)).await?;
@@ -436,32 +493,59 @@ impl SqlStore {
             // Ids are UUIDv7, so id order is creation order and pages are stable.
             None => "r.id".into(),
         };
-        let from = |select: &str| -> Result<Statement, DomainError> {
-            Statement::new(self.dialect)
-                .sql(&format!("{select} FROM {} r WHERE r.tenant_id = ", table(kind)))
+        // `FROM <table> r WHERE <the search>`, after whatever `select` a statement starts with.
+        let matching = |select: Statement| -> Result<Statement, DomainError> {
+            select
+                .sql(&format!(" FROM {} r WHERE r.tenant_id = ", table(kind)))
                 .bind(tenant.as_str())
                 .sql(" AND ")
                 .fragment(&predicate, &sql.args)
         };
-        let (total,): (i64,) = from("SELECT COUNT(*) AS n")?.query_as().fetch_one(&mut *conn).await?;
-        let total = u64::try_from(total).unwrap_or(0);
-        if limit == 0 || offset >= total {
-            return Ok((total, Vec::new()));
+        let count = |select: Statement| matching(select.sql("SELECT COUNT(*) AS n"));
+        if limit == 0 {
+            return Ok((total_alone(conn, count(Statement::new(self.dialect))?).await?, Vec::new()));
         }
-        let page = from(&format!("SELECT {RESOURCE_COLUMNS}, {} AS data", self.dialect.data_column("r")))?
+        // The page, the total (an uncorrelated subquery, counted once) and, for users, their
+        // groups, in one round trip. A search that matches at most one resource (`userName eq`,
+        // what every IdP sends before a create) is counted by its page: no subquery to plan.
+        let with_groups = query.with_members && kind == ResourceKind::User;
+        let mut select = Statement::new(self.dialect)
+            .sql(&format!("SELECT {RESOURCE_COLUMNS}, {} AS data", self.dialect.data_column("r")));
+        if with_groups {
+            select = select.sql(&format!(", {} AS groups", self.dialect.user_groups("r")));
+        }
+        let counted = offset == 0 && query.filter.as_ref().is_some_and(|f| matches_at_most_one(kind, f));
+        if !counted {
+            select = count(select.sql(", ("))?.sql(") AS total");
+        }
+        let page = matching(select)?
             .sql(" ORDER BY ")
             .fragment(&order, &sql.args)?
             .sql(" LIMIT ")
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .sql(" OFFSET ")
             .bind(i64::try_from(offset).unwrap_or(i64::MAX));
-        let rows: Vec<ResourceRow> = page.query_as().fetch_all(&mut *conn).await?;
-        let mut resources = rows.into_iter().map(|row| row.into_resource(kind)).collect::<Result<Vec<_>, _>>()?;
-        if query.with_members {
+        let rows: Vec<ListedRow> = page.query_as().fetch_all(&mut *conn).await?;
+        let total = match rows.first() {
+            Some(_) if counted => u64::try_from(rows.len()).unwrap_or(0),
+            Some(row) => u64::try_from(row.total).unwrap_or(0),
+            None if offset == 0 => 0,
+            // Past the last match: the total alone.
+            None => total_alone(conn, count(Statement::new(self.dialect))?).await?,
+        };
+        let mut resources =
+            rows.into_iter().map(|row| row.into_resource(kind, with_groups)).collect::<Result<Vec<_>, _>>()?;
+        if query.with_members && kind == ResourceKind::Group {
             self.load_relations(conn, tenant, &mut resources).await?;
         }
         Ok((total, resources))
     }
+}
+
+/// The number a `SELECT COUNT(*)` statement gives.
+async fn total_alone(conn: &mut AnyConnection, count: Statement) -> Result<u64, DomainError> {
+    let (total,): (i64,) = count.query_as().fetch_one(&mut *conn).await?;
+    Ok(u64::try_from(total).unwrap_or(0))
 }
 
 /// Which rows of a result a page takes.
@@ -727,27 +811,38 @@ impl SqlStore {
         let columns = Columns::of(kind, &body)?;
         let id = uuid::Uuid::now_v7().to_string();
         let now = now_micros();
-        let mut w = self.begin_tenant_write(tenant, Scope::of_whole(kind)).await?;
+        // A new user claims its linking email from the first statement on, so that its insert
+        // can say whether another user has it (linking: `link_user`).
+        let claim = columns.email.as_deref().map(|email| ("email", email));
+        let mut w = self.begin_tenant_write_claiming(tenant, Scope::of_whole(kind), claim).await?;
         // A new user is read back by its own insert, and is in no group yet: no further reads.
         let insert = insert_resource(self.dialect, tenant, kind, &id, &columns, &body, now)?;
-        let created = match kind {
+        let (created, duplicate_email) = match kind {
             ResourceKind::User => {
-                let row: ResourceRow = insert
-                    .sql(&returning_resource(self.dialect, kind))
-                    .query_as()
-                    .fetch_one(&mut *w.tx)
-                    .await
-                    .map_err(user_name_taken(&body))?;
-                Some(Resource { groups: Some(Vec::new()), ..row.into_resource(kind)? })
+                let returning = insert.sql(&returning_resource(self.dialect, kind));
+                let returning = match &columns.email {
+                    Some(email) => returning
+                        .sql(", CASE WHEN EXISTS (SELECT 1 FROM users d WHERE d.tenant_id = ")
+                        .bind(tenant.as_str())
+                        .sql(" AND d.email_lower = ")
+                        .bind(email.as_str())
+                        .sql(" AND d.id <> ")
+                        .bind(id.as_str())
+                        .sql(") THEN 1 ELSE 0 END AS duplicate_email"),
+                    None => returning,
+                };
+                let row: CreatedRow =
+                    returning.query_as().fetch_one(&mut *w.tx).await.map_err(user_name_taken(&body))?;
+                (Some(Resource { groups: Some(Vec::new()), ..row.row.into_resource(kind)? }), row.duplicate_email != 0)
             }
             ResourceKind::Group => {
                 insert.query().execute(&mut *w.tx).await.map_err(user_name_taken(&body))?;
-                None
+                (None, false)
             }
         };
         match kind {
             ResourceKind::User => {
-                let link = self.link_user(&mut w, &id, &body, UserWrite::Created).await?;
+                let link = self.link_user(&mut w, &id, &body, UserWrite::Created { duplicate_email }).await?;
                 let subject = user_subject(&id, &body, link.account.as_deref());
                 let mut data = json!({"user": subject});
                 if link.duplicate_email {

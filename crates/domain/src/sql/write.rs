@@ -94,25 +94,57 @@ struct EventRow<'a> {
 impl SqlStore {
     /// Begin a write to the tenant with this id, holding it in `scope`.
     pub(super) async fn begin_tenant_write(&self, tenant: &TenantId, scope: Scope) -> Result<TenantWrite, DomainError> {
-        self.lock_tenant("id", tenant.as_str(), scope).await
+        self.lock_tenant(TenantKey::Id(tenant), scope, None).await
+    }
+
+    /// [`Self::begin_tenant_write`] that also holds `claim` (`(kind, key)`, as
+    /// [`TenantWrite::lock_key`] takes it) from its first statement on: every later statement of
+    /// the write then sees what the previous holder of the claim committed, one round trip sooner.
+    pub(super) async fn begin_tenant_write_claiming(
+        &self,
+        tenant: &TenantId,
+        scope: Scope,
+        claim: Option<(&str, &str)>,
+    ) -> Result<TenantWrite, DomainError> {
+        self.lock_tenant(TenantKey::Id(tenant), scope, claim).await
     }
 
     /// Begin a tenant-wide write to the tenant named `name`.
     pub(super) async fn begin_tenant_write_by_name(&self, name: &TenantName) -> Result<TenantWrite, DomainError> {
-        self.lock_tenant("name", name.as_str(), Scope::Tenant).await
+        self.lock_tenant(TenantKey::Name(name), Scope::Tenant, None).await
     }
 
-    /// Begin a write to the tenant whose `column` is `key`, holding it in `scope`. The lock is
-    /// taken by the statement that reads the settings, so they are the latest committed ones.
-    async fn lock_tenant(&self, column: &str, key: &str, scope: Scope) -> Result<TenantWrite, DomainError> {
+    /// Begin a write to `tenant`, holding it in `scope` (and `claim`). The lock is taken by the
+    /// statement that reads the settings, so they are the latest committed ones.
+    async fn lock_tenant(
+        &self,
+        tenant: TenantKey<'_>,
+        scope: Scope,
+        claim: Option<(&str, &str)>,
+    ) -> Result<TenantWrite, DomainError> {
         let mut tx = self.begin_write().await?;
         let lock = match (self.dialect, scope) {
             (Dialect::Sqlite, _) => "",
-            (Dialect::Postgres, Scope::Rows) => " FOR KEY SHARE",
-            (Dialect::Postgres, Scope::Tenant) => " FOR UPDATE",
+            (Dialect::Postgres, Scope::Rows) => " FOR KEY SHARE OF n",
+            (Dialect::Postgres, Scope::Tenant) => " FOR UPDATE OF n",
         };
-        let row: TenantRow = Statement::new(self.dialect)
-            .sql(&format!("SELECT {TENANT_COLUMNS} FROM tenants n WHERE n.{column} = "))
+        let mut statement = Statement::new(self.dialect).sql(&format!("SELECT {TENANT_COLUMNS} FROM tenants n"));
+        // Only writes that hold rows claim keys (see `TenantWrite::lock_key`); the claim is a
+        // one-row relation joined in, whose value (void) is never read back.
+        if let (TenantKey::Id(id), Some((kind, key)), Dialect::Postgres, Scope::Rows) =
+            (tenant, claim, self.dialect, scope)
+        {
+            statement = statement
+                .sql(" CROSS JOIN (SELECT pg_advisory_xact_lock(hashtextextended(")
+                .bind(claim_key(id.as_str(), kind, key))
+                .sql(", 0))) claim");
+        }
+        let (column, key) = match tenant {
+            TenantKey::Id(id) => ("id", id.as_str()),
+            TenantKey::Name(name) => ("name", name.as_str()),
+        };
+        let row: TenantRow = statement
+            .sql(&format!(" WHERE n.{column} = "))
             .bind(key)
             .sql(lock)
             .query_as()
@@ -131,6 +163,19 @@ impl SqlStore {
     }
 }
 
+/// How a write names the tenant it begins with.
+#[derive(Clone, Copy)]
+enum TenantKey<'a> {
+    Id(&'a TenantId),
+    Name(&'a TenantName),
+}
+
+/// What [`TenantWrite::lock_key`] hashes into an advisory lock: the tenant, the kind of key
+/// and the key.
+fn claim_key(tenant: &str, kind: &str, key: &str) -> String {
+    format!("{tenant}\u{1f}{kind}\u{1f}{key}")
+}
+
 impl TenantWrite {
     /// Whether this write must lock the rows it reads and decides on itself: a [`Scope::Rows`]
     /// write on PostgreSQL (elsewhere the tenant, or SQLite's single writer, covers them).
@@ -147,7 +192,7 @@ impl TenantWrite {
         }
         Statement::new(self.dialect)
             .sql("SELECT pg_advisory_xact_lock(hashtextextended(")
-            .bind(format!("{}\u{1f}{kind}\u{1f}{key}", self.tenant.as_str()))
+            .bind(claim_key(self.tenant.as_str(), kind, key))
             .sql(", 0))")
             .query()
             .execute(&mut *self.tx)

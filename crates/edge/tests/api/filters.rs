@@ -119,6 +119,7 @@ async fn paging_with_start_index_and_count(app: TestApp) {
     assert_eq!(empty["Resources"], json!([]));
     let (_, past) = status_json(app.get("/Users?startIndex=99").await).await;
     assert_eq!(past["Resources"], json!([]));
+    assert_eq!(past["totalResults"], 5, "past the last page the total is still counted");
     // startIndex below 1 is read as 1 (RFC 7644 §3.4.2.4).
     let (_, first) = status_json(app.get("/Users?startIndex=0&count=1").await).await;
     assert_eq!(first["startIndex"], 1);

@@ -216,10 +216,21 @@ async fn attributes_and_excluded_attributes_project_reads(app: TestApp) {
 async fn users_list_the_groups_they_are_in(app: TestApp) {
     let user = app.create_user("member").await;
     let uid = user["id"].as_str().unwrap();
+    let loner = app.create_user("loner").await;
     let group = app.create_group("Engineering", &[uid]).await;
+    let all = app.create_group("All staff", &[uid]).await;
     let (_, read) = status_json(app.get(&format!("/Users/{uid}")).await).await;
-    assert_eq!(read["groups"][0]["value"], group["id"]);
-    assert_eq!(read["groups"][0]["display"], "Engineering");
+    // In display order, read by id and in a search page alike.
+    assert_eq!(read["groups"][0]["value"], all["id"]);
+    assert_eq!(read["groups"][0]["display"], "All staff");
+    assert_eq!(read["groups"][1]["value"], group["id"]);
+    assert_eq!(read["groups"][1]["display"], "Engineering");
+    assert_eq!(read["groups"].as_array().map(Vec::len), Some(2), "{read}");
+    let (_, page) = status_json(app.get("/Users?filter=userName%20eq%20%22member%22").await).await;
+    assert_eq!(page["totalResults"], 1);
+    assert_eq!(page["Resources"][0]["groups"], read["groups"]);
+    let (_, alone) = status_json(app.get(&format!("/Users/{}", loner["id"].as_str().unwrap())).await).await;
+    assert!(alone.get("groups").is_none_or(|g| g == &json!([])), "{alone}");
     let ids = app.list_ids(&format!("/Users?filter=groups.value%20eq%20%22{}%22", group["id"].as_str().unwrap())).await;
     assert_eq!(ids, vec![uid.to_owned()]);
 }
