@@ -88,8 +88,16 @@ fn set_link(dialect: super::Dialect, tenant: &str, user: &str, account: &str, ma
         .bind(user)
 }
 
-fn duplicate_refused(email: &str) -> DomainError {
-    DomainError::Conflict(format!("email `{email}` is already the email of another user in this tenant"))
+/// Append `SELECT 1 FROM users d …` for the users of `tenant` other than `user` whose linking
+/// email is `email`: any such row makes the email a duplicate.
+pub(super) fn others_with_email(statement: Statement, tenant: &str, email: &str, user: &str) -> Statement {
+    statement
+        .sql("SELECT 1 FROM users d WHERE d.tenant_id = ")
+        .bind(tenant)
+        .sql(" AND d.email_lower = ")
+        .bind(email)
+        .sql(" AND d.id <> ")
+        .bind(user)
 }
 
 /// What a write did to a user, as far as linking is concerned.
@@ -113,33 +121,29 @@ impl SqlStore {
         data: &Value,
         write: UserWrite,
     ) -> Result<UserLink, DomainError> {
-        let email_changed = matches!(write, UserWrite::Created { .. } | UserWrite::Changed { email_changed: true });
         let tenant = w.tenant.as_str().to_owned();
         let email = crate::link::linking_email(data);
         let external_id = data.get("externalId").and_then(Value::as_str).filter(|e| !e.is_empty());
         let mut link = UserLink::default();
-        if let (UserWrite::Created { duplicate_email }, Some(email)) = (write, email.as_deref()) {
-            link.duplicate_email = duplicate_email;
-            if duplicate_email && w.settings.duplicate_emails == DuplicateEmails::Refuse {
-                return Err(duplicate_refused(email));
-            }
-        } else if let Some(email) = email.as_deref().filter(|_| email_changed) {
-            // Two users given one email at once: the second to get here sees the first.
-            w.lock_key("email", email).await?;
-            link.duplicate_email = Statement::new(self.dialect)
-                .sql("SELECT 1 AS one FROM users WHERE tenant_id = ")
-                .bind(tenant.as_str())
-                .sql(" AND email_lower = ")
-                .bind(email)
-                .sql(" AND id <> ")
-                .bind(user_id)
-                .sql(" LIMIT 1")
-                .query()
-                .fetch_optional(&mut *w.tx)
-                .await?
-                .is_some();
+        if let Some(email) = email.as_deref() {
+            link.duplicate_email = match write {
+                UserWrite::Created { duplicate_email } => duplicate_email,
+                UserWrite::Changed { email_changed: true } => {
+                    // Two users given one email at once: the second to get here sees the first.
+                    w.lock_key("email", email).await?;
+                    others_with_email(Statement::new(self.dialect), &tenant, email, user_id)
+                        .sql(" LIMIT 1")
+                        .query()
+                        .fetch_optional(&mut *w.tx)
+                        .await?
+                        .is_some()
+                }
+                UserWrite::Changed { email_changed: false } => false,
+            };
             if link.duplicate_email && w.settings.duplicate_emails == DuplicateEmails::Refuse {
-                return Err(duplicate_refused(email));
+                return Err(DomainError::Conflict(format!(
+                    "email `{email}` is already the email of another user in this tenant"
+                )));
             }
         }
         if !matches!(write, UserWrite::Created { .. }) {

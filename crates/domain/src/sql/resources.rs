@@ -7,7 +7,7 @@ use proto::{PatchOperation, ResourceKind};
 use serde_json::{json, Value};
 use sqlx::AnyConnection;
 
-use super::accounts::UserWrite;
+use super::accounts::{others_with_email, UserWrite};
 use super::dialect::GROUP_NAME;
 use super::filter::{matches_at_most_one, Arg, Sql, Translator};
 use super::members::{ids_of, new_members, take_members, MemberDiff, SMALL_SET};
@@ -150,6 +150,18 @@ impl ListedRow {
             }
         };
         Ok(Resource { groups, ..self.row.into_resource(kind)? })
+    }
+}
+
+/// The `SELECT` of a [`ListedRow`] but its total, from `r`: the columns and the JSON, and a
+/// user's groups `with_groups`.
+fn select_listed(dialect: Dialect, with_groups: bool) -> Statement {
+    let select =
+        Statement::new(dialect).sql(&format!("SELECT {RESOURCE_COLUMNS}, {} AS data", dialect.data_column("r")));
+    if with_groups {
+        select.sql(&format!(", {} AS groups", dialect.user_groups("r")))
+    } else {
+        select
     }
 }
 
@@ -349,12 +361,8 @@ impl SqlStore {
     ) -> Result<Resource, DomainError> {
         if kind == ResourceKind::User && with_relations {
             // A user and its groups in one statement.
-            let row: ListedRow = Statement::new(self.dialect)
-                .sql(&format!(
-                    "SELECT {RESOURCE_COLUMNS}, {} AS data, {} AS groups FROM users r WHERE r.tenant_id = ",
-                    self.dialect.data_column("r"),
-                    self.dialect.user_groups("r")
-                ))
+            let row: ListedRow = select_listed(self.dialect, true)
+                .sql(" FROM users r WHERE r.tenant_id = ")
                 .bind(tenant.as_str())
                 .sql(" AND r.id = ")
                 .bind(id)
@@ -509,11 +517,7 @@ impl SqlStore {
         // groups, in one round trip. A search that matches at most one resource (`userName eq`,
         // what every IdP sends before a create) is counted by its page: no subquery to plan.
         let with_groups = query.with_members && kind == ResourceKind::User;
-        let mut select = Statement::new(self.dialect)
-            .sql(&format!("SELECT {RESOURCE_COLUMNS}, {} AS data", self.dialect.data_column("r")));
-        if with_groups {
-            select = select.sql(&format!(", {} AS groups", self.dialect.user_groups("r")));
-        }
+        let mut select = select_listed(self.dialect, with_groups);
         let counted = offset == 0 && query.filter.as_ref().is_some_and(|f| matches_at_most_one(kind, f));
         if !counted {
             select = count(select.sql(", ("))?.sql(") AS total");
@@ -821,14 +825,10 @@ impl SqlStore {
             ResourceKind::User => {
                 let returning = insert.sql(&returning_resource(self.dialect, kind));
                 let returning = match &columns.email {
-                    Some(email) => returning
-                        .sql(", CASE WHEN EXISTS (SELECT 1 FROM users d WHERE d.tenant_id = ")
-                        .bind(tenant.as_str())
-                        .sql(" AND d.email_lower = ")
-                        .bind(email.as_str())
-                        .sql(" AND d.id <> ")
-                        .bind(id.as_str())
-                        .sql(") THEN 1 ELSE 0 END AS duplicate_email"),
+                    Some(email) => {
+                        others_with_email(returning.sql(", CASE WHEN EXISTS ("), tenant.as_str(), email, &id)
+                            .sql(") THEN 1 ELSE 0 END AS duplicate_email")
+                    }
                     None => returning,
                 };
                 let row: CreatedRow =

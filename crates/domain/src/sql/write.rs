@@ -49,6 +49,13 @@ pub(super) enum Scope {
 }
 
 impl Scope {
+    /// Whether a write in this scope must lock the rows it reads and decides on itself: a
+    /// [`Scope::Rows`] write on PostgreSQL (elsewhere the tenant, or SQLite's single writer,
+    /// covers them).
+    fn locks_rows(self, dialect: Dialect) -> bool {
+        self == Scope::Rows && dialect == Dialect::Postgres
+    }
+
     /// The scope of a create, replace or delete of a `kind`: a user's holds its rows; a group's
     /// holds the tenant, because creating, renaming or deleting a group links it to
     /// organizations (creating, restoring or archiving them).
@@ -131,13 +138,8 @@ impl SqlStore {
         let mut statement = Statement::new(self.dialect).sql(&format!("SELECT {TENANT_COLUMNS} FROM tenants n"));
         // Only writes that hold rows claim keys (see `TenantWrite::lock_key`); the claim is a
         // one-row relation joined in, whose value (void) is never read back.
-        if let (TenantKey::Id(id), Some((kind, key)), Dialect::Postgres, Scope::Rows) =
-            (tenant, claim, self.dialect, scope)
-        {
-            statement = statement
-                .sql(" CROSS JOIN (SELECT pg_advisory_xact_lock(hashtextextended(")
-                .bind(claim_key(id.as_str(), kind, key))
-                .sql(", 0))) claim");
+        if let (TenantKey::Id(id), Some((kind, key)), true) = (tenant, claim, scope.locks_rows(self.dialect)) {
+            statement = advisory_lock(statement.sql(" CROSS JOIN (SELECT "), id, kind, key).sql(") claim");
         }
         let (column, key) = match tenant {
             TenantKey::Id(id) => ("id", id.as_str()),
@@ -170,17 +172,19 @@ enum TenantKey<'a> {
     Name(&'a TenantName),
 }
 
-/// What [`TenantWrite::lock_key`] hashes into an advisory lock: the tenant, the kind of key
-/// and the key.
-fn claim_key(tenant: &str, kind: &str, key: &str) -> String {
-    format!("{tenant}\u{1f}{kind}\u{1f}{key}")
+/// Append the call that holds `key` (of `kind`) of `tenant` until the transaction ends: a
+/// PostgreSQL advisory lock on a hash of the three.
+fn advisory_lock(statement: Statement, tenant: &TenantId, kind: &str, key: &str) -> Statement {
+    statement
+        .sql("pg_advisory_xact_lock(hashtextextended(")
+        .bind(format!("{}\u{1f}{kind}\u{1f}{key}", tenant.as_str()))
+        .sql(", 0))")
 }
 
 impl TenantWrite {
-    /// Whether this write must lock the rows it reads and decides on itself: a [`Scope::Rows`]
-    /// write on PostgreSQL (elsewhere the tenant, or SQLite's single writer, covers them).
+    /// Whether this write must lock the rows it reads and decides on itself ([`Scope::locks_rows`]).
     pub fn locks_rows(&self) -> bool {
-        self.scope == Scope::Rows && self.dialect == Dialect::Postgres
+        self.scope.locks_rows(self.dialect)
     }
 
     /// Hold `key` (an email, say) of this tenant until the write ends, so that writes deciding
@@ -190,10 +194,7 @@ impl TenantWrite {
         if !self.locks_rows() {
             return Ok(());
         }
-        Statement::new(self.dialect)
-            .sql("SELECT pg_advisory_xact_lock(hashtextextended(")
-            .bind(claim_key(self.tenant.as_str(), kind, key))
-            .sql(", 0))")
+        advisory_lock(Statement::new(self.dialect).sql("SELECT "), &self.tenant, kind, key)
             .query()
             .execute(&mut *self.tx)
             .await?;
