@@ -101,14 +101,63 @@ pub(super) fn others_with_email(statement: Statement, tenant: &str, email: &str,
 }
 
 /// What a write did to a user, as far as linking is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum UserWrite {
     /// Created it: it has its linking email from this write, and no account yet. Its insert
     /// already said whether another user has that email (the write claimed the email with its
-    /// first statement: `begin_tenant_write_claiming`).
-    Created { duplicate_email: bool },
-    /// Changed it; `email_changed`: whether its linking email is new.
-    Changed { email_changed: bool },
+    /// first statement: `begin_tenant_write_claiming`) and which accounts it could link to.
+    Created { duplicate_email: bool, candidates: LinkCandidates },
+    /// Changed it; `email_changed`: whether its linking email is new; `account`: the account it
+    /// was linked to when the write read (and locked) it.
+    Changed { email_changed: bool, account: Option<String> },
+}
+
+/// The free product accounts (no user linked to them) a user matches, by each way of linking
+/// the tenant turned on, as [`link_candidates`] reads them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub(super) struct LinkCandidates {
+    #[sqlx(default)]
+    by_external_id: Option<String>,
+    #[sqlx(default)]
+    by_email: Option<String>,
+}
+
+/// The probes for a user's [`LinkCandidates`] with these `externalId` and linking email: one
+/// per way of linking `w`'s tenant turned on and the user has a value for, as
+/// `(column, name, value)`.
+pub(super) fn candidate_probes<'a>(
+    w: &TenantWrite,
+    external_id: Option<&'a str>,
+    email: Option<&'a str>,
+) -> Vec<(&'static str, &'static str, &'a str)> {
+    let by = w.settings.link_by;
+    [
+        (external_id.filter(|_| by.external_id), "a.external_id", "by_external_id"),
+        (email.filter(|_| by.email), "a.email_lower", "by_email"),
+    ]
+    .into_iter()
+    .filter_map(|(value, column, name)| Some((column, name, value?)))
+    .collect()
+}
+
+/// Append `, (SELECT …) AS <name>` for each of `probes` ([`candidate_probes`]): the free account
+/// of `tenant` that matches, a unique key probe each; the leading comma is the caller's.
+pub(super) fn link_candidates(mut statement: Statement, tenant: &str, probes: &[(&str, &str, &str)]) -> Statement {
+    let free = "NOT EXISTS (SELECT 1 FROM users l WHERE l.tenant_id = a.tenant_id AND l.account_id = a.id)";
+    for (column, name, value) in probes {
+        statement = statement
+            .sql(", (SELECT a.id FROM product_accounts a WHERE a.tenant_id = ")
+            .bind(tenant)
+            .sql(&format!(" AND {column} = "))
+            .bind(*value)
+            .sql(&format!(" AND {free}) AS {name}"));
+    }
+    statement
+}
+
+/// The user's `externalId` that linking matches on, if any.
+pub(super) fn linking_external_id(data: &Value) -> Option<&str> {
+    data.get("externalId").and_then(Value::as_str).filter(|e| !e.is_empty())
 }
 
 impl SqlStore {
@@ -123,12 +172,11 @@ impl SqlStore {
     ) -> Result<UserLink, DomainError> {
         let tenant = w.tenant.as_str().to_owned();
         let email = crate::link::linking_email(data);
-        let external_id = data.get("externalId").and_then(Value::as_str).filter(|e| !e.is_empty());
         let mut link = UserLink::default();
         if let Some(email) = email.as_deref() {
             link.duplicate_email = match write {
-                UserWrite::Created { duplicate_email } => duplicate_email,
-                UserWrite::Changed { email_changed: true } => {
+                UserWrite::Created { duplicate_email, .. } => duplicate_email,
+                UserWrite::Changed { email_changed: true, .. } => {
                     // Two users given one email at once: the second to get here sees the first.
                     w.lock_key("email", email).await?;
                     others_with_email(Statement::new(self.dialect), &tenant, email, user_id)
@@ -138,7 +186,7 @@ impl SqlStore {
                         .await?
                         .is_some()
                 }
-                UserWrite::Changed { email_changed: false } => false,
+                UserWrite::Changed { email_changed: false, .. } => false,
             };
             if link.duplicate_email && w.settings.duplicate_emails == DuplicateEmails::Refuse {
                 return Err(DomainError::Conflict(format!(
@@ -146,41 +194,27 @@ impl SqlStore {
                 )));
             }
         }
-        if !matches!(write, UserWrite::Created { .. }) {
-            let row: Option<(Option<String>,)> = Statement::new(self.dialect)
-                .sql("SELECT account_id FROM users WHERE tenant_id = ")
-                .bind(tenant.as_str())
-                .sql(" AND id = ")
-                .bind(user_id)
-                .query_as()
-                .fetch_optional(&mut *w.tx)
-                .await?;
-            link.account = row.and_then(|(account,)| account);
-        }
-        if link.account.is_some() || !w.settings.link_by.is_on() {
-            return Ok(link);
-        }
-        let free = "NOT EXISTS (SELECT 1 FROM users l WHERE l.tenant_id = a.tenant_id AND l.account_id = a.id)";
-        let mut candidates = Vec::new();
-        if let Some(external_id) = external_id.filter(|_| w.settings.link_by.external_id) {
-            candidates.push((LinkMatch::ExternalId, "a.external_id", external_id.to_owned()));
-        }
-        if let Some(email) = email.filter(|_| w.settings.link_by.email && !link.duplicate_email) {
-            candidates.push((LinkMatch::Email, "a.email_lower", email));
-        }
-        for (matched, column, value) in candidates {
-            let found: Option<(String,)> = Statement::new(self.dialect)
-                .sql("SELECT a.id AS id FROM product_accounts a WHERE a.tenant_id = ")
-                .bind(tenant.as_str())
-                .sql(&format!(" AND {column} = "))
-                .bind(value.as_str())
-                .sql(&format!(" AND {free}"))
-                .query_as()
-                .fetch_optional(&mut *w.tx)
-                .await?;
-            let Some((account,)) = found else {
-                continue;
-            };
+        let candidates = match write {
+            UserWrite::Created { candidates, .. } => candidates,
+            UserWrite::Changed { account: Some(account), .. } => {
+                link.account = Some(account);
+                return Ok(link);
+            }
+            UserWrite::Changed { account: None, .. } => {
+                let probes = candidate_probes(w, linking_external_id(data), email.as_deref());
+                if probes.is_empty() {
+                    return Ok(link);
+                }
+                link_candidates(Statement::new(self.dialect).sql("SELECT 1 AS one"), &tenant, &probes)
+                    .query_as()
+                    .fetch_one(&mut *w.tx)
+                    .await?
+            }
+        };
+        // externalId first; an email another user has too links nobody.
+        let by_email = candidates.by_email.filter(|_| !link.duplicate_email);
+        for (matched, account) in [(LinkMatch::ExternalId, candidates.by_external_id), (LinkMatch::Email, by_email)] {
+            let Some(account) = account else { continue };
             if w.locks_rows() && !self.still_free(w, &account).await? {
                 continue;
             }

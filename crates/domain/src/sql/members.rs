@@ -72,6 +72,41 @@ pub(super) fn bind_pair_rows(statement: Statement, pairs: &[[&str; 2]]) -> Resul
     Ok(statement.sql(")"))
 }
 
+/// Append the statement of `add_few_members` that says, per id of `ids`, whether it is a user
+/// or a group (`kind`) and whether (`member_id`), with which `display`, it is a member of the
+/// group already. Each answer is a primary-key probe per id: the group's rows are read by
+/// scalar subqueries, which PostgreSQL runs once per id, never as a scan of the group, whatever
+/// the statistics say. With `lock_users` the users among the ids are locked in id order, and
+/// whether an id is a user is read from the locked rows: a user deleted meanwhile is not returned
+/// by the lock (PostgreSQL reads a row again once its lock is granted), so it is no user here.
+pub(super) fn classify_members(
+    statement: Statement,
+    tenant: &TenantId,
+    group_id: &str,
+    ids: &[&str],
+    lock_users: bool,
+) -> Statement {
+    let member_probe = |statement: Statement, column: &str| {
+        statement
+            .sql(&format!("(SELECT m.{column} FROM group_members m WHERE m.tenant_id = "))
+            .bind(tenant.as_str())
+            .sql(" AND m.group_id = ")
+            .bind(group_id)
+            .sql(&format!(" AND m.member_id = j.id) AS {column}"))
+    };
+    let statement = statement
+        .sql("SELECT j.id AS id, CASE WHEN u.id IS NOT NULL THEN 'User' WHEN (SELECT g.id FROM groups g WHERE g.tenant_id = ")
+        .bind(tenant.as_str())
+        .sql(" AND g.id = j.id) IS NOT NULL THEN 'Group' END AS kind, ");
+    let statement = member_probe(member_probe(statement, "member_id").sql(", "), "display").sql(" FROM ");
+    let users = bind_id_rows(statement, ids)
+        .sql(" AS j LEFT JOIN (SELECT id FROM users WHERE tenant_id = ")
+        .bind(tenant.as_str())
+        .sql(" AND id IN ")
+        .id_list(ids);
+    if lock_users { users.sql(" ORDER BY id FOR KEY SHARE") } else { users }.sql(") u ON u.id = j.id")
+}
+
 /// A member as sent: its id and the `display` the IdP gave, if any.
 #[derive(Debug, Clone, serde::Serialize)]
 pub(super) struct NewMember {
@@ -131,7 +166,7 @@ struct ClassifiedRow {
     /// `User` or `Group`; none when the id is neither.
     kind: Option<String>,
     /// Set when the id is a member already.
-    present: Option<String>,
+    member_id: Option<String>,
     display: Option<String>,
 }
 
@@ -219,17 +254,20 @@ impl SqlStore {
     }
 
     /// Add members. A member already present keeps its row; only a changed `display` is
-    /// written. Records who joined in `diff`.
+    /// written. Records who joined in `diff`. `lock_users`: a write that holds rows keeps the
+    /// users it adds from being deleted until it commits (`group_members` has no foreign key to
+    /// them); such a write adds few members.
     pub(super) async fn add_members(
         &self,
         conn: &mut AnyConnection,
         tenant: &TenantId,
         group_id: &str,
         members: &[NewMember],
+        lock_users: bool,
         diff: &mut MemberDiff,
     ) -> Result<(), DomainError> {
-        if members.len() <= SMALL_SET {
-            return self.add_few_members(conn, tenant, group_id, members, diff).await;
+        if members.len() <= SMALL_SET || lock_users {
+            return self.add_few_members(conn, tenant, group_id, members, lock_users, diff).await;
         }
         self.check_members(conn, tenant, group_id, &ids_of(members)).await?;
         // Only members that are new reach the insert: re-sending a large group (Okta's "Push
@@ -277,15 +315,17 @@ impl SqlStore {
         Ok(())
     }
 
-    /// [`Self::add_members`] for a few members: one statement says, per id, whether it is a user
-    /// or a group and whether (with which `display`) it is a member already, each answer a
-    /// primary-key probe; then only the new rows are inserted and only changed displays written.
+    /// [`Self::add_members`] for a few members: one statement ([`classify_members`]) says, per id,
+    /// whether it is a user or a group and whether (with which `display`) it is a member already,
+    /// and with `lock_users` locks the users; then only the new rows are inserted and only changed
+    /// displays written.
     async fn add_few_members(
         &self,
         conn: &mut AnyConnection,
         tenant: &TenantId,
         group_id: &str,
         members: &[NewMember],
+        lock_users: bool,
         diff: &mut MemberDiff,
     ) -> Result<(), DomainError> {
         let ids = ids_of(members);
@@ -295,23 +335,12 @@ impl SqlStore {
         if ids.is_empty() {
             return Ok(());
         }
-        let classify = Statement::new(self.dialect)
-            .sql("SELECT j.id AS id, CASE WHEN EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = ")
-            .bind(tenant.as_str())
-            .sql(" AND u.id = j.id) THEN 'User' WHEN EXISTS (SELECT 1 FROM groups g WHERE g.tenant_id = ")
-            .bind(tenant.as_str())
-            .sql(" AND g.id = j.id) THEN 'Group' END AS kind, gm.member_id AS present, gm.display AS display FROM ");
-        let classify = bind_id_rows(classify, &ids)
-            .sql(" AS j LEFT JOIN group_members gm ON gm.tenant_id = ")
-            .bind(tenant.as_str())
-            .sql(" AND gm.group_id = ")
-            .bind(group_id)
-            .sql(" AND gm.member_id = j.id");
+        let classify = classify_members(Statement::new(self.dialect), tenant, group_id, &ids, lock_users);
         let mut known: BTreeMap<String, (String, bool, Option<String>)> = BTreeMap::new();
         let rows: Vec<ClassifiedRow> = classify.query_as().fetch_all(&mut *conn).await?;
         for row in rows {
             let Some(kind) = row.kind else { continue };
-            known.insert(row.id, (kind, row.present.is_some(), row.display));
+            known.insert(row.id, (kind, row.member_id.is_some(), row.display));
         }
         let unknown: Vec<String> =
             ids.iter().filter(|id| !known.contains_key(**id)).take(5).map(|id| (*id).to_owned()).collect();
@@ -426,7 +455,7 @@ impl SqlStore {
             .sql(" AND member_id NOT IN ")
             .bind_in(|n| d.json_array_param(n), json_ids(&ids_of(members)))?;
         self.delete_members(conn, statement, diff).await?;
-        self.add_members(conn, tenant, group_id, members, diff).await
+        self.add_members(conn, tenant, group_id, members, false, diff).await
     }
 
     pub(super) async fn apply_member_ops(
@@ -435,11 +464,14 @@ impl SqlStore {
         tenant: &TenantId,
         group_id: &str,
         ops: &[MemberOp],
+        lock_users: bool,
         diff: &mut MemberDiff,
     ) -> Result<(), DomainError> {
         for op in ops {
             match op {
-                MemberOp::Add(values) => self.add_members(conn, tenant, group_id, &new_members(values), diff).await?,
+                MemberOp::Add(values) => {
+                    self.add_members(conn, tenant, group_id, &new_members(values), lock_users, diff).await?;
+                }
                 MemberOp::Remove(ids) => self.remove_members(conn, tenant, group_id, ids, diff).await?,
                 MemberOp::Replace(values) => {
                     self.replace_members(conn, tenant, group_id, &new_members(values), diff).await?;

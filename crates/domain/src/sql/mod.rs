@@ -262,6 +262,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn postgres_checks_a_few_new_members_by_key_in_a_large_group_without_statistics() {
+        use crate::store::{ResourceStore, TenantStore};
+        let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+        let store = db.store().await;
+        let tenant = store.create_tenant(&crate::TenantName::parse("acme").unwrap()).await.unwrap();
+        let body = serde_json::json!({"schemas": [proto::schema::GROUP], "displayName": "Everyone"});
+        let group = store.create(&tenant.id, proto::ResourceKind::Group, body).await.unwrap();
+        // 5,000 members, and tables never analyzed (as on a new tenant's first sync).
+        db.execute(&format!(
+            "INSERT INTO group_members (tenant_id, group_id, member_id, member_type) \
+             SELECT '{}', '{}', 'm' || i, 'User' FROM generate_series(1, 5000) AS i",
+            tenant.id.as_str(),
+            group.id
+        ))
+        .await
+        .unwrap();
+        for lock_users in [true, false] {
+            let explain = super::Statement::new(super::Dialect::Postgres).sql("EXPLAIN ");
+            let classify =
+                super::members::classify_members(explain, &tenant.id, &group.id, &["m17", "new"], lock_users);
+            let rows: Vec<(String,)> = classify.query_as().fetch_all(&store.pool).await.unwrap();
+            let plan: Vec<&str> = rows.iter().map(|(line,)| line.as_str()).collect();
+            // Every read of the member table names the member: a probe, not the group's rows.
+            let reads: Vec<&[&str]> = plan.windows(2).filter(|w| w[0].contains("on group_members")).collect();
+            assert_eq!(reads.len(), 2, "{plan:#?}");
+            assert!(reads.iter().all(|w| w[1].contains("Index Cond") && w[1].contains("member_id =")), "{plan:#?}");
+        }
+    }
+
+    #[tokio::test]
     async fn sqlite_reads_a_users_groups_through_the_member_index() {
         let Some(db) = TestDb::new(Backend::Sqlite).await else { return };
         let store = db.store().await;

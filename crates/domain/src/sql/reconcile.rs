@@ -356,21 +356,6 @@ impl SqlStore {
         Ok(id)
     }
 
-    /// Whether a group gives any organization (if not, its members' memberships do not depend
-    /// on it).
-    pub(super) async fn group_is_linked(&self, w: &mut TenantWrite, group_id: &str) -> Result<bool, DomainError> {
-        Ok(Statement::new(self.dialect)
-            .sql("SELECT 1 AS one FROM group_links WHERE tenant_id = ")
-            .bind(w.tenant.as_str())
-            .sql(" AND group_id = ")
-            .bind(group_id)
-            .sql(" LIMIT 1")
-            .query()
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .is_some())
-    }
-
     /// The users directly in these groups.
     pub(super) async fn user_members(
         &self,

@@ -7,10 +7,12 @@ use proto::{PatchOperation, ResourceKind};
 use serde_json::{json, Value};
 use sqlx::AnyConnection;
 
-use super::accounts::{others_with_email, UserWrite};
+use super::accounts::{
+    candidate_probes, link_candidates, linking_external_id, others_with_email, LinkCandidates, UserWrite,
+};
 use super::dialect::GROUP_NAME;
 use super::filter::{matches_at_most_one, Arg, Sql, Translator};
-use super::members::{ids_of, new_members, take_members, MemberDiff, SMALL_SET};
+use super::members::{take_members, MemberDiff, SMALL_SET};
 use super::reconcile::Users;
 use super::statement::Statement;
 use super::write::{Scope, TenantWrite};
@@ -166,13 +168,27 @@ fn select_listed(dialect: Dialect, with_groups: bool) -> Statement {
 }
 
 /// A user as its insert reads it back, with whether another user of the tenant already had
-/// its linking email (1) or not (0; also when it has none).
+/// its linking email (1) or not (0; also when it has none), and the accounts it could link to.
 #[derive(Debug, sqlx::FromRow)]
 struct CreatedRow {
     #[sqlx(flatten)]
     row: ResourceRow,
     #[sqlx(default)]
     duplicate_email: i64,
+    #[sqlx(flatten)]
+    candidates: LinkCandidates,
+}
+
+/// A user or a group as a write reads it before changing it: the row and what [`Before`] says,
+/// which the same statement reads.
+#[derive(Debug, sqlx::FromRow)]
+struct ChangingRow {
+    #[sqlx(flatten)]
+    row: ResourceRow,
+    #[sqlx(default)]
+    linked: i64,
+    #[sqlx(default)]
+    account_id: Option<String>,
 }
 
 /// A member of a group as `load_relations` reads it.
@@ -290,6 +306,40 @@ impl SqlStore {
             .await?
             .ok_or_else(|| not_found(kind))?;
         row.into_resource(kind)
+    }
+
+    /// The row a write is about to change (locked if `lock`) and what its change needs to know
+    /// before it ([`Before`]), in one statement. Only tenant-wide writes link groups, and a write
+    /// holds its tenant from its first statement on; a user's account changes only with its row,
+    /// which a user's write locks: what it says holds until the write ends.
+    async fn load_changing(
+        &self,
+        w: &mut TenantWrite,
+        kind: ResourceKind,
+        id: &str,
+        lock: bool,
+    ) -> Result<(Resource, Before), DomainError> {
+        let select = select_listed(self.dialect, false);
+        let select = match kind {
+            ResourceKind::User => select.sql(", r.account_id AS account_id"),
+            ResourceKind::Group => select
+                .sql(", CASE WHEN EXISTS (SELECT 1 FROM group_links l WHERE l.tenant_id = ")
+                .bind(w.tenant.as_str())
+                .sql(" AND l.group_id = ")
+                .bind(id)
+                .sql(") THEN 1 ELSE 0 END AS linked"),
+        };
+        let row: ChangingRow = select
+            .sql(&format!(" FROM {} r WHERE r.tenant_id = ", table(kind)))
+            .bind(w.tenant.as_str())
+            .sql(" AND r.id = ")
+            .bind(id)
+            .sql(if lock { self.dialect.for_update() } else { "" })
+            .query_as()
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .ok_or_else(|| not_found(kind))?;
+        Ok((row.row.into_resource(kind)?, Before { linked: row.linked != 0, account: row.account_id }))
     }
 
     /// Fill in `members` (groups) or `groups` (users) for a page of resources, in one query.
@@ -573,6 +623,8 @@ struct Change<'a> {
     /// The row as it was read at the start of the write.
     current: &'a Resource,
     before: &'a Value,
+    /// A user: the product account it was linked to when the write read it.
+    account: Option<String>,
     after: &'a Value,
     /// A group's members who joined or left.
     members: MemberDiff,
@@ -587,7 +639,8 @@ impl SqlStore {
         let (was_active, now_active) = (is_active(change.before), is_active(change.after));
         changed.retain(|k| k != "active");
         let email_changed = linking_email(change.before) != linking_email(change.after);
-        let link = self.link_user(w, change.id, change.after, UserWrite::Changed { email_changed }).await?;
+        let write = UserWrite::Changed { email_changed, account: change.account };
+        let link = self.link_user(w, change.id, change.after, write).await?;
         let subject = user_subject(change.id, change.after, link.account.as_deref());
         if !changed.is_empty() {
             let mut data = json!({"user": subject, "changed": changed});
@@ -626,11 +679,6 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Before a group's members or name change: whether its members' memberships depend on it.
-    async fn group_before_change(&self, w: &mut TenantWrite, id: &str) -> Result<GroupBefore, DomainError> {
-        Ok(GroupBefore { linked: self.group_is_linked(w, id).await? })
-    }
-
     /// After a group's members (and perhaps its name) changed: relink it if it was renamed; the
     /// users whose memberships the change can affect, to reconcile.
     async fn group_after_change(
@@ -638,7 +686,7 @@ impl SqlStore {
         w: &mut TenantWrite,
         id: &str,
         renamed_to: Option<&str>,
-        before: GroupBefore,
+        before: &Before,
         diff: &MemberDiff,
     ) -> Result<Vec<String>, DomainError> {
         let relinked = match renamed_to {
@@ -702,9 +750,12 @@ impl SqlStore {
     }
 }
 
-/// What a group was before a change, as far as reconciliation needs it.
-struct GroupBefore {
+/// What a user or a group was before a write changed it, besides its row.
+struct Before {
+    /// A group: whether it gives any organization (its members' memberships depend on it).
     linked: bool,
+    /// A user: the product account it is linked to.
+    account: Option<String>,
 }
 
 #[async_trait]
@@ -821,7 +872,7 @@ impl SqlStore {
         let mut w = self.begin_tenant_write_claiming(tenant, Scope::of_whole(kind), claim).await?;
         // A new user is read back by its own insert, and is in no group yet: no further reads.
         let insert = insert_resource(self.dialect, tenant, kind, &id, &columns, &body, now)?;
-        let (created, duplicate_email) = match kind {
+        let (created, user_write) = match kind {
             ResourceKind::User => {
                 let returning = insert.sql(&returning_resource(self.dialect, kind));
                 let returning = match &columns.email {
@@ -831,18 +882,24 @@ impl SqlStore {
                     }
                     None => returning,
                 };
+                // The accounts it could link to, read by its insert too.
+                let probes = candidate_probes(&w, linking_external_id(&body), columns.email.as_deref());
+                let returning = link_candidates(returning, tenant.as_str(), &probes);
                 let row: CreatedRow =
                     returning.query_as().fetch_one(&mut *w.tx).await.map_err(user_name_taken(&body))?;
-                (Some(Resource { groups: Some(Vec::new()), ..row.row.into_resource(kind)? }), row.duplicate_email != 0)
+                let write =
+                    UserWrite::Created { duplicate_email: row.duplicate_email != 0, candidates: row.candidates };
+                (Some(Resource { groups: Some(Vec::new()), ..row.row.into_resource(kind)? }), Some(write))
             }
             ResourceKind::Group => {
                 insert.query().execute(&mut *w.tx).await.map_err(user_name_taken(&body))?;
-                (None, false)
+                (None, None)
             }
         };
         match kind {
             ResourceKind::User => {
-                let link = self.link_user(&mut w, &id, &body, UserWrite::Created { duplicate_email }).await?;
+                let write = user_write.ok_or_else(|| DomainError::internal("a user's insert said nothing"))?;
+                let link = self.link_user(&mut w, &id, &body, write).await?;
                 let subject = user_subject(&id, &body, link.account.as_deref());
                 let mut data = json!({"user": subject});
                 if link.duplicate_email {
@@ -858,7 +915,7 @@ impl SqlStore {
                 w.emit(EventType::GroupCreated, json!({"group": subject}));
                 let mut diff = MemberDiff::default();
                 if !members.is_empty() {
-                    self.add_members(&mut w.tx, tenant, &id, &members, &mut diff).await?;
+                    self.add_members(&mut w.tx, tenant, &id, &members, false, &mut diff).await?;
                 }
                 Self::emit_member_events(&mut w, &subject, &diff);
                 let display_name = columns.display_name.clone().unwrap_or_default();
@@ -885,22 +942,29 @@ impl SqlStore {
         precondition: &Precondition,
     ) -> Result<Resource, DomainError> {
         let mut w = self.begin_tenant_write(tenant, Scope::of_whole(kind)).await?;
-        let current = self.load_row(&mut w.tx, tenant, kind, id, true).await?;
+        let (current, before) = self.load_changing(&mut w, kind, id, true).await?;
         Self::check_precondition(precondition, &current)?;
         let mark = w.emitted();
         let (members, affected) = match kind {
             ResourceKind::User => (MemberDiff::default(), Vec::new()),
             ResourceKind::Group => {
                 let members = take_members(&mut body);
-                let before = self.group_before_change(&mut w, id).await?;
                 let mut diff = MemberDiff::default();
                 self.replace_members(&mut w.tx, tenant, id, &members, &mut diff).await?;
                 let renamed_to = body.get("displayName").and_then(Value::as_str).filter(|_| body != current.data);
-                let affected = self.group_after_change(&mut w, id, renamed_to, before, &diff).await?;
+                let affected = self.group_after_change(&mut w, id, renamed_to, &before, &diff).await?;
                 (diff, affected)
             }
         };
-        let change = Change { id, current: &current, before: &current.data, after: &body, members, mark };
+        let change = Change {
+            id,
+            current: &current,
+            before: &current.data,
+            account: before.account,
+            after: &body,
+            members,
+            mark,
+        };
         self.finish_change(w, tenant, kind, change, affected, true).await
     }
 
@@ -923,7 +987,7 @@ impl SqlStore {
         // and removed each on its own key, and the group's row is locked only by its version
         // bump at the end.
         let lock = !(scope == Scope::Rows && kind == ResourceKind::Group && matches!(precondition, Precondition::None));
-        let current = self.load_row(&mut w.tx, tenant, kind, id, lock).await?;
+        let (current, before) = self.load_changing(&mut w, kind, id, lock).await?;
         Self::check_precondition(precondition, &current)?;
         let mut data = current.data.clone();
         let outcome = proto::patch::apply(kind, &mut data, ops)?;
@@ -933,17 +997,24 @@ impl SqlStore {
         }
         let mark = w.emitted();
         let (members, affected) = if kind == ResourceKind::Group && (!outcome.member_ops.is_empty() || data_changed) {
-            let before = self.group_before_change(&mut w, id).await?;
             let mut diff = MemberDiff::default();
-            self.lock_joining_users(&mut w, &outcome.member_ops).await?;
-            self.apply_member_ops(&mut w.tx, tenant, id, &outcome.member_ops, &mut diff).await?;
+            let lock_users = w.locks_rows();
+            self.apply_member_ops(&mut w.tx, tenant, id, &outcome.member_ops, lock_users, &mut diff).await?;
             let renamed_to = data.get("displayName").and_then(Value::as_str).filter(|_| data_changed);
-            let affected = self.group_after_change(&mut w, id, renamed_to, before, &diff).await?;
+            let affected = self.group_after_change(&mut w, id, renamed_to, &before, &diff).await?;
             (diff, affected)
         } else {
             (MemberDiff::default(), Vec::new())
         };
-        let change = Change { id, current: &current, before: &current.data, after: &data, members, mark };
+        let change = Change {
+            id,
+            current: &current,
+            before: &current.data,
+            account: before.account,
+            after: &data,
+            members,
+            mark,
+        };
         self.finish_change(w, tenant, kind, change, affected, with_members).await.map(Some)
     }
 
@@ -955,30 +1026,17 @@ impl SqlStore {
         precondition: &Precondition,
     ) -> Result<(), DomainError> {
         let mut w = self.begin_tenant_write(tenant, Scope::of_whole(kind)).await?;
-        let current = self.load_row(&mut w.tx, tenant, kind, id, true).await?;
+        let (current, before) = self.load_changing(&mut w, kind, id, true).await?;
         Self::check_precondition(precondition, &current)?;
         // Whose memberships the deletion can change: the user, or a linked group's users.
         let affected: Vec<String> = match kind {
             ResourceKind::User => vec![id.to_owned()],
-            ResourceKind::Group if self.group_is_linked(&mut w, id).await? => {
+            ResourceKind::Group if before.linked => {
                 self.user_members(&mut w, &[id.to_owned()]).await?.into_iter().collect()
             }
             ResourceKind::Group => Vec::new(),
         };
-        let account: Option<String> = match kind {
-            ResourceKind::User => {
-                let (account,): (Option<String>,) = Statement::new(self.dialect)
-                    .sql("SELECT account_id FROM users WHERE tenant_id = ")
-                    .bind(tenant.as_str())
-                    .sql(" AND id = ")
-                    .bind(id)
-                    .query_as()
-                    .fetch_one(&mut *w.tx)
-                    .await?;
-                account
-            }
-            ResourceKind::Group => None,
-        };
+        let account = before.account;
         self.touch_groups_with_member(&mut w.tx, tenant, id).await?;
         // The groups it leaves, each with a `group.member_removed` naming it.
         let left: Vec<(String,)> = Statement::new(self.dialect)
@@ -1031,38 +1089,6 @@ impl SqlStore {
             }
         }
         w.commit().await
-    }
-}
-
-impl SqlStore {
-    /// In a write that holds rows: keep the users a PATCH adds from being deleted until it
-    /// commits (`group_members` has no foreign key to them), in id order. Deleting a group is
-    /// tenant-wide, so groups need no such lock.
-    async fn lock_joining_users(&self, w: &mut TenantWrite, ops: &[proto::patch::MemberOp]) -> Result<(), DomainError> {
-        let added: Vec<Value> = ops
-            .iter()
-            .filter_map(|op| match op {
-                proto::patch::MemberOp::Add(values) => Some(values.iter().cloned()),
-                _ => None,
-            })
-            .flatten()
-            .collect();
-        // Sorted and without repeats, as `new_members` gives them.
-        let members = new_members(&added);
-        let ids = ids_of(&members);
-        if !w.locks_rows() || ids.is_empty() {
-            return Ok(());
-        }
-        Statement::new(self.dialect)
-            .sql("SELECT id FROM users WHERE tenant_id = ")
-            .bind(w.tenant.as_str())
-            .sql(" AND id IN ")
-            .id_list(&ids)
-            .sql(" ORDER BY id FOR KEY SHARE")
-            .query()
-            .execute(&mut *w.tx)
-            .await?;
-        Ok(())
     }
 }
 

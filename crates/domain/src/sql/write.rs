@@ -237,69 +237,71 @@ impl TenantWrite {
         Ok(())
     }
 
-    /// Append the events gathered so far: numbered after the tenant's last on SQLite, unnumbered
-    /// for the sequencer on PostgreSQL.
+    /// Append the events gathered so far, in one statement: numbered after the tenant's last on
+    /// SQLite, unnumbered for the sequencer on PostgreSQL.
     pub async fn append_events(&mut self) -> Result<(), DomainError> {
         let count = self.events.iter().map(Pending::count).sum::<usize>();
-        if count > 0 {
-            let mut next = match self.dialect {
-                Dialect::Sqlite => {
-                    let count = i64::try_from(count).unwrap_or(i64::MAX);
-                    let (last,): (i64,) = Statement::new(self.dialect)
-                        .sql("UPDATE event_counters SET last_seq = last_seq + ")
-                        .bind(count)
-                        .sql(" WHERE tenant_id = ")
-                        .bind(self.tenant.as_str())
-                        .sql(" RETURNING last_seq")
-                        .query_as()
-                        .fetch_one(&mut *self.tx)
-                        .await?;
-                    Some(last - count + 1)
-                }
-                Dialect::Postgres => None,
-            };
-            let now = now_micros();
-            let events = std::mem::take(&mut self.events);
-            let mut rest = events.as_slice();
-            while let Some(first) = rest.first() {
-                let appended = match first {
-                    Pending::One(_) => {
-                        let run = rest.iter().take_while(|p| matches!(p, Pending::One(_))).count();
-                        let (ones, after) = rest.split_at(run);
-                        rest = after;
-                        self.append(next, now, ones).await?
-                    }
-                    Pending::Members { event_type, group, members } => {
-                        rest = &rest[1..];
-                        self.append_members(next, now, *event_type, group, members).await?
-                    }
-                };
-                next = next.map(|n| n + appended);
-            }
+        if count == 0 {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    /// `INSERT INTO events ... SELECT <tenant>, <first> + <idx>, ` when the events are numbered
-    /// from `first`, else `INSERT INTO pending_events ... SELECT <tenant>, `.
-    fn insert_events(&self, first: Option<i64>, idx: &str) -> Statement {
-        let statement = Statement::new(self.dialect);
-        match first {
-            Some(first) => statement
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        let first = match self.dialect {
+            Dialect::Sqlite => {
+                let (last,): (i64,) = Statement::new(self.dialect)
+                    .sql("UPDATE event_counters SET last_seq = last_seq + ")
+                    .bind(count)
+                    .sql(" WHERE tenant_id = ")
+                    .bind(self.tenant.as_str())
+                    .sql(" RETURNING last_seq")
+                    .query_as()
+                    .fetch_one(&mut *self.tx)
+                    .await?;
+                Some(last - count + 1)
+            }
+            Dialect::Postgres => None,
+        };
+        let events = std::mem::take(&mut self.events);
+        // Pending events are numbered in the order of their ids, taken in `ord` order.
+        let statement = match first {
+            Some(first) => Statement::new(self.dialect)
                 .sql("INSERT INTO events (tenant_id, seq, type, occurred_at, data) SELECT ")
                 .bind(self.tenant.as_str())
                 .sql(", ")
                 .bind(first)
-                .sql(&format!(" + {idx}, ")),
-            None => statement
+                .sql(" + e.ord, "),
+            None => Statement::new(self.dialect)
                 .sql("INSERT INTO pending_events (tenant_id, type, occurred_at, data) SELECT ")
                 .bind(self.tenant.as_str())
                 .sql(", "),
+        };
+        let mut statement = statement.sql("e.type, ").bind(now_micros()).sql(", e.data FROM (");
+        // One relation `(ord, type, data)` per run of single events or per member change, in
+        // the order they were gathered.
+        let (mut rest, mut ord) = (events.as_slice(), 0_usize);
+        while let Some(head) = rest.first() {
+            if ord > 0 {
+                statement = statement.sql(" UNION ALL ");
+            }
+            let (rows, after) = match head {
+                Pending::One(_) => rest.split_at(rest.iter().take_while(|p| matches!(p, Pending::One(_))).count()),
+                Pending::Members { .. } => rest.split_at(1),
+            };
+            statement = match head {
+                Pending::One(_) => self.single_rows(statement, ord, rows)?,
+                Pending::Members { event_type, group, members } => {
+                    self.member_rows(statement, ord, *event_type, group, members)?
+                }
+            };
+            ord += rows.iter().map(Pending::count).sum::<usize>();
+            rest = after;
         }
+        statement.sql(") e ORDER BY e.ord").query().execute(&mut *self.tx).await?;
+        Ok(())
     }
 
-    /// Append single events (numbered from `first`, if given), in one statement; how many.
-    async fn append(&mut self, first: Option<i64>, now: i64, events: &[Pending]) -> Result<i64, DomainError> {
+    /// `SELECT <from> + j.idx AS ord, j.type, j.data FROM <the events as JSON>`: single events as
+    /// rows of one JSON parameter.
+    fn single_rows(&self, statement: Statement, from: usize, events: &[Pending]) -> Result<Statement, DomainError> {
         let rows: Vec<EventRow> = events
             .iter()
             .filter_map(|p| match p {
@@ -310,29 +312,22 @@ impl TenantWrite {
         let json = serde_json::to_string(&rows)
             .map_err(|e| DomainError::Internal("event is not serializable".into(), Some(Box::new(e))))?;
         let d = self.dialect;
-        // Pending events are numbered in the order of their ids, taken in this order.
-        self.insert_events(first, "j.idx")
-            .sql("j.type, ")
-            .bind(now)
-            .sql(", j.data FROM ")
+        Ok(statement
+            .sql(&format!("SELECT {from} + j.idx AS ord, j.type AS type, j.data AS data FROM "))
             .bind_in(|n| d.json_events_param(n), json)?
-            .sql(" AS j ORDER BY j.idx")
-            .query()
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(i64::try_from(rows.len()).unwrap_or(i64::MAX))
+            .sql(" AS j"))
     }
 
-    /// Append one member event per member (numbered from `first`, if given), their subjects
-    /// read from the users and groups tables by the same statement; how many.
-    async fn append_members(
-        &mut self,
-        first: Option<i64>,
-        now: i64,
+    /// `SELECT <from> + m.idx AS ord, <type>, <data> FROM <members> …`: one member event per
+    /// member, its subject read from the users and groups tables by the same statement.
+    fn member_rows(
+        &self,
+        statement: Statement,
+        from: usize,
         event_type: EventType,
         group: &Value,
         members: &[(String, ResourceKind)],
-    ) -> Result<i64, DomainError> {
+    ) -> Result<Statement, DomainError> {
         let pairs: Vec<[&str; 2]> = members
             .iter()
             .map(|(id, kind)| [id.as_str(), if *kind == ResourceKind::User { "User" } else { "Group" }])
@@ -357,24 +352,18 @@ impl TenantWrite {
                 d.as_json(&format!("CASE WHEN m.kind = 'User' THEN {user} ELSE {member_group} END")),
             ),
         ]);
-        let statement = self
-            .insert_events(first, "m.idx")
+        let statement = statement
+            .sql(&format!("SELECT {from} + m.idx AS ord, "))
             .bind(event_type.as_str())
-            .sql(", ")
-            .bind(now)
-            .sql(", ")
+            .sql(" AS type, ")
             .fragment(&data, &[Arg::Text(group.to_string())])?
-            .sql(" FROM ");
+            .sql(" AS data FROM ");
         // A few members as explicit rows, so each subject is a primary-key probe (see members.rs).
-        bind_pair_rows(statement, &pairs)?
+        Ok(bind_pair_rows(statement, &pairs)?
             .sql(" AS m LEFT JOIN users u ON m.kind = 'User' AND u.tenant_id = ")
             .bind(self.tenant.as_str())
             .sql(" AND u.id = m.id LEFT JOIN groups g ON m.kind = 'Group' AND g.tenant_id = ")
             .bind(self.tenant.as_str())
-            .sql(" AND g.id = m.id ORDER BY m.idx")
-            .query()
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(i64::try_from(members.len()).unwrap_or(i64::MAX))
+            .sql(" AND g.id = m.id"))
     }
 }
