@@ -99,7 +99,7 @@ impl Columns {
 
 const RESOURCE_COLUMNS: &str = "r.id, r.version, r.created_at, r.updated_at";
 
-/// A user or a group as [`select_resource`] and the writes' `RETURNING` read it.
+/// A user or a group as [`select_listed`] and the writes' `RETURNING` read it.
 #[derive(Debug, sqlx::FromRow)]
 struct ResourceRow {
     id: String,
@@ -217,8 +217,14 @@ struct SubjectRow {
     account_id: Option<String>,
 }
 
-fn select_resource(dialect: Dialect, kind: ResourceKind) -> String {
-    format!("SELECT {RESOURCE_COLUMNS}, {} AS data FROM {} r", dialect.data_column("r"), table(kind))
+/// Append ` FROM <the kind's table> r WHERE` the row of `id` of `tenant`: what a read by id
+/// selects from.
+fn row_by_id(statement: Statement, tenant: &TenantId, kind: ResourceKind, id: &str) -> Statement {
+    statement
+        .sql(&format!(" FROM {} r WHERE r.tenant_id = ", table(kind)))
+        .bind(tenant.as_str())
+        .sql(" AND r.id = ")
+        .bind(id)
 }
 
 /// `INSERT` a new user or group: its indexed columns and its JSON, version 1.
@@ -292,15 +298,8 @@ impl SqlStore {
         tenant: &TenantId,
         kind: ResourceKind,
         id: &str,
-        lock: bool,
     ) -> Result<Resource, DomainError> {
-        let row: ResourceRow = Statement::new(self.dialect)
-            .sql(&select_resource(self.dialect, kind))
-            .sql(" WHERE r.tenant_id = ")
-            .bind(tenant.as_str())
-            .sql(" AND r.id = ")
-            .bind(id)
-            .sql(if lock { self.dialect.for_update() } else { "" })
+        let row: ResourceRow = row_by_id(select_listed(self.dialect, false), tenant, kind, id)
             .query_as()
             .fetch_optional(&mut *conn)
             .await?
@@ -329,11 +328,7 @@ impl SqlStore {
                 .bind(id)
                 .sql(") THEN 1 ELSE 0 END AS linked"),
         };
-        let row: ChangingRow = select
-            .sql(&format!(" FROM {} r WHERE r.tenant_id = ", table(kind)))
-            .bind(w.tenant.as_str())
-            .sql(" AND r.id = ")
-            .bind(id)
+        let row: ChangingRow = row_by_id(select, &w.tenant, kind, id)
             .sql(if lock { self.dialect.for_update() } else { "" })
             .query_as()
             .fetch_optional(&mut *w.tx)
@@ -411,18 +406,14 @@ impl SqlStore {
     ) -> Result<Resource, DomainError> {
         if kind == ResourceKind::User && with_relations {
             // A user and its groups in one statement.
-            let row: ListedRow = select_listed(self.dialect, true)
-                .sql(" FROM users r WHERE r.tenant_id = ")
-                .bind(tenant.as_str())
-                .sql(" AND r.id = ")
-                .bind(id)
+            let row: ListedRow = row_by_id(select_listed(self.dialect, true), tenant, kind, id)
                 .query_as()
                 .fetch_optional(&mut *conn)
                 .await?
                 .ok_or_else(|| not_found(kind))?;
             return row.into_resource(kind, true);
         }
-        let mut resource = self.load_row(conn, tenant, kind, id, false).await?;
+        let mut resource = self.load_row(conn, tenant, kind, id).await?;
         if with_relations {
             self.load_relations(conn, tenant, std::slice::from_mut(&mut resource)).await?;
         }
@@ -872,7 +863,7 @@ impl SqlStore {
         let mut w = self.begin_tenant_write_claiming(tenant, Scope::of_whole(kind), claim).await?;
         // A new user is read back by its own insert, and is in no group yet: no further reads.
         let insert = insert_resource(self.dialect, tenant, kind, &id, &columns, &body, now)?;
-        let (created, user_write) = match kind {
+        let created = match kind {
             ResourceKind::User => {
                 let returning = insert.sql(&returning_resource(self.dialect, kind));
                 let returning = match &columns.email {
@@ -889,16 +880,6 @@ impl SqlStore {
                     returning.query_as().fetch_one(&mut *w.tx).await.map_err(user_name_taken(&body))?;
                 let write =
                     UserWrite::Created { duplicate_email: row.duplicate_email != 0, candidates: row.candidates };
-                (Some(Resource { groups: Some(Vec::new()), ..row.row.into_resource(kind)? }), Some(write))
-            }
-            ResourceKind::Group => {
-                insert.query().execute(&mut *w.tx).await.map_err(user_name_taken(&body))?;
-                (None, None)
-            }
-        };
-        match kind {
-            ResourceKind::User => {
-                let write = user_write.ok_or_else(|| DomainError::internal("a user's insert said nothing"))?;
                 let link = self.link_user(&mut w, &id, &body, write).await?;
                 let subject = user_subject(&id, &body, link.account.as_deref());
                 let mut data = json!({"user": subject});
@@ -909,8 +890,10 @@ impl SqlStore {
                 if let Some(data) = link.event(subject) {
                     w.emit(EventType::UserLinked, data);
                 }
+                Some(Resource { groups: Some(Vec::new()), ..row.row.into_resource(kind)? })
             }
             ResourceKind::Group => {
+                insert.query().execute(&mut *w.tx).await.map_err(user_name_taken(&body))?;
                 let subject = group_subject(&id, &body);
                 w.emit(EventType::GroupCreated, json!({"group": subject}));
                 let mut diff = MemberDiff::default();
@@ -923,8 +906,9 @@ impl SqlStore {
                     let users = self.user_members(&mut w, std::slice::from_ref(&id)).await?;
                     self.reconcile(&mut w, Users::These(users.into_iter().collect())).await?;
                 }
+                None
             }
-        }
+        };
         let resource = match created {
             Some(resource) => resource,
             None => self.load_one(&mut w.tx, tenant, kind, &id, true).await?,

@@ -244,9 +244,9 @@ impl TenantWrite {
         if count == 0 {
             return Ok(());
         }
-        let count = i64::try_from(count).unwrap_or(i64::MAX);
         let first = match self.dialect {
             Dialect::Sqlite => {
+                let count = i64::try_from(count).unwrap_or(i64::MAX);
                 let (last,): (i64,) = Statement::new(self.dialect)
                     .sql("UPDATE event_counters SET last_seq = last_seq + ")
                     .bind(count)
@@ -283,13 +283,14 @@ impl TenantWrite {
                 statement = statement.sql(" UNION ALL ");
             }
             let (rows, after) = match head {
-                Pending::One(_) => rest.split_at(rest.iter().take_while(|p| matches!(p, Pending::One(_))).count()),
-                Pending::Members { .. } => rest.split_at(1),
-            };
-            statement = match head {
-                Pending::One(_) => self.single_rows(statement, ord, rows)?,
+                Pending::One(_) => {
+                    let (ones, after) = rest.split_at(rest.iter().take_while(|p| matches!(p, Pending::One(_))).count());
+                    statement = self.single_rows(statement, ord, ones)?;
+                    (ones, after)
+                }
                 Pending::Members { event_type, group, members } => {
-                    self.member_rows(statement, ord, *event_type, group, members)?
+                    statement = self.member_rows(statement, ord, *event_type, group, members)?;
+                    rest.split_at(1)
                 }
             };
             ord += rows.iter().map(Pending::count).sum::<usize>();
