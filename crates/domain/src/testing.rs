@@ -99,7 +99,12 @@ impl TestDb {
 
     /// A migrated store on this database.
     pub async fn store(&self) -> SqlStore {
-        let store = SqlStore::connect(&self.url, &PoolSettings::default()).await.expect("connect");
+        self.store_with(&PoolSettings::default()).await
+    }
+
+    /// A migrated store on this database, connected with `settings`.
+    pub async fn store_with(&self, settings: &PoolSettings) -> SqlStore {
+        let store = SqlStore::connect(&self.url, settings).await.expect("connect");
         store.migrate().await.expect("migrate");
         store
     }

@@ -140,8 +140,16 @@ fn describe() {
         Unit::Count,
         "Token verifications, by whether the verdict was cached (hit) or needed Argon2 (miss)."
     );
-    describe_gauge!(DB_POOL_CONNECTIONS, Unit::Count, "Database connections of this process, by state (in_use, idle).");
-    describe_gauge!(DB_POOL_MAX_CONNECTIONS, Unit::Count, "The most database connections this process may open.");
+    describe_gauge!(
+        DB_POOL_CONNECTIONS,
+        Unit::Count,
+        "Database connections of this process, by pool (main, lookups) and state (in_use, idle)."
+    );
+    describe_gauge!(
+        DB_POOL_MAX_CONNECTIONS,
+        Unit::Count,
+        "The most database connections this process may open, by pool."
+    );
     describe_gauge!(
         REDIS_FALLBACK,
         "1 while Redis is configured but unreachable and rate limits are kept per process."

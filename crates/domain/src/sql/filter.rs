@@ -517,6 +517,14 @@ fn invalid_value(detail: String) -> DomainError {
 pub(super) fn matches_at_most_one(kind: ResourceKind, filter: &Filter) -> bool {
     match filter {
         Filter::And(a, b) => matches_at_most_one(kind, a) || matches_at_most_one(kind, b),
+        other => is_key_lookup(kind, other),
+    }
+}
+
+/// Whether `filter` is one equality on `id` or on a user's `userName` and nothing else: its
+/// statement reads one unique key, whatever the tables hold.
+pub(super) fn is_key_lookup(kind: ResourceKind, filter: &Filter) -> bool {
+    match filter {
         Filter::Compare { attr, op: CompareOp::Eq, value: CompValue::String(_) } => {
             kind.resolve(attr).is_some_and(|resolved| {
                 !resolved.extension
@@ -548,5 +556,16 @@ mod tests {
         assert!(!at_most_one(ResourceKind::User, r#"emails.value eq "ann@example.com""#));
         assert!(!at_most_one(ResourceKind::Group, r#"displayName eq "Staff""#));
         assert!(!at_most_one(ResourceKind::User, r#"not (userName eq "ann")"#));
+    }
+
+    #[test]
+    fn only_a_lone_equality_on_a_unique_attribute_is_a_key_lookup() {
+        let key_lookup = |kind, filter| is_key_lookup(kind, &proto::filter::parse(filter).unwrap());
+        assert!(key_lookup(ResourceKind::User, r#"userName eq "ann""#));
+        assert!(key_lookup(ResourceKind::User, r#"id eq "x""#));
+        assert!(key_lookup(ResourceKind::Group, r#"id eq "x""#));
+        assert!(!key_lookup(ResourceKind::User, r#"userName eq "ann" and active eq true"#));
+        assert!(!key_lookup(ResourceKind::Group, r#"displayName eq "ann""#));
+        assert!(!key_lookup(ResourceKind::User, r#"externalId eq "ann""#));
     }
 }

@@ -59,12 +59,109 @@ pub struct PoolSettings {
     /// (`statement_timeout`), whether or not anybody still waits for its answer. `None`: no
     /// limit. Migrations run without it.
     pub statement_timeout: Option<Duration>,
+    /// How long a lookup connection keeps its generic plans (see [`PlanCache::Generic`]).
+    pub lookup_plan_lifetime: Duration,
 }
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        Self { max_connections: 10, acquire_timeout: Duration::from_secs(5), statement_timeout: None }
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: None,
+            lookup_plan_lifetime: LOOKUP_PLAN_LIFETIME,
+        }
     }
+}
+
+/// See [`PlanCache::Generic`].
+pub const LOOKUP_PLAN_LIFETIME: Duration = Duration::from_secs(2);
+
+/// How a PostgreSQL session plans the statements it has prepared.
+#[derive(Debug, Clone, Copy)]
+enum PlanCache {
+    /// Each run planned for its parameters and the tables as they are then
+    /// (`force_custom_plan`). PostgreSQL otherwise switches a prepared statement to a generic
+    /// plan after five runs and keeps it for the connection's life: made while a new tenant's
+    /// tables were nearly empty and never analyzed (autovacuum off or not yet run), it read
+    /// every user of the tenant for a `userName` or email lookup once they were 10,000
+    /// (docs/benchmarks.md).
+    Custom,
+    /// One plan per statement, made on its first run (`force_generic_plan`): planning was most
+    /// of PostgreSQL's work for a token lookup or a `userName` search. Only reads by a unique
+    /// key run here. On tables that hold a few rows every index looks as cheap as the next, so
+    /// a plan made then may read the tenant's rows by `tenant_id` alone; on anything larger the
+    /// unique key wins. A connection is therefore replaced once it is `lifetime` old, and with
+    /// it its plans: a plan made on the empty tables of a new tenant's first sync lives that
+    /// long at most.
+    Generic { lifetime: Duration },
+}
+
+/// How many of `max` connections serve [`SqlStore::lookups`]: a fifth, 1 to 4, on PostgreSQL
+/// with 4 or more connections; otherwise none (lookups share the one pool).
+fn lookup_connections(dialect: Dialect, max: u32) -> u32 {
+    match dialect {
+        Dialect::Postgres if max >= 4 => (max / 5).clamp(1, 4),
+        _ => 0,
+    }
+}
+
+/// A pool of `max` connections whose sessions plan as `plans` says (PostgreSQL).
+fn pool_options(dialect: Dialect, settings: &PoolSettings, max: u32, plans: PlanCache) -> AnyPoolOptions {
+    let statement_timeout = settings.statement_timeout;
+    let lifetime = match plans {
+        PlanCache::Generic { lifetime } => Some(lifetime),
+        PlanCache::Custom => None,
+    };
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(settings.acquire_timeout)
+        // Connections opened for a burst close once idle this long, and with them what each
+        // one holds: its statement cache and buffers, and on SQLite its page cache and worker
+        // thread. Left open (sqlx keeps them 10 minutes) they kept resident memory at about
+        // three times its idle value after a burst. sqlx's own reaper (`idle_timeout`,
+        // `max_lifetime`) is off: in sqlx 0.8 a release racing an acquire can wrap its idle
+        // count below zero, and the reaper then spins on a core for good (sqlx issue 3645,
+        // seen here under concurrent writes). A stale connection is closed when it would be
+        // handed out instead, and `close_idle_connections` hands them out.
+        .idle_timeout(None)
+        .max_lifetime(None)
+        // sqlx pings every connection it hands out by default: a round trip per request.
+        // Only one idle for a while is pinged (the server may have gone away meanwhile).
+        .test_before_acquire(false)
+        .before_acquire(move |conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_CONNECTION_LIFETIME || lifetime.is_some_and(|l| meta.age >= l) {
+                    return Ok(false);
+                }
+                if meta.idle_for >= PING_WHEN_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if dialect == Dialect::Sqlite {
+                    // WAL lets readers proceed while one writer writes; NORMAL sync is
+                    // durable across application crashes, which is what WAL mode needs.
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;").await?;
+                } else {
+                    // The statement timeout is per session, so it covers every statement, in
+                    // a transaction or not.
+                    let mut session = String::from(match plans {
+                        PlanCache::Custom => "SET plan_cache_mode = force_custom_plan",
+                        PlanCache::Generic { .. } => "SET plan_cache_mode = force_generic_plan",
+                    });
+                    if statement_timeout.is_some() {
+                        session.push_str("; ");
+                        session.push_str(&statement_timeout_sql(statement_timeout));
+                    }
+                    conn.execute(session.as_str()).await?;
+                }
+                Ok(())
+            })
+        })
 }
 
 /// `SET statement_timeout` for `limit` (0: none), in whole milliseconds.
@@ -84,6 +181,8 @@ pub struct PoolStatus {
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pool: AnyPool,
+    /// PostgreSQL: the connections reads by a unique key run on ([`SqlStore::lookups`]).
+    lookups: Option<AnyPool>,
     dialect: Dialect,
     statement_timeout: Option<Duration>,
 }
@@ -97,62 +196,29 @@ impl SqlStore {
         let options: AnyConnectOptions = url.connect_url().parse().map_err(|e: sqlx::Error| {
             DomainError::Internal(format!("cannot parse database URL {url}"), Some(Box::new(e)))
         })?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(settings.acquire_timeout)
-            // Connections opened for a burst close once idle this long, and with them what each
-            // one holds: its statement cache and buffers, and on SQLite its page cache and worker
-            // thread. Left open (sqlx keeps them 10 minutes) they kept resident memory at about
-            // three times its idle value after a burst. sqlx's own reaper (`idle_timeout`,
-            // `max_lifetime`) is off: in sqlx 0.8 a release racing an acquire can wrap its idle
-            // count below zero, and the reaper then spins on a core for good (sqlx issue 3645,
-            // seen here under concurrent writes). A stale connection is closed when it would be
-            // handed out instead, and `close_idle_connections` hands them out.
-            .idle_timeout(None)
-            .max_lifetime(None)
-            // sqlx pings every connection it hands out by default: a round trip per request.
-            // Only one idle for a while is pinged (the server may have gone away meanwhile).
-            .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
-                Box::pin(async move {
-                    if meta.idle_for >= IDLE_CONNECTION_LIFETIME {
-                        return Ok(false);
-                    }
-                    if meta.idle_for >= PING_WHEN_IDLE {
-                        sqlx::Connection::ping(conn).await?;
-                    }
-                    Ok(true)
-                })
-            })
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if dialect == Dialect::Sqlite {
-                        // WAL lets readers proceed while one writer writes; NORMAL sync is
-                        // durable across application crashes, which is what WAL mode needs.
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;").await?;
-                    } else {
-                        // Each statement is planned for its parameters and the table as it is
-                        // now. PostgreSQL otherwise switches a prepared statement to a generic
-                        // plan after five runs and keeps it for the connection's life: made while
-                        // a new tenant's tables were nearly empty and never analyzed (autovacuum
-                        // off or not yet run), it read every user of the tenant for a `userName`
-                        // or email lookup once they were 10,000 (docs/benchmarks.md). The
-                        // statement timeout is per session, so it covers every statement, in a
-                        // transaction or not.
-                        let mut session = String::from("SET plan_cache_mode = force_custom_plan");
-                        if statement_timeout.is_some() {
-                            session.push_str("; ");
-                            session.push_str(&statement_timeout_sql(statement_timeout));
-                        }
-                        conn.execute(session.as_str()).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
+        let lookups = lookup_connections(dialect, settings.max_connections);
+        let pool = pool_options(dialect, settings, settings.max_connections - lookups, PlanCache::Custom)
+            .connect_with(options.clone())
             .await
             .map_err(DomainError::from)?;
-        Ok(Self { pool, dialect, statement_timeout })
+        let lookups = if lookups == 0 {
+            None
+        } else {
+            let plans = PlanCache::Generic { lifetime: settings.lookup_plan_lifetime };
+            Some(
+                pool_options(dialect, settings, lookups, plans)
+                    .connect_with(options)
+                    .await
+                    .map_err(DomainError::from)?,
+            )
+        };
+        Ok(Self { pool, lookups, dialect, statement_timeout })
+    }
+
+    /// Where reads by a unique key run: on PostgreSQL, connections that keep one generic plan
+    /// per statement (see [`PlanCache::Generic`]); on SQLite, the one pool.
+    fn lookups(&self) -> &AnyPool {
+        self.lookups.as_ref().unwrap_or(&self.pool)
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -183,7 +249,9 @@ impl SqlStore {
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        for pool in self.pools() {
+            pool.close().await;
+        }
     }
 
     /// Close the connections idle for [`IDLE_CONNECTION_LIFETIME`] or longer: taking a
@@ -191,17 +259,31 @@ impl SqlStore {
     /// a fresh one (or opens one, which then stays as the pool's one connection). For a task that
     /// runs every [`IDLE_CONNECTION_LIFETIME`].
     pub async fn close_idle_connections(&self) -> Result<(), DomainError> {
-        if self.pool.num_idle() > 0 {
-            drop(self.pool.acquire().await?);
+        for pool in self.pools() {
+            if pool.num_idle() > 0 {
+                drop(pool.acquire().await?);
+            }
         }
         Ok(())
     }
 
-    /// The pool's connections now: open, of which idle, and the most it may open (for metrics).
-    pub fn pool_status(&self) -> PoolStatus {
-        let open = self.pool.size();
-        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX).min(open);
-        PoolStatus { open, idle, max: self.pool.options().get_max_connections() }
+    /// The main pool and, on PostgreSQL, the lookups' one.
+    fn pools(&self) -> impl Iterator<Item = &AnyPool> {
+        std::iter::once(&self.pool).chain(self.lookups.as_ref())
+    }
+
+    /// Each pool's connections now, by name (`main`, and `lookups` on PostgreSQL): open, of
+    /// which idle, and the most it may open (for metrics).
+    pub fn pool_status(&self) -> Vec<(&'static str, PoolStatus)> {
+        ["main", "lookups"]
+            .into_iter()
+            .zip(self.pools())
+            .map(|(name, pool)| {
+                let open = pool.size();
+                let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(open);
+                (name, PoolStatus { open, idle, max: pool.options().get_max_connections() })
+            })
+            .collect()
     }
 
     /// A transaction that will write. On SQLite it takes the write lock up front
@@ -245,20 +327,82 @@ fn json_ids<S: AsRef<str>>(ids: &[S]) -> Arg {
 
 #[cfg(all(test, feature = "testing"))]
 mod tests {
+    use super::PoolSettings;
     use crate::testing::{Backend, TestDb};
 
     #[tokio::test]
-    async fn postgres_sessions_plan_each_statement_for_its_parameters() {
+    async fn postgres_sessions_plan_each_statement_for_its_parameters_but_lookups_once() {
         let Some(db) = TestDb::new(Backend::Postgres).await else { return };
         let store = db.store().await;
-        // Every connection of the pool, not only the first one.
+        // Every connection of each pool, not only the first one.
         let mut held = Vec::new();
-        for _ in 0..3 {
-            let mut conn = store.pool.acquire().await.unwrap();
-            let (mode,): (String,) = sqlx::query_as("SHOW plan_cache_mode").fetch_one(&mut *conn).await.unwrap();
-            assert_eq!(mode, "force_custom_plan");
-            held.push(conn);
+        for (pool, expected, connections) in
+            [(&store.pool, "force_custom_plan", 3), (store.lookups(), "force_generic_plan", 2)]
+        {
+            for _ in 0..connections {
+                let mut conn = pool.acquire().await.unwrap();
+                let (mode,): (String,) = sqlx::query_as("SHOW plan_cache_mode").fetch_one(&mut *conn).await.unwrap();
+                assert_eq!(mode, expected);
+                held.push(conn);
+            }
         }
+        // Ten connections in all, as configured: two of them for lookups.
+        let max: u32 = store.pool_status().iter().map(|(_, pool)| pool.max).sum();
+        assert_eq!(max, PoolSettings::default().max_connections);
+        assert_eq!(store.lookups().options().get_max_connections(), 2);
+    }
+
+    /// The plan a `userName` search runs with on a lookup connection, and that connection's
+    /// backend: the search is run on it, then its prepared statement is explained there.
+    async fn user_name_search_plan(store: &super::SqlStore, tenant: &crate::TenantId) -> (i32, Vec<String>) {
+        let mut conn = store.lookups().acquire().await.unwrap();
+        let query = crate::resource::Query {
+            filter: Some(proto::filter::parse(r#"userName eq "u17""#).unwrap()),
+            sort_by: None,
+            descending: false,
+            start_index: 1,
+            count: 100,
+            with_members: true,
+        };
+        let window = super::resources::Window { offset: 0, limit: 100 };
+        store.search_kind(&mut conn, tenant, proto::ResourceKind::User, &query, false, window).await.unwrap();
+        let (name, generic, custom): (String, i64, i64) = sqlx::query_as(
+            "SELECT name, generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%user_name_lower =%'",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        assert!(generic >= 1 && custom == 0, "{generic} generic and {custom} custom plans");
+        let explain = format!("EXPLAIN EXECUTE {name}('{}', 'u17', 100, 0)", tenant.as_str());
+        let plan: Vec<(String,)> = sqlx::query_as(&explain).fetch_all(&mut *conn).await.unwrap();
+        let (backend,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.unwrap();
+        (backend, plan.into_iter().map(|(line,)| line).collect())
+    }
+
+    #[tokio::test]
+    async fn postgres_lookups_plan_again_once_a_new_tenants_tables_have_grown() {
+        use crate::store::TenantStore;
+        let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+        let lifetime = std::time::Duration::from_millis(300);
+        let store = db.store_with(&PoolSettings { lookup_plan_lifetime: lifetime, ..PoolSettings::default() }).await;
+        let tenant = store.create_tenant(&crate::TenantName::parse("acme").unwrap()).await.unwrap();
+        // A new tenant's first search: its plan is made on empty tables (any index looks as
+        // good as the next there).
+        let (first, _) = user_name_search_plan(&store, &tenant.id).await;
+        // Its first sync: 5,000 users, tables never analyzed.
+        db.execute(&format!(
+            "INSERT INTO users (tenant_id, id, user_name, user_name_lower, active, data, version, created_at, updated_at) \
+             SELECT '{}', 'id' || i, 'u' || i, 'u' || i, TRUE, '{{}}', 1, 0, 0 FROM generate_series(1, 5000) AS i",
+            tenant.id.as_str()
+        ))
+        .await
+        .unwrap();
+        tokio::time::sleep(lifetime + std::time::Duration::from_millis(100)).await;
+        let (second, plan) = user_name_search_plan(&store, &tenant.id).await;
+        assert_ne!(first, second, "the lookup connection was not replaced");
+        // Planned again on the table as it is now: by the key, not by the tenant's rows.
+        let read = plan.windows(2).find(|w| w[0].contains("on users r")).unwrap_or_else(|| panic!("{plan:#?}"));
+        assert!(read[1].contains("Index Cond: ((tenant_id = $1) AND (user_name_lower = $2))"), "{plan:#?}");
     }
 
     #[tokio::test]

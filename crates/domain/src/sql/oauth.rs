@@ -440,8 +440,8 @@ impl OAuthStore for SqlStore {
 
     #[tracing::instrument(name = "store.access_token_for_auth", skip_all, fields(token = %id))]
     async fn access_token_for_auth(&self, id: &TokenId) -> Result<Option<StoredAccessToken>, DomainError> {
-        // One read by primary key, joined by primary keys: the client's and the secret's
-        // revocation are seen on every request, on every replica.
+        // One read by primary key, joined by primary keys (planned once per lookup connection):
+        // the client's and the secret's revocation are seen on every request, on every replica.
         let statement = Statement::new(self.dialect)
             .sql(&format!(
                 "SELECT a.id, a.client_id, a.token_hash, a.scopes, a.expires_at, \
@@ -452,7 +452,7 @@ impl OAuthStore for SqlStore {
                  WHERE a.id = "
             ))
             .bind(id.as_str());
-        let Some(row) = statement.query().fetch_optional(&self.pool).await? else {
+        let Some(row) = statement.query().fetch_optional(self.lookups()).await? else {
             return Ok(None);
         };
         let token = AccessTokenRow::from_row(&row)?;

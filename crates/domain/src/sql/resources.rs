@@ -11,7 +11,7 @@ use super::accounts::{
     candidate_probes, link_candidates, linking_external_id, others_with_email, LinkCandidates, UserWrite,
 };
 use super::dialect::GROUP_NAME;
-use super::filter::{matches_at_most_one, Arg, Sql, Translator};
+use super::filter::{is_key_lookup, matches_at_most_one, Arg, Sql, Translator};
 use super::members::{take_members, MemberDiff, SMALL_SET};
 use super::reconcile::Users;
 use super::statement::Statement;
@@ -517,7 +517,7 @@ impl SqlStore {
         }
     }
 
-    async fn search_kind(
+    pub(super) async fn search_kind(
         &self,
         conn: &mut AnyConnection,
         tenant: &TenantId,
@@ -595,9 +595,9 @@ async fn total_alone(conn: &mut AnyConnection, count: Statement) -> Result<u64, 
 
 /// Which rows of a result a page takes.
 #[derive(Debug, Clone, Copy)]
-struct Window {
-    offset: u64,
-    limit: u64,
+pub(super) struct Window {
+    pub(super) offset: u64,
+    pub(super) limit: u64,
 }
 
 /// A unique violation on a resource write is a userName clash; anything else stays an error.
@@ -765,7 +765,9 @@ impl ResourceStore for SqlStore {
         with_members: bool,
         precondition: &Precondition,
     ) -> Result<Resource, DomainError> {
-        let mut conn = self.pool.acquire().await?;
+        // A user (and its groups) is one read by its key; a group's members are a read of their own.
+        let pool = if kind == ResourceKind::User { self.lookups() } else { &self.pool };
+        let mut conn = pool.acquire().await?;
         let resource = self.load_one(&mut conn, tenant, kind, id, with_members).await?;
         match precondition {
             Precondition::IfNoneMatch(tags) if tags.matches(resource.version) => Err(DomainError::NotModified),
@@ -822,7 +824,12 @@ impl ResourceStore for SqlStore {
 
     #[tracing::instrument(name = "store.search", skip_all, fields(tenant = tenant.as_str(), kind = kind.name()))]
     async fn search(&self, tenant: &TenantId, kind: ResourceKind, query: &Query) -> Result<Page, DomainError> {
-        let mut conn = self.pool.acquire().await?;
+        // What every IdP sends before it creates a user reads one key: it can keep its plan (an
+        // order asked for could make another index look as good on a small table).
+        let key_lookup = kind == ResourceKind::User
+            && query.sort_by.is_none()
+            && query.filter.as_ref().is_some_and(|f| is_key_lookup(kind, f));
+        let mut conn = if key_lookup { self.lookups() } else { &self.pool }.acquire().await?;
         let window = Window { offset: query.start_index.saturating_sub(1), limit: query.count };
         let (total, resources) = self.search_kind(&mut conn, tenant, kind, query, false, window).await?;
         Ok(Page { total, resources })

@@ -213,7 +213,8 @@ impl TokenStore for SqlStore {
                  FROM tokens t LEFT JOIN tenants n ON n.id = t.tenant_id WHERE t.id = "
             ))
             .bind(id.as_str());
-        let Some(row) = statement.query().fetch_optional(&self.pool).await? else {
+        // By primary keys only: planned once per lookup connection.
+        let Some(row) = statement.query().fetch_optional(self.lookups()).await? else {
             return Ok(None);
         };
         let token = AuthTokenRow::from_row(&row)?;

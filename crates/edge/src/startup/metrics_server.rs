@@ -109,10 +109,11 @@ async fn render(scrape: web::Data<Scrape>) -> HttpResponse {
     static SCRAPING: Mutex<()> = Mutex::new(());
     let text = {
         let _turn = SCRAPING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let pool = scrape.store.pool_status();
-        gauge!(DB_POOL_CONNECTIONS, "state" => "in_use").set(f64::from(pool.open - pool.idle));
-        gauge!(DB_POOL_CONNECTIONS, "state" => "idle").set(f64::from(pool.idle));
-        gauge!(DB_POOL_MAX_CONNECTIONS).set(f64::from(pool.max));
+        for (name, pool) in scrape.store.pool_status() {
+            gauge!(DB_POOL_CONNECTIONS, "pool" => name, "state" => "in_use").set(f64::from(pool.open - pool.idle));
+            gauge!(DB_POOL_CONNECTIONS, "pool" => name, "state" => "idle").set(f64::from(pool.idle));
+            gauge!(DB_POOL_MAX_CONNECTIONS, "pool" => name).set(f64::from(pool.max));
+        }
         let fallback = scrape.state.limits.backend() == LimitBackend::RedisUnavailable;
         gauge!(REDIS_FALLBACK).set(if fallback { 1.0 } else { 0.0 });
         let computed = *scrape.computed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

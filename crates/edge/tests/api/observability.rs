@@ -189,10 +189,19 @@ async fn requests_are_counted_by_route_template_and_by_tenant_on_the_metrics_lis
     assert!(lookups(&scrape, "miss") >= lookups(&before, "miss") + 1.0, "{}", scrape.text);
     assert!(lookups(&scrape, "hit") >= lookups(&before, "hit") + 2.0, "{}", scrape.text);
 
+    // The main pool, and on PostgreSQL the key lookups' one: as many connections as configured.
+    let pools = ["main", "lookups"];
     let max_connections = f64::from(app.settings.max_db_connections);
-    assert_eq!(scrape.value("scimgate_db_pool_max_connections", &[]), max_connections, "{}", scrape.text);
-    let open = scrape.value("scimgate_db_pool_connections", &[("state", "in_use")])
-        + scrape.value("scimgate_db_pool_connections", &[("state", "idle")]);
+    let max: f64 = pools.iter().map(|p| scrape.value("scimgate_db_pool_max_connections", &[("pool", p)])).sum();
+    assert_eq!(max, max_connections, "{}", scrape.text);
+    assert!(scrape.value("scimgate_db_pool_max_connections", &[("pool", "main")]) >= 1.0, "{}", scrape.text);
+    let open: f64 = pools
+        .iter()
+        .flat_map(|p| {
+            ["in_use", "idle"]
+                .map(|state| scrape.value("scimgate_db_pool_connections", &[("pool", p), ("state", state)]))
+        })
+        .sum();
     assert!((1.0..=max_connections).contains(&open), "{}", scrape.text);
     assert_eq!(scrape.value("scimgate_rate_limit_redis_fallback", &[]), 0.0);
     assert_eq!(scrape.value("scimgate_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), 1.0);
