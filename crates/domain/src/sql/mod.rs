@@ -170,8 +170,8 @@ fn statement_timeout_sql(limit: Option<Duration>) -> String {
     format!("SET statement_timeout = {ms}")
 }
 
-/// A snapshot of the connection pool, see [`SqlStore::pool_status`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A snapshot of a connection pool, see [`SqlStore::pool_status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PoolStatus {
     pub open: u32,
     pub idle: u32,
@@ -272,18 +272,15 @@ impl SqlStore {
         std::iter::once(&self.pool).chain(self.lookups.as_ref())
     }
 
-    /// Each pool's connections now, by name (`main`, and `lookups` on PostgreSQL): open, of
-    /// which idle, and the most it may open (for metrics).
-    pub fn pool_status(&self) -> Vec<(&'static str, PoolStatus)> {
-        ["main", "lookups"]
-            .into_iter()
-            .zip(self.pools())
-            .map(|(name, pool)| {
-                let open = pool.size();
-                let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(open);
-                (name, PoolStatus { open, idle, max: pool.options().get_max_connections() })
-            })
-            .collect()
+    /// Each pool's connections now, by name: open, of which idle, and the most it may open
+    /// (for metrics). Both pools always: SQLite's `lookups` has none.
+    pub fn pool_status(&self) -> [(&'static str, PoolStatus); 2] {
+        let status = |pool: &AnyPool| {
+            let open = pool.size();
+            let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(open);
+            PoolStatus { open, idle, max: pool.options().get_max_connections() }
+        };
+        [("main", status(&self.pool)), ("lookups", self.lookups.as_ref().map(status).unwrap_or_default())]
     }
 
     /// A transaction that will write. On SQLite it takes the write lock up front

@@ -109,13 +109,7 @@ async fn render(scrape: web::Data<Scrape>) -> HttpResponse {
     static SCRAPING: Mutex<()> = Mutex::new(());
     let text = {
         let _turn = SCRAPING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        // Both pools always (SQLite has no lookup pool: zeros), so every series is this store's.
-        let pools = scrape.store.pool_status();
-        for name in ["main", "lookups"] {
-            let pool = pools
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map_or(domain::sql::PoolStatus { open: 0, idle: 0, max: 0 }, |(_, pool)| *pool);
+        for (name, pool) in scrape.store.pool_status() {
             gauge!(DB_POOL_CONNECTIONS, "pool" => name, "state" => "in_use").set(f64::from(pool.open - pool.idle));
             gauge!(DB_POOL_CONNECTIONS, "pool" => name, "state" => "idle").set(f64::from(pool.idle));
             gauge!(DB_POOL_MAX_CONNECTIONS, "pool" => name).set(f64::from(pool.max));
