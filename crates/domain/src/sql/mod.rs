@@ -351,6 +351,8 @@ mod tests {
 
     /// The plan a `userName` search runs with on a lookup connection, and that connection's
     /// backend: the search is run on it, then its prepared statement is explained there.
+    // A helper of tests, not a test: clippy's test exemption does not reach it.
+    #[allow(clippy::unwrap_used)]
     async fn user_name_search_plan(store: &super::SqlStore, tenant: &crate::TenantId) -> (i32, Vec<String>) {
         let mut conn = store.lookups().acquire().await.unwrap();
         let query = crate::resource::Query {
