@@ -59,8 +59,8 @@ pub struct PoolSettings {
     /// (`statement_timeout`), whether or not anybody still waits for its answer. `None`: no
     /// limit. Migrations run without it.
     pub statement_timeout: Option<Duration>,
-    /// How long a lookup connection keeps its generic plans (see [`PlanCache::Generic`]).
-    pub lookup_plan_lifetime: Duration,
+    /// How long a PostgreSQL connection keeps the plans it cached (see [`PlanCache`]).
+    pub plan_lifetime: Duration,
 }
 
 impl Default for PoolSettings {
@@ -69,32 +69,33 @@ impl Default for PoolSettings {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: None,
-            lookup_plan_lifetime: LOOKUP_PLAN_LIFETIME,
+            plan_lifetime: PLAN_LIFETIME,
         }
     }
 }
 
-/// See [`PlanCache::Generic`].
-pub const LOOKUP_PLAN_LIFETIME: Duration = Duration::from_secs(2);
+/// See [`PlanCache`].
+pub const PLAN_LIFETIME: Duration = Duration::from_secs(2);
 
-/// How a PostgreSQL session plans the statements it has prepared.
+/// How a PostgreSQL session plans the statements it has prepared. Either way a connection is
+/// replaced once it is [`PoolSettings::plan_lifetime`] old, and its cached plans with it. A
+/// plan cached on tables that hold a few rows, never analyzed (a new tenant's first sync,
+/// autovacuum off or not yet run), may read a tenant's rows by `tenant_id` alone, since every
+/// index that starts with it looks as cheap as the next there; kept for the connection's life
+/// such a plan read every user of the tenant for a `userName` lookup once they were 10,000
+/// (docs/benchmarks.md). Replaced connections bound that to the lifetime: the next plan is made
+/// on the tables as they have grown.
 #[derive(Debug, Clone, Copy)]
 enum PlanCache {
-    /// Each run planned for its parameters and the tables as they are then
-    /// (`force_custom_plan`). PostgreSQL otherwise switches a prepared statement to a generic
-    /// plan after five runs and keeps it for the connection's life: made while a new tenant's
-    /// tables were nearly empty and never analyzed (autovacuum off or not yet run), it read
-    /// every user of the tenant for a `userName` or email lookup once they were 10,000
-    /// (docs/benchmarks.md).
-    Custom,
-    /// One plan per statement, made on its first run (`force_generic_plan`): planning was most
-    /// of PostgreSQL's work for a token lookup or a `userName` search. Only reads by a unique
-    /// key run here. On tables that hold a few rows every index looks as cheap as the next, so
-    /// a plan made then may read the tenant's rows by `tenant_id` alone; on anything larger the
-    /// unique key wins. A connection is therefore replaced once it is `lifetime` old, and with
-    /// it its plans: a plan made on the empty tables of a new tenant's first sync lives that
-    /// long at most.
-    Generic { lifetime: Duration },
+    /// PostgreSQL's own choice (`plan_cache_mode = auto`): the first five runs of a statement
+    /// planned for their parameters, then its generic plan wherever that is estimated no
+    /// costlier. Planning was the largest part of PostgreSQL's work for a write's dozen key
+    /// probes and inserts. Bulk statements plan each run (see [`SqlStore::prefer_hash_joins`]).
+    Auto,
+    /// One plan per statement, made on its first run (`force_generic_plan`), for the reads by a
+    /// unique key of [`SqlStore::lookups`]: the unique key is the cheapest plan on anything
+    /// larger than a few rows.
+    Generic,
 }
 
 /// How many of `max` connections serve [`SqlStore::lookups`]: a fifth, 1 to 4, on PostgreSQL
@@ -109,10 +110,7 @@ fn lookup_connections(dialect: Dialect, max: u32) -> u32 {
 /// A pool of `max` connections whose sessions plan as `plans` says (PostgreSQL).
 fn pool_options(dialect: Dialect, settings: &PoolSettings, max: u32, plans: PlanCache) -> AnyPoolOptions {
     let statement_timeout = settings.statement_timeout;
-    let lifetime = match plans {
-        PlanCache::Generic { lifetime } => Some(lifetime),
-        PlanCache::Custom => None,
-    };
+    let lifetime = (dialect == Dialect::Postgres).then_some(settings.plan_lifetime);
     AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(settings.acquire_timeout)
@@ -150,8 +148,8 @@ fn pool_options(dialect: Dialect, settings: &PoolSettings, max: u32, plans: Plan
                     // The statement timeout is per session, so it covers every statement, in
                     // a transaction or not.
                     let mut session = String::from(match plans {
-                        PlanCache::Custom => "SET plan_cache_mode = force_custom_plan",
-                        PlanCache::Generic { .. } => "SET plan_cache_mode = force_generic_plan",
+                        PlanCache::Auto => "SET plan_cache_mode = auto",
+                        PlanCache::Generic => "SET plan_cache_mode = force_generic_plan",
                     });
                     if statement_timeout.is_some() {
                         session.push_str("; ");
@@ -197,16 +195,15 @@ impl SqlStore {
             DomainError::Internal(format!("cannot parse database URL {url}"), Some(Box::new(e)))
         })?;
         let lookups = lookup_connections(dialect, settings.max_connections);
-        let pool = pool_options(dialect, settings, settings.max_connections - lookups, PlanCache::Custom)
+        let pool = pool_options(dialect, settings, settings.max_connections - lookups, PlanCache::Auto)
             .connect_with(options.clone())
             .await
             .map_err(DomainError::from)?;
         let lookups = if lookups == 0 {
             None
         } else {
-            let plans = PlanCache::Generic { lifetime: settings.lookup_plan_lifetime };
             Some(
-                pool_options(dialect, settings, lookups, plans)
+                pool_options(dialect, settings, lookups, PlanCache::Generic)
                     .connect_with(options)
                     .await
                     .map_err(DomainError::from)?,
@@ -216,7 +213,7 @@ impl SqlStore {
     }
 
     /// Where reads by a unique key run: on PostgreSQL, connections that keep one generic plan
-    /// per statement (see [`PlanCache::Generic`]); on SQLite, the one pool.
+    /// per statement (see [`PlanCache`]); on SQLite, the one pool.
     fn lookups(&self) -> &AnyPool {
         self.lookups.as_ref().unwrap_or(&self.pool)
     }
@@ -300,7 +297,9 @@ impl SqlStore {
     /// `IN (subquery)` with a temporary index anyway.
     async fn prefer_hash_joins(&self, conn: &mut AnyConnection, n: usize) -> Result<(), DomainError> {
         if self.dialect == Dialect::Postgres && n > BULK {
-            conn.execute("SET LOCAL enable_nestloop = off").await?;
+            // A cached plan outlives a changed setting: the bulk run is planned for itself, and
+            // no plan made without nested loops is cached for the small runs after it.
+            conn.execute("SET LOCAL enable_nestloop = off; SET LOCAL plan_cache_mode = force_custom_plan").await?;
         }
         Ok(())
     }
@@ -328,14 +327,12 @@ mod tests {
     use crate::testing::{Backend, TestDb};
 
     #[tokio::test]
-    async fn postgres_sessions_plan_each_statement_for_its_parameters_but_lookups_once() {
+    async fn postgres_sessions_leave_planning_to_postgres_but_plan_lookups_once() {
         let Some(db) = TestDb::new(Backend::Postgres).await else { return };
         let store = db.store().await;
         // Every connection of each pool, not only the first one.
         let mut held = Vec::new();
-        for (pool, expected, connections) in
-            [(&store.pool, "force_custom_plan", 3), (store.lookups(), "force_generic_plan", 2)]
-        {
+        for (pool, expected, connections) in [(&store.pool, "auto", 3), (store.lookups(), "force_generic_plan", 2)] {
             for _ in 0..connections {
                 let mut conn = pool.acquire().await.unwrap();
                 let (mode,): (String,) = sqlx::query_as("SHOW plan_cache_mode").fetch_one(&mut *conn).await.unwrap();
@@ -347,6 +344,31 @@ mod tests {
         let max: u32 = store.pool_status().iter().map(|(_, pool)| pool.max).sum();
         assert_eq!(max, PoolSettings::default().max_connections);
         assert_eq!(store.lookups().options().get_max_connections(), 2);
+    }
+
+    #[tokio::test]
+    async fn postgres_connections_of_both_pools_are_replaced_once_their_plans_are_old() {
+        let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+        let lifetime = std::time::Duration::from_millis(300);
+        let store = db.store_with(&PoolSettings { plan_lifetime: lifetime, ..PoolSettings::default() }).await;
+        for pool in [&store.pool, store.lookups()] {
+            // The backends of every connection the pool hands out, all held at once.
+            let backends = || async {
+                let mut held = Vec::new();
+                let mut pids = std::collections::BTreeSet::new();
+                for _ in 0..pool.options().get_max_connections() {
+                    let mut conn = pool.acquire().await.unwrap();
+                    let (pid,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.unwrap();
+                    pids.insert(pid);
+                    held.push(conn);
+                }
+                pids
+            };
+            let young = backends().await;
+            tokio::time::sleep(lifetime + std::time::Duration::from_millis(100)).await;
+            let old = backends().await;
+            assert!(young.is_disjoint(&old), "an old connection was handed out again, with its plans");
+        }
     }
 
     /// The plan a `userName` search runs with on a lookup connection, and that connection's
@@ -383,7 +405,7 @@ mod tests {
         use crate::store::TenantStore;
         let Some(db) = TestDb::new(Backend::Postgres).await else { return };
         let lifetime = std::time::Duration::from_millis(300);
-        let store = db.store_with(&PoolSettings { lookup_plan_lifetime: lifetime, ..PoolSettings::default() }).await;
+        let store = db.store_with(&PoolSettings { plan_lifetime: lifetime, ..PoolSettings::default() }).await;
         let tenant = store.create_tenant(&crate::TenantName::parse("acme").unwrap()).await.unwrap();
         // A new tenant's first search: its plan is made on empty tables (any index looks as
         // good as the next there).
