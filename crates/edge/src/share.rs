@@ -168,14 +168,17 @@ impl DatabaseShare {
 
     async fn wait_for_turn(&self, tenant: &TenantName, kind: Work) -> Result<OwnedSemaphorePermit, ScimError> {
         let turns = self.turns(tenant);
+        // A write of a tenant alone takes a turn beyond the share first, and leaves the share to
+        // the tenant's reads: an IdP's initial cycle searches before each create, and those
+        // searches would otherwise queue behind its own writes.
         let alone = self.alone(tenant);
-        if let Ok(permit) = turns.slots.clone().try_acquire_owned() {
-            return Ok(permit);
-        }
         if kind == Work::Write && alone {
             if let Ok(permit) = turns.extra.clone().try_acquire_owned() {
                 return Ok(permit);
             }
+        }
+        if let Ok(permit) = turns.slots.clone().try_acquire_owned() {
+            return Ok(permit);
         }
         let queued = turns.waiting.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         let _waiting = Waiting(&turns.waiting);
@@ -289,6 +292,27 @@ mod tests {
         assert!(matches!(second, ScimError::TooManyRequests { .. }), "{second:?}");
         release.send(()).unwrap();
         first.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_tenant_alone_keeps_its_share_for_its_reads_while_its_writes_burst() {
+        let share = Arc::new(DatabaseShare::new(ShareLimits {
+            per_tenant: 1,
+            write_burst: 3,
+            queue: 0,
+            queue_wait: Duration::from_millis(100),
+            deadline: Duration::from_secs(5),
+        }));
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            held.push(hold_a_turn_for(&share, "a", Work::Write).await);
+        }
+        // The search an IdP sends before its next create does not wait for the creates.
+        assert_eq!(share.run(&tenant("a"), Work::Read, async { Ok(7) }).await.unwrap(), 7);
+        for (release, caller) in held.drain(..) {
+            release.send(()).unwrap();
+            caller.await.unwrap().unwrap();
+        }
     }
 
     #[tokio::test]
