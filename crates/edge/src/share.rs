@@ -211,6 +211,17 @@ mod tests {
         }))
     }
 
+    /// A share of one turn per tenant, of which a tenant alone may write three at once.
+    fn bursting_share(queue: usize) -> Arc<DatabaseShare> {
+        Arc::new(DatabaseShare::new(ShareLimits {
+            per_tenant: 1,
+            write_burst: 3,
+            queue,
+            queue_wait: Duration::from_millis(100),
+            deadline: Duration::from_secs(5),
+        }))
+    }
+
     fn tenant(name: &str) -> TenantName {
         TenantName::parse(name).unwrap()
     }
@@ -265,13 +276,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_tenant_alone_writes_beyond_its_share_until_another_comes() {
-        let share = Arc::new(DatabaseShare::new(ShareLimits {
-            per_tenant: 1,
-            write_burst: 3,
-            queue: 1,
-            queue_wait: Duration::from_millis(100),
-            deadline: Duration::from_secs(5),
-        }));
+        let share = bursting_share(1);
         let mut held = Vec::new();
         for _ in 0..3 {
             held.push(hold_a_turn_for(&share, "a", Work::Write).await);
@@ -296,13 +301,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_tenant_alone_keeps_its_share_for_its_reads_while_its_writes_burst() {
-        let share = Arc::new(DatabaseShare::new(ShareLimits {
-            per_tenant: 1,
-            write_burst: 3,
-            queue: 0,
-            queue_wait: Duration::from_millis(100),
-            deadline: Duration::from_secs(5),
-        }));
+        let share = bursting_share(0);
         let mut held = Vec::new();
         for _ in 0..2 {
             held.push(hold_a_turn_for(&share, "a", Work::Write).await);
