@@ -456,7 +456,7 @@ impl Results {
 struct Pool {
     names: Vec<String>,
     ids: Mutex<Vec<String>>,
-    /// Next user to add to the W3 group.
+    /// Next user to add to a W3 group (modulo the users).
     next_member: AtomicUsize,
 }
 
@@ -653,8 +653,13 @@ async fn run_compare() {
             let outcome = closed_loop(8, seconds, move |_| {
                 let (client, p, group) = (c.clone(), p.clone(), group.clone());
                 async move {
+                    // Users not yet in a W3 group first; once every user is in one, around again
+                    // (the three W3 phases together can take more adds than there are users).
                     let i = p.next_member.fetch_add(1, Ordering::Relaxed);
-                    let id = p.ids.lock().unwrap().get(i).cloned()?;
+                    let id = {
+                        let ids = p.ids.lock().unwrap();
+                        ids.get(i % ids.len().max(1)).cloned()?
+                    };
                     Some(client.add_members(&group, &[id]).await)
                 }
             })

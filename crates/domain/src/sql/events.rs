@@ -1,5 +1,7 @@
 //! The event feed, webhook endpoints and delivery state.
 
+use std::sync::atomic::Ordering;
+
 use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::AnyConnection;
@@ -115,6 +117,9 @@ enum Busy {
 /// How many tenants one sequencer pass over all of them numbers.
 const TENANTS_PER_PASS: i64 = 64;
 
+/// Events moved out of `pending_events` between two vacuums of it: about a megabyte of dead rows.
+pub(super) const VACUUM_AFTER_MOVED: u64 = 5_000;
+
 impl SqlStore {
     /// Number the committed events of `tenant` waiting in `pending_events`: after the tenant's
     /// last, in id order, in one short transaction that holds the tenant's `event_counters` row
@@ -151,7 +156,7 @@ impl SqlStore {
         let Some((last,)) = last else {
             return Ok(());
         };
-        Statement::new(self.dialect)
+        let (now,): (i64,) = Statement::new(self.dialect)
             .sql("WITH moved AS (DELETE FROM pending_events WHERE tenant_id = ")
             .bind(tenant)
             .sql(
@@ -166,10 +171,30 @@ impl SqlStore {
                  UPDATE event_counters SET last_seq = last_seq + (SELECT count(*) FROM numbered) WHERE tenant_id = ",
             )
             .bind(tenant)
-            .query()
-            .execute(&mut *tx)
+            .sql(" RETURNING last_seq")
+            .query_as()
+            .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
+        let moved = u64::try_from(now - last).unwrap_or_default();
+        self.pending_moved.fetch_add(moved, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// `VACUUM pending_events` once the sequencers of this process have moved
+    /// [`VACUUM_AFTER_MOVED`] events out of it since the last time, and once at start. Every
+    /// event passes through the table, so it is the busiest queue of the database and holds a
+    /// few hundred live rows at most: where autovacuum is off or behind, its dead rows piled up
+    /// (26 MB after 115,000 events, docs/benchmarks.md) and the sequencer's pass, ten times a
+    /// second, read all of them. Not in a transaction (VACUUM cannot be); a vacuum already
+    /// running elsewhere is skipped, not waited for, and a role that does not own the table
+    /// only gets a warning.
+    async fn vacuum_pending_events(&self) -> Result<(), DomainError> {
+        if self.dialect != Dialect::Postgres || self.pending_moved.load(Ordering::Relaxed) < VACUUM_AFTER_MOVED {
+            return Ok(());
+        }
+        self.pending_moved.store(0, Ordering::Relaxed);
+        sqlx::raw_sql("VACUUM (SKIP_LOCKED) pending_events").execute(&self.pool).await?;
         Ok(())
     }
 
@@ -273,7 +298,8 @@ impl EventStore for SqlStore {
     #[tracing::instrument(name = "store.number_events", level = "debug", skip_all)]
     async fn number_events(&self) -> Result<(), DomainError> {
         // The periodic pass: what another sequencer is at, it numbers.
-        self.number_all_events(Busy::Skip).await
+        self.number_all_events(Busy::Skip).await?;
+        self.vacuum_pending_events().await
     }
 
     #[tracing::instrument(name = "store.prune_events", level = "debug", skip_all)]
@@ -636,5 +662,56 @@ impl EventStore for SqlStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::VACUUM_AFTER_MOVED;
+    use crate::testing::{Backend, TestDb};
+    use crate::{EventStore, TenantStore};
+
+    /// `n` committed events of `tenant` waiting for their number, as writes leave them.
+    async fn pending(db: &TestDb, tenant: &str, n: u64) {
+        db.execute(&format!(
+            "INSERT INTO pending_events (tenant_id, type, occurred_at, data) \
+             SELECT '{tenant}', 'user.created', 0, '{{}}'::jsonb FROM generate_series(1, {n})"
+        ))
+        .await
+        .unwrap();
+    }
+
+    async fn vacuums(db: &TestDb) -> i64 {
+        db.scalar("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'pending_events'").await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn postgres_sequencer_vacuums_the_pending_events_it_moved_once_they_are_many() {
+        let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+        let store = db.store().await;
+        let tenant = store.create_tenant(&crate::TenantName::parse("acme").unwrap()).await.unwrap();
+        let id = tenant.id.as_str();
+
+        // Once at start, for what another process may have left.
+        EventStore::number_events(&store).await.unwrap();
+        assert_eq!(vacuums(&db).await, 1);
+
+        pending(&db, id, 100).await;
+        EventStore::number_events(&store).await.unwrap();
+        assert_eq!(vacuums(&db).await, 1, "a hundred moved events are not worth a vacuum");
+
+        pending(&db, id, VACUUM_AFTER_MOVED).await;
+        EventStore::number_events(&store).await.unwrap();
+        assert_eq!(vacuums(&db).await, 2);
+        // Every event numbered once, in one sequence, and nothing left behind.
+        let numbered = i64::try_from(VACUUM_AFTER_MOVED + 100).unwrap();
+        assert_eq!(db.scalar("SELECT count(DISTINCT seq) FROM events").await.unwrap(), numbered);
+        assert_eq!(db.scalar("SELECT max(seq) FROM events").await.unwrap(), numbered);
+        assert_eq!(db.scalar("SELECT count(*) FROM pending_events").await.unwrap(), 0);
+
+        // The count starts again after a vacuum.
+        pending(&db, id, 100).await;
+        EventStore::number_events(&store).await.unwrap();
+        assert_eq!(vacuums(&db).await, 2);
     }
 }

@@ -22,6 +22,8 @@ mod tokens;
 mod url;
 mod write;
 
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -183,6 +185,10 @@ pub struct SqlStore {
     lookups: Option<AnyPool>,
     dialect: Dialect,
     statement_timeout: Option<Duration>,
+    /// PostgreSQL: events the sequencers of this process moved out of `pending_events` since
+    /// it was last vacuumed (see [`SqlStore::number_events`](crate::EventStore::number_events));
+    /// a new process starts as if it was due, for what the one before it left.
+    pending_moved: Arc<AtomicU64>,
 }
 
 impl SqlStore {
@@ -209,7 +215,13 @@ impl SqlStore {
                     .map_err(DomainError::from)?,
             )
         };
-        Ok(Self { pool, lookups, dialect, statement_timeout })
+        Ok(Self {
+            pool,
+            lookups,
+            dialect,
+            statement_timeout,
+            pending_moved: Arc::new(AtomicU64::new(events::VACUUM_AFTER_MOVED)),
+        })
     }
 
     /// Where reads by a unique key run: on PostgreSQL, connections that keep one generic plan
