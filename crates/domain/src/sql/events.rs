@@ -672,6 +672,7 @@ mod tests {
     use crate::{EventStore, TenantStore};
 
     /// `n` committed events of `tenant` waiting for their number, as writes leave them.
+    #[allow(clippy::unwrap_used)]
     async fn pending(db: &TestDb, tenant: &str, n: u64) {
         db.execute(&format!(
             "INSERT INTO pending_events (tenant_id, type, occurred_at, data) \
@@ -681,6 +682,7 @@ mod tests {
         .unwrap();
     }
 
+    #[allow(clippy::unwrap_used)]
     async fn vacuums(db: &TestDb) -> i64 {
         db.scalar("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'pending_events'").await.unwrap()
     }
