@@ -639,7 +639,8 @@ async fn run_compare() {
         }
     }
 
-    // W3: one member per PATCH into a growing group; scimgate again as an Entra tenant.
+    // W3: one member per PATCH into a growing group; scimgate again as an Entra tenant and as
+    // an Okta one.
     for (row, profile) in [(4usize, "generic"), (W3_ENTRA, "entra"), (W3_OKTA, "okta")] {
         for (server, pool) in servers.iter().zip(&pools) {
             if profile != "generic" && !server.is_scimgate() {
