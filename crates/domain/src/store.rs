@@ -274,8 +274,8 @@ pub trait EventStore: Send + Sync {
     async fn events_after(&self, tenant: &TenantName, after: i64, limit: u32) -> Result<Vec<Event>, DomainError>;
     /// Number the events of committed writes that wait for their number (PostgreSQL; see
     /// docs/memberships.md), of up to 64 tenants. The feed and webhook deliveries number what they
-    /// need themselves; this keeps the rest from waiting. Also vacuums `pending_events` once
-    /// enough events went through it (PostgreSQL; see docs/memberships.md).
+    /// need themselves; this keeps the rest from waiting. Also vacuums the tables this process
+    /// churned enough, `pending_events` and `groups` (PostgreSQL; see docs/memberships.md).
     async fn number_events(&self) -> Result<(), DomainError>;
 
     /// Delete up to `limit` events, of any tenant, that occurred before `before` (microseconds)

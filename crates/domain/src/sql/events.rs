@@ -1,12 +1,11 @@
 //! The event feed, webhook endpoints and delivery state.
 
-use std::sync::atomic::Ordering;
-
 use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::AnyConnection;
 
 use super::statement::Statement;
+use super::upkeep::Churned;
 use super::{Dialect, SqlStore};
 use crate::event::{Event, EventType};
 use crate::store::EventStore;
@@ -117,9 +116,6 @@ enum Busy {
 /// How many tenants one sequencer pass over all of them numbers.
 const TENANTS_PER_PASS: i64 = 64;
 
-/// Events moved out of `pending_events` between two vacuums of it: about a megabyte of dead rows.
-pub(super) const VACUUM_AFTER_MOVED: u64 = 5_000;
-
 impl SqlStore {
     /// Number the committed events of `tenant` waiting in `pending_events`: after the tenant's
     /// last, in id order, in one short transaction that holds the tenant's `event_counters` row
@@ -176,25 +172,19 @@ impl SqlStore {
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        let moved = u64::try_from(now - last).unwrap_or_default();
-        self.pending_moved.fetch_add(moved, Ordering::Relaxed);
+        self.churn.add(Churned::PendingEvents, u64::try_from(now - last).unwrap_or_default());
         Ok(())
     }
 
-    /// `VACUUM pending_events` once the sequencers of this process have moved
-    /// [`VACUUM_AFTER_MOVED`] events out of it since the last time, and once at start. Every
-    /// event passes through the table, so it is the busiest queue of the database and holds a
-    /// few hundred live rows at most: where autovacuum is off or behind, its dead rows piled up
-    /// (26 MB after 115,000 events, docs/benchmarks.md) and the sequencer's pass, ten times a
-    /// second, read all of them. Not in a transaction (VACUUM cannot be); a vacuum already
-    /// running elsewhere is skipped, not waited for, and a role that does not own the table
-    /// only gets a warning.
-    async fn vacuum_pending_events(&self) -> Result<(), DomainError> {
-        if self.dialect != Dialect::Postgres || self.pending_moved.load(Ordering::Relaxed) < VACUUM_AFTER_MOVED {
+    /// Vacuum the tables this process churned enough (PostgreSQL; see [`super::upkeep`]), one
+    /// after the other, outside any transaction (VACUUM cannot run in one).
+    async fn vacuum_churned_tables(&self) -> Result<(), DomainError> {
+        if self.dialect != Dialect::Postgres {
             return Ok(());
         }
-        self.pending_moved.store(0, Ordering::Relaxed);
-        sqlx::raw_sql("VACUUM (SKIP_LOCKED) pending_events").execute(&self.pool).await?;
+        for table in self.churn.take_due() {
+            sqlx::raw_sql(table.vacuum()).execute(&self.pool).await?;
+        }
         Ok(())
     }
 
@@ -299,7 +289,7 @@ impl EventStore for SqlStore {
     async fn number_events(&self) -> Result<(), DomainError> {
         // The periodic pass: what another sequencer is at, it numbers.
         self.number_all_events(Busy::Skip).await?;
-        self.vacuum_pending_events().await
+        self.vacuum_churned_tables().await
     }
 
     #[tracing::instrument(name = "store.prune_events", level = "debug", skip_all)]
@@ -667,9 +657,13 @@ impl EventStore for SqlStore {
 
 #[cfg(all(test, feature = "testing"))]
 mod tests {
-    use super::VACUUM_AFTER_MOVED;
+    use super::Churned;
     use crate::testing::{Backend, TestDb};
-    use crate::{EventStore, TenantStore};
+    use proto::ResourceKind;
+
+    use crate::{EventStore, Precondition, ResourceStore, TenantStore};
+
+    const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 
     /// `n` committed events of `tenant` waiting for their number, as writes leave them.
     #[allow(clippy::unwrap_used)]
@@ -683,8 +677,37 @@ mod tests {
     }
 
     #[allow(clippy::unwrap_used)]
+    async fn vacuums_of(db: &TestDb, table: &str) -> i64 {
+        db.scalar(&format!("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = '{table}'")).await.unwrap()
+    }
+
     async fn vacuums(db: &TestDb) -> i64 {
-        db.scalar("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'pending_events'").await.unwrap()
+        vacuums_of(db, "pending_events").await
+    }
+
+    #[tokio::test]
+    async fn postgres_group_rows_rewritten_by_member_changes_are_vacuumed_past_their_threshold() {
+        let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+        let store = db.store().await;
+        let tenant = store.create_tenant(&crate::TenantName::parse("acme").unwrap()).await.unwrap();
+        EventStore::number_events(&store).await.unwrap();
+        assert_eq!(vacuums_of(&db, "groups").await, 1, "once at start");
+
+        let body = |name: &str| serde_json::json!({"schemas": [GROUP_SCHEMA], "displayName": name});
+        let group = store.create(&tenant.id, ResourceKind::Group, body("staff")).await.unwrap();
+        let before = store.churn.count(Churned::Groups);
+        store
+            .replace(&tenant.id, ResourceKind::Group, &group.id, body("all staff"), &Precondition::None)
+            .await
+            .unwrap();
+        assert_eq!(store.churn.count(Churned::Groups), before + 1, "a rewritten group row counts");
+        EventStore::number_events(&store).await.unwrap();
+        assert_eq!(vacuums_of(&db, "groups").await, 1, "one rewrite is not worth a vacuum");
+
+        // The rest of the threshold, as that many member changes would add.
+        store.churn.add(Churned::Groups, Churned::Groups.threshold() - store.churn.count(Churned::Groups));
+        EventStore::number_events(&store).await.unwrap();
+        assert_eq!(vacuums_of(&db, "groups").await, 2);
     }
 
     #[tokio::test]
@@ -702,11 +725,11 @@ mod tests {
         EventStore::number_events(&store).await.unwrap();
         assert_eq!(vacuums(&db).await, 1, "a hundred moved events are not worth a vacuum");
 
-        pending(&db, id, VACUUM_AFTER_MOVED).await;
+        pending(&db, id, Churned::PendingEvents.threshold()).await;
         EventStore::number_events(&store).await.unwrap();
         assert_eq!(vacuums(&db).await, 2);
         // Every event numbered once, in one sequence, and nothing left behind.
-        let numbered = i64::try_from(VACUUM_AFTER_MOVED + 100).unwrap();
+        let numbered = i64::try_from(Churned::PendingEvents.threshold() + 100).unwrap();
         assert_eq!(db.scalar("SELECT count(DISTINCT seq) FROM events").await.unwrap(), numbered);
         assert_eq!(db.scalar("SELECT max(seq) FROM events").await.unwrap(), numbered);
         assert_eq!(db.scalar("SELECT count(*) FROM pending_events").await.unwrap(), 0);

@@ -19,10 +19,10 @@ mod resources;
 mod statement;
 mod tenants;
 mod tokens;
+mod upkeep;
 mod url;
 mod write;
 
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -185,10 +185,8 @@ pub struct SqlStore {
     lookups: Option<AnyPool>,
     dialect: Dialect,
     statement_timeout: Option<Duration>,
-    /// PostgreSQL: events the sequencers of this process moved out of `pending_events` since
-    /// it was last vacuumed (see [`SqlStore::number_events`](crate::EventStore::number_events));
-    /// a new process starts as if it was due, for what the one before it left.
-    pending_moved: Arc<AtomicU64>,
+    /// PostgreSQL: what this process churned of the tables it vacuums itself ([`upkeep`]).
+    churn: Arc<upkeep::Churn>,
 }
 
 impl SqlStore {
@@ -215,13 +213,7 @@ impl SqlStore {
                     .map_err(DomainError::from)?,
             )
         };
-        Ok(Self {
-            pool,
-            lookups,
-            dialect,
-            statement_timeout,
-            pending_moved: Arc::new(AtomicU64::new(events::VACUUM_AFTER_MOVED)),
-        })
+        Ok(Self { pool, lookups, dialect, statement_timeout, churn: Arc::new(upkeep::Churn::due_at_start()) })
     }
 
     /// Where reads by a unique key run: on PostgreSQL, connections that keep one generic plan

@@ -15,6 +15,7 @@ use super::filter::{is_key_lookup, matches_at_most_one, Arg, Sql, Translator};
 use super::members::{take_members, MemberDiff, SMALL_SET};
 use super::reconcile::Users;
 use super::statement::Statement;
+use super::upkeep::Churned;
 use super::write::{Scope, TenantWrite};
 use super::{Dialect, SqlStore};
 use crate::error::conflict_if_unique;
@@ -482,6 +483,9 @@ impl SqlStore {
             .fetch_one(&mut *conn)
             .await
             .map_err(user_name_taken(data))?;
+        if kind == ResourceKind::Group {
+            self.churn.add(Churned::Groups, 1);
+        }
         row.into_resource(kind)
     }
 
@@ -492,7 +496,7 @@ impl SqlStore {
         tenant: &TenantId,
         member_id: &str,
     ) -> Result<(), DomainError> {
-        Statement::new(self.dialect)
+        let touched = Statement::new(self.dialect)
             .sql("UPDATE groups SET version = version + 1, updated_at = ")
             .bind(now_micros())
             .sql(" WHERE tenant_id = ")
@@ -505,6 +509,7 @@ impl SqlStore {
             .query()
             .execute(&mut *conn)
             .await?;
+        self.churn.add(Churned::Groups, touched.rows_affected());
         Ok(())
     }
 
