@@ -428,8 +428,10 @@ struct Results {
     rates: BTreeMap<(usize, String), f64>,
 }
 
+/// The row of [`ROWS`] for W3 with the generic profile, the only one peers run.
+const W3_GENERIC: usize = 4;
 /// Rows of [`ROWS`] measured for scimgate only, as other IdP profiles: their ratio is to the
-/// peer's generic W3 (row 4).
+/// peer's generic W3.
 const W3_ENTRA: usize = 5;
 const W3_OKTA: usize = 6;
 
@@ -641,7 +643,7 @@ async fn run_compare() {
 
     // W3: one member per PATCH into a growing group; scimgate again as an Entra tenant and as
     // an Okta one.
-    for (row, profile) in [(4usize, "generic"), (W3_ENTRA, "entra"), (W3_OKTA, "okta")] {
+    for (row, profile) in [(W3_GENERIC, "generic"), (W3_ENTRA, "entra"), (W3_OKTA, "okta")] {
         for (server, pool) in servers.iter().zip(&pools) {
             if profile != "generic" && !server.is_scimgate() {
                 continue;
@@ -818,7 +820,7 @@ fn print_table(servers: &[Server], results: &Results, users: usize, seconds: Dur
                 None => line.push_str(&format!(" {cell} |")),
             }
         }
-        let peer_row = if matches!(row, W3_ENTRA | W3_OKTA) { 4 } else { row };
+        let peer_row = if matches!(row, W3_ENTRA | W3_OKTA) { W3_GENERIC } else { row };
         let compared = pairs.iter().map(|(a, b)| (a, b, peer_row)).chain(befores.iter().map(|(a, b)| (a, b, row)));
         for (a, b, b_row) in compared {
             let ratio = match (results.rates.get(&(row, a.clone())), results.rates.get(&(b_row, b.clone()))) {

@@ -657,10 +657,10 @@ impl EventStore for SqlStore {
 
 #[cfg(all(test, feature = "testing"))]
 mod tests {
-    use super::Churned;
-    use crate::testing::{Backend, TestDb};
     use proto::ResourceKind;
 
+    use super::Churned;
+    use crate::testing::{Backend, TestDb};
     use crate::{EventStore, Precondition, ResourceStore, TenantStore};
 
     const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
