@@ -124,15 +124,18 @@ impl Dialect {
     /// pairs in display order, or NULL (PostgreSQL) / `[]` (SQLite) for none: read with the user
     /// in one statement instead of a second query per page. The member index drives it and each
     /// group's name is a lookup by key (a subquery, not a join a planner without statistics could
-    /// turn around into reading a large group's members).
+    /// turn around into reading a large group's members). On PostgreSQL `OFFSET 0` keeps `x` a
+    /// subquery of its own: inlined, each name was looked up twice, for the array and its order.
     pub(crate) fn user_groups(self, alias: &str) -> String {
-        let pairs = match self {
-            Dialect::Postgres => "json_agg(json_build_array(x.id, x.display) ORDER BY x.display, x.id)::text",
-            Dialect::Sqlite => "json_group_array(json_array(x.id, x.display) ORDER BY x.display, x.id)",
+        let (pairs, fence) = match self {
+            Dialect::Postgres => {
+                ("json_agg(json_build_array(x.id, x.display) ORDER BY x.display, x.id)::text", " OFFSET 0")
+            }
+            Dialect::Sqlite => ("json_group_array(json_array(x.id, x.display) ORDER BY x.display, x.id)", ""),
         };
         format!(
             "(SELECT {pairs} FROM (SELECT m.group_id AS id, {GROUP_NAME} AS display FROM {} \
-             WHERE m.tenant_id = {alias}.tenant_id AND m.member_id = {alias}.id) x)",
+             WHERE m.tenant_id = {alias}.tenant_id AND m.member_id = {alias}.id{fence}) x)",
             self.members_by_member()
         )
     }

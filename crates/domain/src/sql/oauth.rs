@@ -452,7 +452,8 @@ impl OAuthStore for SqlStore {
                  WHERE a.id = "
             ))
             .bind(id.as_str());
-        let Some(row) = statement.query().fetch_optional(self.lookups()).await? else {
+        let mut conn = self.lookup_connection().await?;
+        let Some(row) = statement.query().fetch_optional(&mut *conn).await? else {
             return Ok(None);
         };
         let token = AccessTokenRow::from_row(&row)?;

@@ -771,8 +771,8 @@ impl ResourceStore for SqlStore {
         precondition: &Precondition,
     ) -> Result<Resource, DomainError> {
         // A user (and its groups) is one read by its key; a group's members are a read of their own.
-        let pool = if kind == ResourceKind::User { self.lookups() } else { &self.pool };
-        let mut conn = pool.acquire().await?;
+        let mut conn =
+            if kind == ResourceKind::User { self.lookup_connection().await? } else { self.pool.acquire().await? };
         let resource = self.load_one(&mut conn, tenant, kind, id, with_members).await?;
         match precondition {
             Precondition::IfNoneMatch(tags) if tags.matches(resource.version) => Err(DomainError::NotModified),
@@ -834,7 +834,7 @@ impl ResourceStore for SqlStore {
         let key_lookup = kind == ResourceKind::User
             && query.sort_by.is_none()
             && query.filter.as_ref().is_some_and(|f| is_key_lookup(kind, f));
-        let mut conn = if key_lookup { self.lookups() } else { &self.pool }.acquire().await?;
+        let mut conn = if key_lookup { self.lookup_connection().await? } else { self.pool.acquire().await? };
         let window = Window { offset: query.start_index.saturating_sub(1), limit: query.count };
         let (total, resources) = self.search_kind(&mut conn, tenant, kind, query, false, window).await?;
         Ok(Page { total, resources })

@@ -214,7 +214,8 @@ impl TokenStore for SqlStore {
             ))
             .bind(id.as_str());
         // By primary keys only: planned once per lookup connection.
-        let Some(row) = statement.query().fetch_optional(self.lookups()).await? else {
+        let mut conn = self.lookup_connection().await?;
+        let Some(row) = statement.query().fetch_optional(&mut *conn).await? else {
             return Ok(None);
         };
         let token = AuthTokenRow::from_row(&row)?;
