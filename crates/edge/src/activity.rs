@@ -6,6 +6,10 @@
 //! arrived or as soon as a batch is full. A request never waits: when the queue is full its
 //! record is dropped and counted (`scimgate_activity_dropped_total`). At shutdown the writer stops
 //! after the last request was answered and writes what is queued.
+//!
+//! While a batch gathers, a record wakes the writer only once a whole batch waits: a wake per
+//! record woke the writer's thread for every request, about a tenth of the gateway's CPU for a
+//! `GET`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +21,7 @@ use domain::{
 use proto::IdpProfile;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
@@ -33,7 +37,14 @@ pub struct RequestCredential(pub ActivityCredential);
 /// The sending half of the activity queue, shared by every request; `None` when recording is off.
 #[derive(Debug, Clone)]
 pub struct ActivityRecorder {
-    queue: Option<mpsc::Sender<NewActivity>>,
+    queue: Option<Queue>,
+}
+
+/// The queue, and how a record tells the gathering writer that a whole batch waits.
+#[derive(Debug, Clone)]
+struct Queue {
+    records: mpsc::Sender<NewActivity>,
+    batch_waiting: Arc<Notify>,
 }
 
 impl ActivityRecorder {
@@ -44,8 +55,10 @@ impl ActivityRecorder {
 
     /// A recorder with a queue of `capacity` records, and the writer that empties it.
     pub fn new(capacity: usize, store: Arc<dyn Store>, flush_every: Duration) -> (Self, ActivityWriter) {
-        let (sender, receiver) = mpsc::channel(capacity.max(1));
-        (Self { queue: Some(sender) }, ActivityWriter { receiver, store, flush_every })
+        let (records, receiver) = mpsc::channel(capacity.max(1));
+        let batch_waiting = Arc::new(Notify::new());
+        let writer = ActivityWriter { receiver, batch_waiting: batch_waiting.clone(), store, flush_every };
+        (Self { queue: Some(Queue { records, batch_waiting }) }, writer)
     }
 
     pub fn is_on(&self) -> bool {
@@ -56,8 +69,10 @@ impl ActivityRecorder {
     /// dropped and counted.
     pub fn record(&self, record: NewActivity) {
         let Some(queue) = &self.queue else { return };
-        if queue.try_send(record).is_err() {
+        if queue.records.try_send(record).is_err() {
             metrics::activity_dropped(metrics::ActivityDropReason::QueueFull, 1);
+        } else if queue.records.max_capacity() - queue.records.capacity() >= BATCH {
+            queue.batch_waiting.notify_one();
         }
     }
 }
@@ -65,6 +80,7 @@ impl ActivityRecorder {
 /// Empties the activity queue into the store (see the module documentation).
 pub struct ActivityWriter {
     receiver: mpsc::Receiver<NewActivity>,
+    batch_waiting: Arc<Notify>,
     store: Arc<dyn Store>,
     flush_every: Duration,
 }
@@ -74,20 +90,22 @@ impl ActivityWriter {
     pub async fn run_until_cancelled(mut self, cancelled: CancellationToken) {
         let mut batch = Vec::with_capacity(BATCH);
         loop {
-            // Wait for a first record, then gather until the batch is full or old enough.
+            // Wait for a first record, then let the batch gather until it is full or old enough.
             tokio::select! {
                 biased;
                 () = cancelled.cancelled() => break,
                 received = self.receiver.recv_many(&mut batch, BATCH) => if received == 0 { break },
             }
-            let deadline = tokio::time::Instant::now() + self.flush_every;
-            while batch.len() < BATCH {
-                let room = BATCH - batch.len();
+            if batch.len() < BATCH {
                 tokio::select! {
                     biased;
-                    () = cancelled.cancelled() => break,
-                    () = tokio::time::sleep_until(deadline) => break,
-                    received = self.receiver.recv_many(&mut batch, room) => if received == 0 { break },
+                    () = cancelled.cancelled() => {}
+                    () = tokio::time::sleep(self.flush_every) => {}
+                    () = self.batch_waiting.notified() => {}
+                }
+                while batch.len() < BATCH {
+                    let Ok(record) = self.receiver.try_recv() else { break };
+                    batch.push(record);
                 }
             }
             self.write(&mut batch).await;
@@ -244,6 +262,15 @@ mod tests {
         }
     }
 
+    /// A fresh store with one tenant, `acme` (keep the database while the store is used).
+    async fn store_with_acme() -> Option<(TestDb, Arc<domain::SqlStore>, TenantName)> {
+        let db = TestDb::new(Backend::Sqlite).await?;
+        let store = Arc::new(db.store().await);
+        let acme = TenantName::parse("acme").unwrap();
+        store.create_tenant(&acme).await.unwrap();
+        Some((db, store, acme))
+    }
+
     async fn statuses(store: &domain::SqlStore, tenant: &TenantName) -> Vec<u16> {
         let page = store.list_activity(tenant, &ActivityQuery::default()).await.unwrap();
         page.items.iter().map(|a| a.record.status).collect()
@@ -251,10 +278,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_writer_writes_in_time_drops_what_overflows_and_keeps_what_is_queued_at_shutdown() {
-        let Some(db) = TestDb::new(Backend::Sqlite).await else { return };
-        let store = Arc::new(db.store().await);
-        let acme = TenantName::parse("acme").unwrap();
-        store.create_tenant(&acme).await.unwrap();
+        let Some((_db, store, acme)) = store_with_acme().await else { return };
 
         // Running: a record is written within the flush interval.
         let (recorder, writer) = ActivityRecorder::new(10, store.clone(), Duration::from_millis(20));
@@ -280,6 +304,32 @@ mod tests {
         writer.run_until_cancelled(cancelled).await;
         assert_eq!(statuses(&store, &acme).await, [409, 204, 201, 200]);
         assert!(!ActivityRecorder::off().is_on());
+    }
+
+    #[tokio::test]
+    async fn a_whole_batch_waiting_is_written_without_waiting_for_the_flush_interval() {
+        let Some((_db, store, acme)) = store_with_acme().await else { return };
+        let (recorder, writer) = ActivityRecorder::new(4 * BATCH, store.clone(), Duration::from_secs(3600));
+        let cancelled = CancellationToken::new();
+        let running = tokio::spawn(writer.run_until_cancelled(cancelled.clone()));
+
+        // The first record starts a batch; an hour would pass before it alone is written.
+        recorder.record(answered(&acme, 200));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(store.list_activity(&acme, &ActivityQuery::default()).await.unwrap().items.is_empty());
+
+        // Once a whole batch waits in the queue, it is written.
+        for _ in 0..BATCH {
+            recorder.record(answered(&acme, 201));
+        }
+        let all = ActivityQuery { limit: ActivityLimit::new(ActivityLimit::MAX).unwrap(), ..ActivityQuery::default() };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.list_activity(&acme, &all).await.unwrap().items.len() < BATCH {
+            assert!(Instant::now() < deadline, "a whole batch waited for the flush interval");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        cancelled.cancel();
+        running.await.unwrap();
     }
 
     #[test]
