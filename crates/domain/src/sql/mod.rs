@@ -231,7 +231,9 @@ impl SqlStore {
     async fn lookup_connection(&self) -> Result<PoolConnection<Any>, sqlx::Error> {
         let lookups = self.lookups();
         let lookups_busy = lookups.num_idle() == 0 && lookups.size() >= lookups.options().get_max_connections();
-        if self.lookups.is_some() && lookups_busy && self.pool.num_idle() > 0 {
+        // Without a lookups' pool of its own (SQLite), `lookups` is the main pool, never both
+        // busy and idle: it waits there.
+        if lookups_busy && self.pool.num_idle() > 0 {
             return self.pool.acquire().await;
         }
         lookups.acquire().await
