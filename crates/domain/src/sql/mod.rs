@@ -453,7 +453,7 @@ mod tests {
         .await
         .unwrap();
         assert!(generic >= 1 && custom == 0, "{generic} generic and {custom} custom plans");
-        let explain = format!("EXPLAIN EXECUTE {name}('{}', 'u17', 100, 0)", tenant.as_str());
+        let explain = format!("EXPLAIN EXECUTE {name}('{}', 'u17')", tenant.as_str());
         let plan: Vec<(String,)> = sqlx::query_as(&explain).fetch_all(&mut *conn).await.unwrap();
         let (backend,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.unwrap();
         (backend, plan.into_iter().map(|(line,)| line).collect())
@@ -483,6 +483,113 @@ mod tests {
         // Planned again on the table as it is now: by the key, not by the tenant's rows.
         let read = plan.windows(2).find(|w| w[0].contains("on users r")).unwrap_or_else(|| panic!("{plan:#?}"));
         assert!(read[1].contains("Index Cond: ((tenant_id = $1) AND (user_name_lower = $2))"), "{plan:#?}");
+    }
+
+    #[tokio::test]
+    async fn postgres_plans_a_search_by_user_name_once_per_session_when_its_users_are_in_groups() {
+        use crate::store::{ResourceStore, TenantStore};
+        let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+        let store = db.store().await;
+        let tenant = store.create_tenant(&crate::TenantName::parse("acme").unwrap()).await.unwrap();
+        db.execute(&format!(
+            "INSERT INTO users (tenant_id, id, user_name, user_name_lower, active, data, version, created_at, updated_at) \
+             SELECT '{}', 'id' || i, 'u' || i, 'u' || i, TRUE, '{{}}', 1, 0, 0 FROM generate_series(1, 2000) AS i",
+            tenant.id.as_str()
+        ))
+        .await
+        .unwrap();
+        // Every user in four groups, and the tables analyzed (as autovacuum does).
+        for name in ["a", "b", "c", "d"] {
+            let body = serde_json::json!({"schemas": [proto::schema::GROUP], "displayName": name});
+            let group = store.create(&tenant.id, proto::ResourceKind::Group, body).await.unwrap();
+            db.execute(&format!(
+                "INSERT INTO group_members (tenant_id, group_id, member_id, member_type) \
+                 SELECT '{}', '{}', 'id' || i, 'User' FROM generate_series(1, 2000) AS i",
+                tenant.id.as_str(),
+                group.id
+            ))
+            .await
+            .unwrap();
+        }
+        db.execute("ANALYZE").await.unwrap();
+        // A main connection (PostgreSQL's own choice of plans), as a borrowed key read gets.
+        let mut conn = store.pool.acquire().await.unwrap();
+        let window = super::resources::Window { offset: 0, limit: 100 };
+        for i in 1..=8 {
+            let query = crate::resource::Query {
+                filter: Some(proto::filter::parse(&format!(r#"userName eq "u{i}""#)).unwrap()),
+                sort_by: None,
+                descending: false,
+                start_index: 1,
+                count: 100,
+                with_members: true,
+            };
+            let (total, users) = store
+                .search_kind(&mut conn, &tenant.id, proto::ResourceKind::User, &query, false, window)
+                .await
+                .unwrap();
+            assert_eq!((total, users[0].groups.as_ref().map(Vec::len)), (1, Some(4)));
+        }
+        let (generic, custom): (i64, i64) = sqlx::query_as(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements \
+             WHERE statement LIKE '%AS groups FROM users r WHERE%' AND statement NOT LIKE '%pg_prepared_statements%'",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        // PostgreSQL's five custom plans, then the generic one kept: not a plan for every run.
+        assert_eq!((generic, custom), (3, 5));
+    }
+
+    #[tokio::test]
+    async fn postgres_reads_the_groups_of_a_pages_users_and_not_of_those_its_offset_skips() {
+        use crate::store::{ResourceStore, TenantStore};
+        let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+        let store = db.store().await;
+        let tenant = store.create_tenant(&crate::TenantName::parse("acme").unwrap()).await.unwrap();
+        let body = serde_json::json!({"schemas": [proto::schema::GROUP], "displayName": "Everyone"});
+        let group = store.create(&tenant.id, proto::ResourceKind::Group, body).await.unwrap();
+        db.execute(&format!(
+            "INSERT INTO users (tenant_id, id, user_name, user_name_lower, active, data, version, created_at, updated_at) \
+             SELECT '{t}', 'id' || i, 'u' || i, 'u' || i, TRUE, '{{}}', 1, 0, 0 FROM generate_series(1, 300) AS i; \
+             INSERT INTO group_members (tenant_id, group_id, member_id, member_type) \
+             SELECT '{t}', '{g}', 'id' || i, 'User' FROM generate_series(1, 300) AS i",
+            t = tenant.id.as_str(),
+            g = group.id
+        ))
+        .await
+        .unwrap();
+        // The fifth page of 50 (`startIndex=201`), as a list of the users with their groups.
+        let query = crate::resource::Query {
+            filter: None,
+            sort_by: None,
+            descending: false,
+            start_index: 201,
+            count: 50,
+            with_members: true,
+        };
+        let mut conn = store.pool.acquire().await.unwrap();
+        let window = super::resources::Window { offset: 200, limit: 50 };
+        let (total, users) =
+            store.search_kind(&mut conn, &tenant.id, proto::ResourceKind::User, &query, false, window).await.unwrap();
+        assert_eq!((total, users.len()), (300, 50));
+        assert!(users.iter().all(|u| u.groups.as_ref().is_some_and(|g| g.len() == 1)));
+        // The statement run again, explained with what it did: the tenant (for the total and
+        // for the page), the page's size and its offset.
+        let (name,): (String,) = sqlx::query_as(
+            "SELECT name FROM pg_prepared_statements \
+             WHERE statement LIKE '%AS groups%OFFSET%' AND statement NOT LIKE '%pg_prepared_statements%'",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        let t = tenant.id.as_str();
+        let explain = format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE {name}('{t}', '{t}', 50, 200)");
+        let rows: Vec<(String,)> = sqlx::query_as(&explain).fetch_all(&mut *conn).await.unwrap();
+        let plan: Vec<&str> = rows.iter().map(|(line,)| line.as_str()).collect();
+        let members =
+            plan.iter().find(|line| line.contains("on group_members m")).unwrap_or_else(|| panic!("{plan:#?}"));
+        assert!(members.contains("loops=50)"), "{plan:#?}");
     }
 
     #[tokio::test]

@@ -568,13 +568,26 @@ impl SqlStore {
         if !counted {
             select = count(select.sql(", ("))?.sql(") AS total");
         }
-        let page = matching(select)?
-            .sql(" ORDER BY ")
-            .fragment(&order, &sql.args)?
-            .sql(" LIMIT ")
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .sql(" OFFSET ")
-            .bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        // Nor does it need an order or a window (its page is every match), and without them its
+        // plan is the same for any parameters: with `LIMIT $n OFFSET $m` PostgreSQL estimated the
+        // generic plan of a user's search costlier than a custom one once `group_members` had
+        // statistics, and so planned every run again (docs/benchmarks.md).
+        let page = if counted {
+            matching(select)?
+        } else {
+            // The window is taken in a subquery and the page's columns computed outside it: a
+            // row skipped by `OFFSET` is neither turned into text nor has its groups read (deep
+            // pages of a list, as an Okta import walks it, cost as much as the first).
+            matching(select.sql(" FROM (SELECT r.*"))?
+                .sql(" ORDER BY ")
+                .fragment(&order, &sql.args)?
+                .sql(" LIMIT ")
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .sql(" OFFSET ")
+                .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+                .sql(") r ORDER BY ")
+                .fragment(&order, &sql.args)?
+        };
         let rows: Vec<ListedRow> = page.query_as().fetch_all(&mut *conn).await?;
         let total = match rows.first() {
             Some(_) if counted => u64::try_from(rows.len()).unwrap_or(0),
