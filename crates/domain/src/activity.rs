@@ -8,7 +8,7 @@ use std::str::FromStr;
 use proto::IdpProfile;
 use token::TokenId;
 
-use crate::{DomainError, TenantName};
+use crate::{DomainError, TenantId, TenantName};
 
 /// The HTTP method of a recorded request; methods SCIM does not use share `Other`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -334,13 +334,25 @@ pub struct ActivityPage {
     pub next_cursor: Option<ActivityCursor>,
 }
 
-/// How much activity is kept: records older than `before` go, and each tenant keeps at most
-/// `max_per_tenant` of its newest. `None` bounds nothing.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How much activity is kept: records older than `before` go (`None`: none for their age), and
+/// so does each over-long log up to its cut-off.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ActivityRetention {
     /// Microseconds since the epoch.
     pub before: Option<i64>,
-    pub max_per_tenant: Option<u32>,
+    /// Where each tenant's log that is longer than its bound is cut, as
+    /// [`crate::ActivityStore::activity_cutoffs`] found them at the start of a pass.
+    pub cutoffs: Vec<ActivityCutoff>,
+}
+
+/// The newest record of one tenant's log beyond its bound: it and every older record go.
+/// Records appended after it was found are newer, so a pass that keeps cutting at it never
+/// reaches the newest records it keeps, and needs to count the log only once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityCutoff {
+    pub(crate) tenant: TenantId,
+    pub(crate) at: i64,
+    pub(crate) seq: i64,
 }
 
 fn unknown(what: &str, s: &str, names: impl Iterator<Item = &'static str>) -> DomainError {

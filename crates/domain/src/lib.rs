@@ -21,8 +21,8 @@ mod time_util;
 mod webhook;
 
 pub use activity::{
-    Activity, ActivityCredential, ActivityCursor, ActivityLimit, ActivityMethod, ActivityPage, ActivityQuery,
-    ActivityRecord, ActivityResource, ActivityRetention, NewActivity, OutcomeClass,
+    Activity, ActivityCredential, ActivityCursor, ActivityCutoff, ActivityLimit, ActivityMethod, ActivityPage,
+    ActivityQuery, ActivityRecord, ActivityResource, ActivityRetention, NewActivity, OutcomeClass,
 };
 pub use error::{DomainError, Entity};
 pub use event::{Event, EventType};

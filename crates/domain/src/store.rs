@@ -3,7 +3,7 @@ use proto::{PatchOperation, ResourceKind};
 use serde_json::Value;
 use token::{Scopes, SecretHash, TokenId, TokenKind, Validity};
 
-use crate::activity::{ActivityPage, ActivityQuery, ActivityRetention, NewActivity};
+use crate::activity::{ActivityCutoff, ActivityPage, ActivityQuery, ActivityRetention, NewActivity};
 use crate::event::Event;
 use crate::link::{AccountId, AccountsRegistered, LinkedUser, ProductAccount, UserLookup};
 use crate::oauth::{
@@ -328,8 +328,11 @@ pub trait ActivityStore: Send + Sync {
     async fn append_activity(&self, batch: &[NewActivity]) -> Result<u64, DomainError>;
     /// A tenant's records matching `query`, newest first.
     async fn list_activity(&self, tenant: &TenantName, query: &ActivityQuery) -> Result<ActivityPage, DomainError>;
+    /// Where the log of each tenant with more than `max_per_tenant` records is cut: once per
+    /// pass of [`Self::prune_activity`], which then deletes in batches without counting again.
+    async fn activity_cutoffs(&self, max_per_tenant: u32) -> Result<Vec<ActivityCutoff>, DomainError>;
     /// Delete up to `limit` records, of any tenant, beyond `retention`: older than its bound,
-    /// or beyond the newest `max_per_tenant` of their tenant. How many were deleted; fewer than
-    /// `limit` means none is left beyond it.
+    /// or at or before their tenant's cut-off. How many were deleted; fewer than `limit` means
+    /// none is left beyond it.
     async fn prune_activity(&self, retention: &ActivityRetention, limit: u32) -> Result<u64, DomainError>;
 }

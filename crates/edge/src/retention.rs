@@ -25,8 +25,9 @@ pub async fn prune_until_cancelled(store: Arc<dyn Store>, days: u64, cancelled: 
     if days == 0 {
         return;
     }
-    every_interval(&cancelled, "old events", |store_batch| {
-        let (store, before) = (store.clone(), now_micros().saturating_sub(max_age(days)));
+    let pass = || async move { Ok(now_micros().saturating_sub(max_age(days))) };
+    every_interval(&cancelled, "old events", pass, |before: &i64, store_batch| {
+        let (store, before) = (store.clone(), *before);
         async move { store.prune_events(before, store_batch).await }
     })
     .await;
@@ -43,12 +44,20 @@ pub async fn prune_activity_until_cancelled(
     if days == 0 && max_per_tenant == 0 {
         return;
     }
-    every_interval(&cancelled, "old provisioning activity", |store_batch| {
-        let retention = ActivityRetention {
-            before: (days > 0).then(|| now_micros().saturating_sub(max_age(days))),
-            max_per_tenant: (max_per_tenant > 0).then_some(max_per_tenant),
-        };
+    // Each pass finds the over-long logs' cut-offs once, then deletes up to them in batches.
+    let pass = || {
         let store = store.clone();
+        async move {
+            let cutoffs = match max_per_tenant {
+                0 => Vec::new(),
+                max => store.activity_cutoffs(max).await?,
+            };
+            let before = (days > 0).then(|| now_micros().saturating_sub(max_age(days)));
+            Ok(Arc::new(ActivityRetention { before, cutoffs }))
+        }
+    };
+    every_interval(&cancelled, "old provisioning activity", pass, |retention: &Arc<ActivityRetention>, store_batch| {
+        let (store, retention) = (store.clone(), retention.clone());
         async move { store.prune_activity(&retention, store_batch).await }
     })
     .await;
@@ -58,12 +67,15 @@ fn max_age(days: u64) -> i64 {
     i64::try_from(days).unwrap_or(i64::MAX / MICROS_PER_DAY).saturating_mul(MICROS_PER_DAY)
 }
 
-/// At start-up and then every [`INTERVAL`] until `cancelled`: call `delete(BATCH)` until it
-/// deletes fewer than a batch, pausing between batches.
-async fn every_interval<F, Fut>(cancelled: &CancellationToken, what: &str, mut delete: F)
+/// At start-up and then every [`INTERVAL`] until `cancelled`: a pass, which `start`s by saying
+/// what goes, then calls `delete(&what, BATCH)` until it deletes fewer than a batch, pausing
+/// between batches.
+async fn every_interval<W, S, SFut, D, DFut>(cancelled: &CancellationToken, what: &str, mut start: S, mut delete: D)
 where
-    F: FnMut(u32) -> Fut,
-    Fut: Future<Output = Result<u64, DomainError>>,
+    S: FnMut() -> SFut,
+    SFut: Future<Output = Result<W, DomainError>>,
+    D: FnMut(&W, u32) -> DFut,
+    DFut: Future<Output = Result<u64, DomainError>>,
 {
     let mut tick = tokio::time::interval(INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -72,18 +84,23 @@ where
             _ = cancelled.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let mut total = 0;
-        let pruned = loop {
-            match delete(BATCH).await {
-                Ok(deleted) => {
-                    total += deleted;
-                    if deleted < u64::from(BATCH) || cancelled.is_cancelled() {
-                        break Ok(total);
+        let pruned = match start().await {
+            Ok(goes) => {
+                let mut total = 0;
+                loop {
+                    match delete(&goes, BATCH).await {
+                        Ok(deleted) => {
+                            total += deleted;
+                            if deleted < u64::from(BATCH) || cancelled.is_cancelled() {
+                                break Ok(total);
+                            }
+                            tokio::time::sleep(BATCH_PAUSE).await;
+                        }
+                        Err(e) => break Err(e),
                     }
-                    tokio::time::sleep(BATCH_PAUSE).await;
                 }
-                Err(e) => break Err(e),
             }
+            Err(e) => Err(e),
         };
         match pruned {
             Ok(0) => {}

@@ -6,11 +6,11 @@ use serde_json::{json, Value};
 use super::statement::Statement;
 use super::{Dialect, SqlStore};
 use crate::activity::{
-    truncated, Activity, ActivityCredential, ActivityPage, ActivityQuery, ActivityRecord, ActivityRetention,
-    NewActivity,
+    truncated, Activity, ActivityCredential, ActivityCutoff, ActivityPage, ActivityQuery, ActivityRecord,
+    ActivityRetention, NewActivity,
 };
 use crate::store::ActivityStore;
-use crate::{DomainError, TenantName};
+use crate::{DomainError, TenantId, TenantName};
 use async_trait::async_trait;
 
 /// Records per INSERT. The statement's text is the same for any number of records (they travel
@@ -153,42 +153,25 @@ impl SqlStore {
             .rows_affected())
     }
 
-    /// Delete up to `limit` records beyond the newest `max` of each tenant.
-    async fn prune_activity_by_count(&self, max: u32, limit: u32) -> Result<u64, DomainError> {
-        let over: Vec<(String,)> = Statement::new(self.dialect)
-            .sql("SELECT tenant_id FROM activity GROUP BY tenant_id HAVING COUNT(*) > ")
-            .bind(i64::from(max))
-            .query_as()
-            .fetch_all(&self.pool)
-            .await?;
+    /// Delete up to `limit` records at or before the cut-offs, tenant by tenant.
+    async fn prune_activity_by_count(&self, cutoffs: &[ActivityCutoff], limit: u32) -> Result<u64, DomainError> {
         let mut deleted = 0;
-        for (tenant,) in &over {
+        for cutoff in cutoffs {
             let Some(remaining) = limit.checked_sub(u32::try_from(deleted).unwrap_or(u32::MAX)).filter(|r| *r > 0)
             else {
                 break;
             };
-            // The newest record beyond the bound: it and everything older go.
-            let first: Option<(i64, i64)> = Statement::new(self.dialect)
-                .sql("SELECT occurred_at, seq FROM activity WHERE tenant_id = ")
-                .bind(tenant.as_str())
-                .sql(" ORDER BY occurred_at DESC, seq DESC LIMIT 1 OFFSET ")
-                .bind(i64::from(max))
-                .query_as()
-                .fetch_optional(&self.pool)
-                .await?;
-            let Some((at, seq)) = first else {
-                continue;
-            };
+            // A key range of the tenant's index: a log already cut ends its probe at once.
             deleted += Statement::new(self.dialect)
                 .sql("DELETE FROM activity WHERE seq IN (SELECT seq FROM activity WHERE tenant_id = ")
-                .bind(tenant.as_str())
+                .bind(cutoff.tenant.as_str())
+                .sql(" AND occurred_at <= ")
+                .bind(cutoff.at)
                 .sql(" AND (occurred_at < ")
-                .bind(at)
-                .sql(" OR (occurred_at = ")
-                .bind(at)
-                .sql(" AND seq <= ")
-                .bind(seq)
-                .sql(")) LIMIT ")
+                .bind(cutoff.at)
+                .sql(" OR seq <= ")
+                .bind(cutoff.seq)
+                .sql(") LIMIT ")
                 .bind(i64::from(remaining))
                 .sql(")")
                 .query()
@@ -265,6 +248,32 @@ impl ActivityStore for SqlStore {
         Ok(ActivityPage { items, next_cursor })
     }
 
+    async fn activity_cutoffs(&self, max_per_tenant: u32) -> Result<Vec<ActivityCutoff>, DomainError> {
+        // The whole log counted once a pass; before, each batch of a pass counted it again and
+        // walked `max_per_tenant` index entries per tenant, quadratic in a backlog.
+        let over: Vec<(String,)> = Statement::new(self.dialect)
+            .sql("SELECT tenant_id FROM activity GROUP BY tenant_id HAVING COUNT(*) > ")
+            .bind(i64::from(max_per_tenant))
+            .query_as()
+            .fetch_all(&self.pool)
+            .await?;
+        let mut cutoffs = Vec::with_capacity(over.len());
+        for (tenant,) in over {
+            let newest_beyond: Option<(i64, i64)> = Statement::new(self.dialect)
+                .sql("SELECT occurred_at, seq FROM activity WHERE tenant_id = ")
+                .bind(tenant.as_str())
+                .sql(" ORDER BY occurred_at DESC, seq DESC LIMIT 1 OFFSET ")
+                .bind(i64::from(max_per_tenant))
+                .query_as()
+                .fetch_optional(&self.pool)
+                .await?;
+            if let Some((at, seq)) = newest_beyond {
+                cutoffs.push(ActivityCutoff { tenant: TenantId(tenant), at, seq });
+            }
+        }
+        Ok(cutoffs)
+    }
+
     async fn prune_activity(&self, retention: &ActivityRetention, limit: u32) -> Result<u64, DomainError> {
         // Bounded batches, so that a large backlog never holds a long transaction (SQLite has one
         // writer) and the caller can pace itself.
@@ -273,8 +282,8 @@ impl ActivityStore for SqlStore {
             deleted += self.prune_activity_by_age(before, limit).await?;
         }
         let remaining = u64::from(limit).saturating_sub(deleted);
-        if let (Some(max), Ok(remaining @ 1..)) = (retention.max_per_tenant, u32::try_from(remaining)) {
-            deleted += self.prune_activity_by_count(max, remaining).await?;
+        if let Ok(remaining @ 1..) = u32::try_from(remaining) {
+            deleted += self.prune_activity_by_count(&retention.cutoffs, remaining).await?;
         }
         Ok(deleted)
     }

@@ -196,18 +196,22 @@ async fn activity_is_pruned_by_age_and_by_count_per_tenant(store: &impl Store) {
     store.append_activity(&batch).await.unwrap();
 
     // By age: before T0 + 3 s, in batches of at most `limit`.
-    let by_age = ActivityRetention { before: Some(T0 + 3 * SECOND), max_per_tenant: None };
+    let by_age = ActivityRetention { before: Some(T0 + 3 * SECOND), cutoffs: Vec::new() };
     assert_eq!(store.prune_activity(&by_age, 4).await.unwrap(), 4);
     assert_eq!(store.prune_activity(&by_age, 4).await.unwrap(), 2);
     assert_eq!(store.prune_activity(&by_age, 4).await.unwrap(), 0);
     assert_eq!(statuses(store, &acme, &query()).await, [209, 208, 207, 206, 205, 204, 203]);
 
-    // By count: each tenant keeps its newest four.
+    // By count: each tenant keeps its newest four, cut where the pass found them.
     let more: Vec<NewActivity> = (0..3)
         .map(|i| new(&globex, record(T0 + 20 * SECOND + i, ActivityMethod::Get, ActivityResource::User, 299)))
         .collect();
     store.append_activity(&more).await.unwrap();
-    let by_count = ActivityRetention { before: None, max_per_tenant: Some(4) };
+    let by_count = ActivityRetention { before: None, cutoffs: store.activity_cutoffs(4).await.unwrap() };
+    assert_eq!(by_count.cutoffs.len(), 2);
+    // A record appended during the pass is newer than its cut-off: it stays, and so do the four.
+    let during = new(&acme, record(T0 + 30 * SECOND, ActivityMethod::Get, ActivityResource::User, 298));
+    store.append_activity(&[during]).await.unwrap();
     let mut deleted = 0;
     loop {
         let batch = store.prune_activity(&by_count, 2).await.unwrap();
@@ -218,10 +222,18 @@ async fn activity_is_pruned_by_age_and_by_count_per_tenant(store: &impl Store) {
         }
     }
     assert_eq!(deleted, 3 + 6);
-    assert_eq!(statuses(store, &acme, &query()).await, [209, 208, 207, 206]);
+    assert_eq!(statuses(store, &acme, &query()).await, [298, 209, 208, 207, 206]);
     assert_eq!(statuses(store, &globex, &query()).await, [299, 299, 299, 209]);
-    let both = ActivityRetention { before: Some(T0 + 8 * SECOND), max_per_tenant: Some(4) };
+    // The next pass cuts it to four again; none of the other tenant's log is over.
+    let next = ActivityRetention { before: None, cutoffs: store.activity_cutoffs(4).await.unwrap() };
+    assert_eq!(next.cutoffs.len(), 1);
+    assert_eq!(store.prune_activity(&next, 100).await.unwrap(), 1);
+    assert_eq!(statuses(store, &acme, &query()).await, [298, 209, 208, 207]);
+    assert!(store.activity_cutoffs(4).await.unwrap().is_empty());
+    let both = ActivityRetention { before: Some(T0 + 8 * SECOND), cutoffs: store.activity_cutoffs(3).await.unwrap() };
+    // Acme's 207 for its age; globex's 209 beyond its newest three.
     assert_eq!(store.prune_activity(&both, 100).await.unwrap(), 2);
-    assert_eq!(statuses(store, &acme, &query()).await, [209, 208]);
+    assert_eq!(statuses(store, &acme, &query()).await, [298, 209, 208]);
+    assert_eq!(statuses(store, &globex, &query()).await, [299, 299, 299]);
     assert_eq!(store.prune_activity(&ActivityRetention::default(), 100).await.unwrap(), 0);
 }
