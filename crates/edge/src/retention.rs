@@ -68,8 +68,8 @@ fn max_age(days: u64) -> i64 {
 }
 
 /// At start-up and then every [`INTERVAL`] until `cancelled`: a pass, which `start`s by saying
-/// what goes, then calls `delete(&what, BATCH)` until it deletes fewer than a batch, pausing
-/// between batches.
+/// what goes (`goes`), then calls `delete(&goes, BATCH)` until it deletes fewer than a batch,
+/// pausing between batches. A pass that cannot start is retried at the next interval.
 async fn every_interval<W, S, SFut, D, DFut>(cancelled: &CancellationToken, what: &str, mut start: S, mut delete: D)
 where
     S: FnMut() -> SFut,
