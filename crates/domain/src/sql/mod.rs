@@ -438,6 +438,40 @@ mod tests {
         }
     }
 
+    /// `n` users of `tenant` written directly (ids `id1`…, userNames `u1`…), as a bulk load leaves
+    /// them: not analyzed.
+    // Helpers of tests, not tests: clippy's test exemption does not reach them.
+    #[allow(clippy::unwrap_used)]
+    async fn insert_users(db: &TestDb, tenant: &crate::TenantId, n: u32) {
+        db.execute(&format!(
+            "INSERT INTO users (tenant_id, id, user_name, user_name_lower, active, data, version, created_at, updated_at) \
+             SELECT '{}', 'id' || i, 'u' || i, 'u' || i, TRUE, '{{}}', 1, 0, 0 FROM generate_series(1, {n}) AS i",
+            tenant.as_str()
+        ))
+        .await
+        .unwrap();
+    }
+
+    /// `n` members of `group` written directly, with ids `{prefix}1`….
+    #[allow(clippy::unwrap_used)]
+    async fn insert_members(db: &TestDb, tenant: &crate::TenantId, group: &str, prefix: &str, n: u32) {
+        db.execute(&format!(
+            "INSERT INTO group_members (tenant_id, group_id, member_id, member_type) \
+             SELECT '{}', '{group}', '{prefix}' || i, 'User' FROM generate_series(1, {n}) AS i",
+            tenant.as_str()
+        ))
+        .await
+        .unwrap();
+    }
+
+    /// A group of `tenant` named `name`, made through the store; its id.
+    #[allow(clippy::unwrap_used)]
+    async fn create_group(store: &super::SqlStore, tenant: &crate::TenantId, name: &str) -> String {
+        use crate::store::ResourceStore;
+        let body = serde_json::json!({"schemas": [proto::schema::GROUP], "displayName": name});
+        store.create(tenant, proto::ResourceKind::Group, body).await.unwrap().id
+    }
+
     /// The plan a `userName` search runs with on a lookup connection, and that connection's
     /// backend: the search is run on it, then its prepared statement is explained there.
     // A helper of tests, not a test: clippy's test exemption does not reach it.
@@ -478,13 +512,7 @@ mod tests {
         // good as the next there).
         let (first, _) = user_name_search_plan(&store, &tenant.id).await;
         // Its first sync: 5,000 users, tables never analyzed.
-        db.execute(&format!(
-            "INSERT INTO users (tenant_id, id, user_name, user_name_lower, active, data, version, created_at, updated_at) \
-             SELECT '{}', 'id' || i, 'u' || i, 'u' || i, TRUE, '{{}}', 1, 0, 0 FROM generate_series(1, 5000) AS i",
-            tenant.id.as_str()
-        ))
-        .await
-        .unwrap();
+        insert_users(&db, &tenant.id, 5000).await;
         tokio::time::sleep(lifetime + std::time::Duration::from_millis(100)).await;
         let (second, plan) = user_name_search_plan(&store, &tenant.id).await;
         assert_ne!(first, second, "the lookup connection was not replaced");
@@ -495,29 +523,15 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_plans_a_search_by_user_name_once_per_session_when_its_users_are_in_groups() {
-        use crate::store::{ResourceStore, TenantStore};
+        use crate::store::TenantStore;
         let Some(db) = TestDb::new(Backend::Postgres).await else { return };
         let store = db.store().await;
         let tenant = store.create_tenant(&crate::TenantName::parse("acme").unwrap()).await.unwrap();
-        db.execute(&format!(
-            "INSERT INTO users (tenant_id, id, user_name, user_name_lower, active, data, version, created_at, updated_at) \
-             SELECT '{}', 'id' || i, 'u' || i, 'u' || i, TRUE, '{{}}', 1, 0, 0 FROM generate_series(1, 2000) AS i",
-            tenant.id.as_str()
-        ))
-        .await
-        .unwrap();
+        insert_users(&db, &tenant.id, 2000).await;
         // Every user in four groups, and the tables analyzed (as autovacuum does).
         for name in ["a", "b", "c", "d"] {
-            let body = serde_json::json!({"schemas": [proto::schema::GROUP], "displayName": name});
-            let group = store.create(&tenant.id, proto::ResourceKind::Group, body).await.unwrap();
-            db.execute(&format!(
-                "INSERT INTO group_members (tenant_id, group_id, member_id, member_type) \
-                 SELECT '{}', '{}', 'id' || i, 'User' FROM generate_series(1, 2000) AS i",
-                tenant.id.as_str(),
-                group.id
-            ))
-            .await
-            .unwrap();
+            let group = create_group(&store, &tenant.id, name).await;
+            insert_members(&db, &tenant.id, &group, "id", 2000).await;
         }
         db.execute("ANALYZE").await.unwrap();
         // A main connection (PostgreSQL's own choice of plans), as a borrowed key read gets.
@@ -551,22 +565,13 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_reads_the_groups_of_a_pages_users_and_not_of_those_its_offset_skips() {
-        use crate::store::{ResourceStore, TenantStore};
+        use crate::store::TenantStore;
         let Some(db) = TestDb::new(Backend::Postgres).await else { return };
         let store = db.store().await;
         let tenant = store.create_tenant(&crate::TenantName::parse("acme").unwrap()).await.unwrap();
-        let body = serde_json::json!({"schemas": [proto::schema::GROUP], "displayName": "Everyone"});
-        let group = store.create(&tenant.id, proto::ResourceKind::Group, body).await.unwrap();
-        db.execute(&format!(
-            "INSERT INTO users (tenant_id, id, user_name, user_name_lower, active, data, version, created_at, updated_at) \
-             SELECT '{t}', 'id' || i, 'u' || i, 'u' || i, TRUE, '{{}}', 1, 0, 0 FROM generate_series(1, 300) AS i; \
-             INSERT INTO group_members (tenant_id, group_id, member_id, member_type) \
-             SELECT '{t}', '{g}', 'id' || i, 'User' FROM generate_series(1, 300) AS i",
-            t = tenant.id.as_str(),
-            g = group.id
-        ))
-        .await
-        .unwrap();
+        let group = create_group(&store, &tenant.id, "Everyone").await;
+        insert_users(&db, &tenant.id, 300).await;
+        insert_members(&db, &tenant.id, &group, "id", 300).await;
         // The fifth page of 50 (`startIndex=201`), as a list of the users with their groups.
         let query = crate::resource::Query {
             filter: None,
@@ -602,34 +607,22 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_adds_many_members_by_key_to_a_group_too_new_for_the_statistics() {
-        use crate::store::{ResourceStore, TenantStore};
+        use crate::store::TenantStore;
         let Some(db) = TestDb::new(Backend::Postgres).await else { return };
         let store = db.store().await;
         let tenant = store.create_tenant(&crate::TenantName::parse("acme").unwrap()).await.unwrap();
-        let t = tenant.id.as_str();
-        let mut groups = Vec::new();
-        for name in ["Old", "New"] {
-            let body = serde_json::json!({"schemas": [proto::schema::GROUP], "displayName": name});
-            groups.push(store.create(&tenant.id, proto::ResourceKind::Group, body).await.unwrap().id);
-        }
+        let (old, new) = (create_group(&store, &tenant.id, "Old").await, create_group(&store, &tenant.id, "New").await);
         // Statistics made while only the old group had members; then 2,500 join the new one.
-        db.execute(&format!(
-            "INSERT INTO users (tenant_id, id, user_name, user_name_lower, active, data, version, created_at, updated_at) \
-             SELECT '{t}', 'id' || i, 'u' || i, 'u' || i, TRUE, '{{}}', 1, 0, 0 FROM generate_series(1, 3000) AS i; \
-             INSERT INTO group_members (tenant_id, group_id, member_id, member_type) \
-             SELECT '{t}', '{}', 'id' || i, 'User' FROM generate_series(1, 3000) AS i; ANALYZE; \
-             INSERT INTO group_members (tenant_id, group_id, member_id, member_type) \
-             SELECT '{t}', '{}', 'id' || i, 'User' FROM generate_series(1, 2500) AS i",
-            groups[0], groups[1]
-        ))
-        .await
-        .unwrap();
+        insert_users(&db, &tenant.id, 3000).await;
+        insert_members(&db, &tenant.id, &old, "id", 3000).await;
+        db.execute("ANALYZE").await.unwrap();
+        insert_members(&db, &tenant.id, &new, "id", 2500).await;
         // 500 more: beyond the few that take placeholders, a JSON parameter estimated at 100 rows.
         let added: Vec<serde_json::Value> =
             (2501..=3000).map(|i| serde_json::json!({"value": format!("id{i}")})).collect();
         let members = super::members::take_members(&mut serde_json::json!({"members": added}));
         let explain = super::Statement::new(super::Dialect::Postgres).sql("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) ");
-        let insert = super::members::insert_members(explain, &tenant.id, &groups[1], &members)
+        let insert = super::members::insert_members(explain, &tenant.id, &new, &members)
             .unwrap()
             .sql(" WHERE gm.member_id IS NULL ON CONFLICT (tenant_id, group_id, member_id) DO NOTHING");
         let mut tx = store.pool.begin().await.unwrap();
@@ -649,25 +642,16 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_checks_a_few_new_members_by_key_in_a_large_group_without_statistics() {
-        use crate::store::{ResourceStore, TenantStore};
+        use crate::store::TenantStore;
         let Some(db) = TestDb::new(Backend::Postgres).await else { return };
         let store = db.store().await;
         let tenant = store.create_tenant(&crate::TenantName::parse("acme").unwrap()).await.unwrap();
-        let body = serde_json::json!({"schemas": [proto::schema::GROUP], "displayName": "Everyone"});
-        let group = store.create(&tenant.id, proto::ResourceKind::Group, body).await.unwrap();
+        let group = create_group(&store, &tenant.id, "Everyone").await;
         // 5,000 members, and tables never analyzed (as on a new tenant's first sync).
-        db.execute(&format!(
-            "INSERT INTO group_members (tenant_id, group_id, member_id, member_type) \
-             SELECT '{}', '{}', 'm' || i, 'User' FROM generate_series(1, 5000) AS i",
-            tenant.id.as_str(),
-            group.id
-        ))
-        .await
-        .unwrap();
+        insert_members(&db, &tenant.id, &group, "m", 5000).await;
         for lock_users in [true, false] {
             let explain = super::Statement::new(super::Dialect::Postgres).sql("EXPLAIN ");
-            let classify =
-                super::members::classify_members(explain, &tenant.id, &group.id, &["m17", "new"], lock_users);
+            let classify = super::members::classify_members(explain, &tenant.id, &group, &["m17", "new"], lock_users);
             let rows: Vec<(String,)> = classify.query_as().fetch_all(&store.pool).await.unwrap();
             let plan: Vec<&str> = rows.iter().map(|(line,)| line.as_str()).collect();
             // Every read of the member table names the member: a probe, not the group's rows.
