@@ -489,6 +489,24 @@ impl SqlStore {
         row.into_resource(kind)
     }
 
+    /// Bump a group's version after its members alone changed: its JSON stays as it is, and the
+    /// update, which member PATCHes of one group make in turn, writes no more than it must.
+    async fn bump_group(&self, conn: &mut AnyConnection, tenant: &TenantId, id: &str) -> Result<Resource, DomainError> {
+        let row: ResourceRow = Statement::new(self.dialect)
+            .sql("UPDATE groups SET version = version + 1, updated_at = ")
+            .bind(now_micros())
+            .sql(" WHERE tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND id = ")
+            .bind(id)
+            .sql(&returning_resource(self.dialect, ResourceKind::Group))
+            .query_as()
+            .fetch_one(&mut *conn)
+            .await?;
+        self.churn.add(Churned::Groups, 1);
+        row.into_resource(ResourceKind::Group)
+    }
+
     /// Bump the version of groups whose member set changed as a side effect.
     async fn touch_groups_with_member(
         &self,
@@ -732,8 +750,8 @@ impl SqlStore {
         affected: Vec<String>,
         with_members: bool,
     ) -> Result<Resource, DomainError> {
-        let (id, after) = (change.id, change.after);
-        let changed = change.before != change.after || change.members.changed();
+        let (id, before, after) = (change.id, change.before, change.after);
+        let changed = before != after || change.members.changed();
         let mut resource = Resource { members: None, groups: None, ..change.current.clone() };
         // A user's row is written first: reconciliation reads whether it is active.
         if kind == ResourceKind::User && changed {
@@ -751,7 +769,11 @@ impl SqlStore {
         // hold rows only, then wait for each other's row for their version bump and commit alone.
         if kind == ResourceKind::Group && changed {
             w.append_events().await?;
-            let row = self.write_row(&mut w.tx, tenant, kind, id, after).await?;
+            let row = if before == after {
+                self.bump_group(&mut w.tx, tenant, id).await?
+            } else {
+                self.write_row(&mut w.tx, tenant, kind, id, after).await?
+            };
             resource = Resource { members: resource.members.take(), ..row };
         }
         w.commit().await?;
@@ -1078,6 +1100,17 @@ impl SqlStore {
         for group in &left {
             let group = groups.get(group).cloned().unwrap_or_else(|| json!({"id": group}));
             w.emit(EventType::GroupMemberRemoved, json!({"group": group, member.0: member.1}));
+        }
+        if kind == ResourceKind::Group {
+            // Its own member rows: `group_members` has no foreign key to `groups` on PostgreSQL.
+            Statement::new(self.dialect)
+                .sql("DELETE FROM group_members WHERE tenant_id = ")
+                .bind(tenant.as_str())
+                .sql(" AND group_id = ")
+                .bind(id)
+                .query()
+                .execute(&mut *w.tx)
+                .await?;
         }
         Statement::new(self.dialect)
             .sql(&format!("DELETE FROM {} WHERE tenant_id = ", table(kind)))

@@ -2,6 +2,7 @@
 // Test helpers outside #[test] functions may panic: a failed expectation is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use domain::testing::{Backend, TestDb};
 use domain::{
     DomainError, Entity, EntityTags, NewToken, Precondition, Query, Store, TenantName, TenantUpdate, TokenOwner,
 };
@@ -32,6 +33,19 @@ domain::both_backends!(
     deleting_a_member_updates_its_groups,
     readiness_reports_migrations,
 );
+
+domain::both_backends!(raw: raw_fixture => a_deleted_groups_member_rows_go_with_it_even_beside_member_patches);
+
+/// A store with its database, for the cases that look at rows the store does not show.
+struct Raw {
+    store: domain::SqlStore,
+    db: TestDb,
+}
+
+async fn raw_fixture(backend: Backend) -> Option<Raw> {
+    let db = TestDb::new(backend).await?;
+    Some(Raw { store: db.store().await, db })
+}
 
 fn user(name: &str) -> Value {
     proto::resource::normalize(ResourceKind::User, json!({"schemas": [proto::schema::USER], "userName": name})).unwrap()
@@ -328,6 +342,36 @@ async fn deleting_a_member_updates_its_groups(store: &impl Store) {
         store.get(&t.id, ResourceKind::User, &u.id, true, &Precondition::None).await,
         Err(DomainError::NotFound(Entity::User))
     ));
+}
+
+/// `group_members` has no foreign key to `groups`: deleting a group removes its member rows
+/// itself, and member PATCHes of the group sent beside the delete add none after it.
+async fn a_deleted_groups_member_rows_go_with_it_even_beside_member_patches(raw: Raw) {
+    let store = &raw.store;
+    use domain::{ResourceStore, TenantStore};
+    let t = store.create_tenant(&TenantName::parse("t").unwrap()).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.push(store.create(&t.id, ResourceKind::User, user(&format!("u{i}"))).await.unwrap().id);
+    }
+    let g = store.create(&t.id, ResourceKind::Group, group("g", &[&ids[0], &ids[1]])).await.unwrap();
+    let (tenant, group_id) = (&t.id, &g.id);
+    let adds = ids[2..].iter().map(|id| {
+        let add = ops(json!([{"op": "add", "path": "members", "value": [{"value": id}]}]));
+        async move { store.patch(tenant, ResourceKind::Group, group_id, &add, &Precondition::None, false).await }
+    });
+    let delete = store.delete(&t.id, ResourceKind::Group, &g.id, &Precondition::None);
+    let (added, deleted) = tokio::join!(futures_util::future::join_all(adds), delete);
+    deleted.unwrap();
+    // Each add ran before the delete or found the group gone.
+    for outcome in added {
+        assert!(matches!(outcome, Ok(_) | Err(DomainError::NotFound(Entity::Group))), "{outcome:?}");
+    }
+    let left = raw.db.scalar(&format!("SELECT COUNT(*) FROM group_members WHERE group_id = '{}'", g.id)).await.unwrap();
+    assert_eq!(left, 0);
+    // The users stay, in no group.
+    let u = store.get(&t.id, ResourceKind::User, &ids[0], true, &Precondition::None).await.unwrap();
+    assert_eq!(u.groups.map(|groups| groups.len()), Some(0));
 }
 
 async fn readiness_reports_migrations(store: &impl Store) {
