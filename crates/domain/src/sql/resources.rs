@@ -1102,7 +1102,7 @@ impl SqlStore {
             w.emit(EventType::GroupMemberRemoved, json!({"group": group, member.0: member.1}));
         }
         if kind == ResourceKind::Group {
-            // Its own member rows: `group_members` has no foreign key to `groups` on PostgreSQL.
+            // Its own member rows: `group_members` has no foreign key to `groups` (see migration 0011).
             Statement::new(self.dialect)
                 .sql("DELETE FROM group_members WHERE tenant_id = ")
                 .bind(tenant.as_str())

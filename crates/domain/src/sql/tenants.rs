@@ -249,8 +249,8 @@ impl TenantStore for SqlStore {
     async fn delete_tenant(&self, name: &TenantName) -> Result<(), DomainError> {
         let mut tx = self.begin_write().await?;
         let id = self.tenant_id(&mut tx, name).await?;
-        // Memberships first: no foreign key removes them (none to their tenant, and on
-        // PostgreSQL none to their group).
+        // Memberships first: no foreign key removes them (they have none, to their tenant or
+        // their group).
         for statement in ["DELETE FROM group_members WHERE tenant_id = ", "DELETE FROM tenants WHERE id = "] {
             Statement::new(self.dialect).sql(statement).bind(id.as_str()).query().execute(&mut *tx).await?;
         }

@@ -347,8 +347,8 @@ async fn deleting_a_member_updates_its_groups(store: &impl Store) {
 /// `group_members` has no foreign key to `groups`: deleting a group removes its member rows
 /// itself, and member PATCHes of the group sent beside the delete add none after it.
 async fn a_deleted_groups_member_rows_go_with_it_even_beside_member_patches(raw: Raw) {
-    let store = &raw.store;
     use domain::{ResourceStore, TenantStore};
+    let store = &raw.store;
     let t = store.create_tenant(&TenantName::parse("t").unwrap()).await.unwrap();
     let mut ids = Vec::new();
     for i in 0..12 {
