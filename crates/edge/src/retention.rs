@@ -84,24 +84,19 @@ where
             _ = cancelled.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let pruned = match start().await {
-            Ok(goes) => {
-                let mut total = 0;
-                loop {
-                    match delete(&goes, BATCH).await {
-                        Ok(deleted) => {
-                            total += deleted;
-                            if deleted < u64::from(BATCH) || cancelled.is_cancelled() {
-                                break Ok(total);
-                            }
-                            tokio::time::sleep(BATCH_PAUSE).await;
-                        }
-                        Err(e) => break Err(e),
-                    }
+        let pruned: Result<u64, DomainError> = async {
+            let goes = start().await?;
+            let mut total = 0;
+            loop {
+                let deleted = delete(&goes, BATCH).await?;
+                total += deleted;
+                if deleted < u64::from(BATCH) || cancelled.is_cancelled() {
+                    return Ok(total);
                 }
+                tokio::time::sleep(BATCH_PAUSE).await;
             }
-            Err(e) => Err(e),
-        };
+        }
+        .await;
         match pruned {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, what, "deleted past retention"),

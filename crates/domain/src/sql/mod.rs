@@ -438,9 +438,20 @@ mod tests {
         }
     }
 
+    /// A store with `settings` on a fresh PostgreSQL database, and its one tenant `acme`; none
+    /// without PostgreSQL.
+    // Helpers of tests, not tests: clippy's test exemption does not reach them.
+    #[allow(clippy::unwrap_used)]
+    async fn postgres_with_acme(settings: &PoolSettings) -> Option<(TestDb, super::SqlStore, crate::Tenant)> {
+        use crate::store::TenantStore;
+        let db = TestDb::new(Backend::Postgres).await?;
+        let store = db.store_with(settings).await;
+        let tenant = store.create_tenant(&crate::TenantName::parse("acme").unwrap()).await.unwrap();
+        Some((db, store, tenant))
+    }
+
     /// `n` users of `tenant` written directly (ids `id1`…, userNames `u1`…), as a bulk load leaves
     /// them: not analyzed.
-    // Helpers of tests, not tests: clippy's test exemption does not reach them.
     #[allow(clippy::unwrap_used)]
     async fn insert_users(db: &TestDb, tenant: &crate::TenantId, n: u32) {
         db.execute(&format!(
@@ -503,11 +514,9 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_lookups_plan_again_once_a_new_tenants_tables_have_grown() {
-        use crate::store::TenantStore;
-        let Some(db) = TestDb::new(Backend::Postgres).await else { return };
         let lifetime = std::time::Duration::from_millis(300);
-        let store = db.store_with(&PoolSettings { plan_lifetime: lifetime, ..PoolSettings::default() }).await;
-        let tenant = store.create_tenant(&crate::TenantName::parse("acme").unwrap()).await.unwrap();
+        let settings = PoolSettings { plan_lifetime: lifetime, ..PoolSettings::default() };
+        let Some((db, store, tenant)) = postgres_with_acme(&settings).await else { return };
         // A new tenant's first search: its plan is made on empty tables (any index looks as
         // good as the next there).
         let (first, _) = user_name_search_plan(&store, &tenant.id).await;
@@ -523,10 +532,7 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_plans_a_search_by_user_name_once_per_session_when_its_users_are_in_groups() {
-        use crate::store::TenantStore;
-        let Some(db) = TestDb::new(Backend::Postgres).await else { return };
-        let store = db.store().await;
-        let tenant = store.create_tenant(&crate::TenantName::parse("acme").unwrap()).await.unwrap();
+        let Some((db, store, tenant)) = postgres_with_acme(&PoolSettings::default()).await else { return };
         insert_users(&db, &tenant.id, 2000).await;
         // Every user in four groups, and the tables analyzed (as autovacuum does).
         for name in ["a", "b", "c", "d"] {
@@ -565,10 +571,7 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_reads_the_groups_of_a_pages_users_and_not_of_those_its_offset_skips() {
-        use crate::store::TenantStore;
-        let Some(db) = TestDb::new(Backend::Postgres).await else { return };
-        let store = db.store().await;
-        let tenant = store.create_tenant(&crate::TenantName::parse("acme").unwrap()).await.unwrap();
+        let Some((db, store, tenant)) = postgres_with_acme(&PoolSettings::default()).await else { return };
         let group = create_group(&store, &tenant.id, "Everyone").await;
         insert_users(&db, &tenant.id, 300).await;
         insert_members(&db, &tenant.id, &group, "id", 300).await;
@@ -607,10 +610,7 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_adds_many_members_by_key_to_a_group_too_new_for_the_statistics() {
-        use crate::store::TenantStore;
-        let Some(db) = TestDb::new(Backend::Postgres).await else { return };
-        let store = db.store().await;
-        let tenant = store.create_tenant(&crate::TenantName::parse("acme").unwrap()).await.unwrap();
+        let Some((db, store, tenant)) = postgres_with_acme(&PoolSettings::default()).await else { return };
         let (old, new) = (create_group(&store, &tenant.id, "Old").await, create_group(&store, &tenant.id, "New").await);
         // Statistics made while only the old group had members; then 2,500 join the new one.
         insert_users(&db, &tenant.id, 3000).await;
@@ -642,10 +642,7 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_checks_a_few_new_members_by_key_in_a_large_group_without_statistics() {
-        use crate::store::TenantStore;
-        let Some(db) = TestDb::new(Backend::Postgres).await else { return };
-        let store = db.store().await;
-        let tenant = store.create_tenant(&crate::TenantName::parse("acme").unwrap()).await.unwrap();
+        let Some((db, store, tenant)) = postgres_with_acme(&PoolSettings::default()).await else { return };
         let group = create_group(&store, &tenant.id, "Everyone").await;
         // 5,000 members, and tables never analyzed (as on a new tenant's first sync).
         insert_members(&db, &tenant.id, &group, "m", 5000).await;
