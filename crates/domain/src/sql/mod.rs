@@ -10,6 +10,7 @@ mod dialect;
 mod events;
 mod filter;
 mod gauges;
+mod growth;
 mod members;
 mod oauth;
 mod orgs;
@@ -62,8 +63,12 @@ pub struct PoolSettings {
     /// (`statement_timeout`), whether or not anybody still waits for its answer. `None`: no
     /// limit. Migrations run without it.
     pub statement_timeout: Option<Duration>,
-    /// How long a PostgreSQL connection keeps the plans it cached (see [`PlanCache`]).
+    /// The longest a PostgreSQL connection keeps the plans it cached (see [`PlanCache`]); it
+    /// is replaced sooner once the tables have doubled since it opened.
     pub plan_lifetime: Duration,
+    /// How often the sizes of the tables are read, to tell whether they doubled
+    /// ([`growth`]).
+    pub growth_check: Duration,
 }
 
 impl Default for PoolSettings {
@@ -73,21 +78,26 @@ impl Default for PoolSettings {
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: None,
             plan_lifetime: PLAN_LIFETIME,
+            growth_check: GROWTH_CHECK,
         }
     }
 }
 
 /// See [`PlanCache`].
-pub const PLAN_LIFETIME: Duration = Duration::from_secs(2);
+pub const PLAN_LIFETIME: Duration = Duration::from_secs(60);
+
+/// See [`growth`].
+pub const GROWTH_CHECK: Duration = Duration::from_secs(2);
 
 /// How a PostgreSQL session plans the statements it has prepared. Either way a connection is
-/// replaced once it is [`PoolSettings::plan_lifetime`] old, and its cached plans with it. A
-/// plan cached on tables that hold a few rows, never analyzed (a new tenant's first sync,
-/// autovacuum off or not yet run), may read a tenant's rows by `tenant_id` alone, since every
-/// index that starts with it looks as cheap as the next there; kept for the connection's life
-/// such a plan read every user of the tenant for a `userName` lookup once they were 10,000
-/// (docs/benchmarks.md). Replaced connections bound that to the lifetime: the next plan is made
-/// on the tables as they have grown.
+/// replaced once a table or index has doubled since it opened ([`growth`], read every
+/// [`PoolSettings::growth_check`]) or once it is [`PoolSettings::plan_lifetime`] old, and its
+/// cached plans with it. A plan cached on tables that hold a few rows, never analyzed (a new
+/// tenant's first sync, autovacuum off or not yet run), may read a tenant's rows by `tenant_id`
+/// alone, since every index that starts with it looks as cheap as the next there; kept for the
+/// connection's life such a plan read every user of the tenant for a `userName` lookup once they
+/// were 10,000 (docs/benchmarks.md). Replaced connections bound that: the next plan is made on
+/// the tables as they have grown.
 #[derive(Debug, Clone, Copy)]
 enum PlanCache {
     /// PostgreSQL's own choice (`plan_cache_mode = auto`): the first five runs of a statement
@@ -110,8 +120,15 @@ fn lookup_connections(dialect: Dialect, max: u32) -> u32 {
     }
 }
 
-/// A pool of `max` connections whose sessions plan as `plans` says (PostgreSQL).
-fn pool_options(dialect: Dialect, settings: &PoolSettings, max: u32, plans: PlanCache) -> AnyPoolOptions {
+/// A pool of `max` connections whose sessions plan as `plans` says (PostgreSQL), replaced once
+/// `growth` (PostgreSQL) says the tables outgrew them.
+fn pool_options(
+    dialect: Dialect,
+    settings: &PoolSettings,
+    max: u32,
+    plans: PlanCache,
+    growth: Option<Arc<growth::TableGrowth>>,
+) -> AnyPoolOptions {
     let statement_timeout = settings.statement_timeout;
     let lifetime = (dialect == Dialect::Postgres).then_some(settings.plan_lifetime);
     AnyPoolOptions::new()
@@ -131,9 +148,20 @@ fn pool_options(dialect: Dialect, settings: &PoolSettings, max: u32, plans: Plan
         // Only one idle for a while is pinged (the server may have gone away meanwhile).
         .test_before_acquire(false)
         .before_acquire(move |conn, meta| {
+            let growth = growth.clone();
             Box::pin(async move {
                 if meta.idle_for >= IDLE_CONNECTION_LIFETIME || lifetime.is_some_and(|l| meta.age >= l) {
                     return Ok(false);
+                }
+                if let Some(growth) = growth {
+                    if growth.claim_check() {
+                        let sizes: Vec<(String, i64)> =
+                            sqlx::query_as(growth::RELATION_PAGES).fetch_all(&mut *conn).await?;
+                        growth.record(sizes);
+                    }
+                    if growth.outgrew(meta.age) {
+                        return Ok(false);
+                    }
                 }
                 if meta.idle_for >= PING_WHEN_IDLE {
                     sqlx::Connection::ping(conn).await?;
@@ -206,7 +234,9 @@ impl SqlStore {
             DomainError::Internal(format!("cannot parse database URL {url}"), Some(Box::new(e)))
         })?;
         let lookups = lookup_connections(dialect, settings.max_connections);
-        let pool = pool_options(dialect, settings, settings.max_connections - lookups, PlanCache::Auto)
+        // One reading of the tables' growth for both pools.
+        let growth = (dialect == Dialect::Postgres).then(|| Arc::new(growth::TableGrowth::new(settings.growth_check)));
+        let pool = pool_options(dialect, settings, settings.max_connections - lookups, PlanCache::Auto, growth.clone())
             .connect_with(options.clone())
             .await
             .map_err(DomainError::from)?;
@@ -214,7 +244,7 @@ impl SqlStore {
             None
         } else {
             Some(
-                pool_options(dialect, settings, lookups, PlanCache::Generic)
+                pool_options(dialect, settings, lookups, PlanCache::Generic, growth)
                     .connect_with(options)
                     .await
                     .map_err(DomainError::from)?,
@@ -413,29 +443,48 @@ mod tests {
         assert!(store.token_for_auth(&unknown).await.unwrap().is_none());
     }
 
+    /// The backends of every connection `pool` hands out, all held at once.
+    // A helper of tests, not a test: clippy's test exemption does not reach it.
+    #[allow(clippy::unwrap_used)]
+    async fn backends(pool: &sqlx::AnyPool) -> std::collections::BTreeSet<i32> {
+        let mut held = Vec::new();
+        let mut pids = std::collections::BTreeSet::new();
+        for _ in 0..pool.options().get_max_connections() {
+            let mut conn = pool.acquire().await.unwrap();
+            let (pid,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.unwrap();
+            pids.insert(pid);
+            held.push(conn);
+        }
+        pids
+    }
+
     #[tokio::test]
     async fn postgres_connections_of_both_pools_are_replaced_once_their_plans_are_old() {
         let Some(db) = TestDb::new(Backend::Postgres).await else { return };
         let lifetime = std::time::Duration::from_millis(300);
         let store = db.store_with(&PoolSettings { plan_lifetime: lifetime, ..PoolSettings::default() }).await;
         for pool in [&store.pool, store.lookups()] {
-            // The backends of every connection the pool hands out, all held at once.
-            let backends = || async {
-                let mut held = Vec::new();
-                let mut pids = std::collections::BTreeSet::new();
-                for _ in 0..pool.options().get_max_connections() {
-                    let mut conn = pool.acquire().await.unwrap();
-                    let (pid,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.unwrap();
-                    pids.insert(pid);
-                    held.push(conn);
-                }
-                pids
-            };
-            let young = backends().await;
+            let young = backends(pool).await;
             tokio::time::sleep(lifetime + std::time::Duration::from_millis(100)).await;
-            let old = backends().await;
+            let old = backends(pool).await;
             assert!(young.is_disjoint(&old), "an old connection was handed out again, with its plans");
         }
+    }
+
+    #[tokio::test]
+    async fn postgres_connections_are_kept_while_the_tables_do_not_grow() {
+        let growth_check = std::time::Duration::from_millis(100);
+        let settings = PoolSettings { growth_check, ..PoolSettings::default() };
+        let Some((_db, store, tenant)) = postgres_with_acme(&settings).await else { return };
+        let first = [backends(&store.pool).await, backends(store.lookups()).await];
+        // Several readings of the sizes later, with a write and a search in between.
+        for name in ["a", "b", "c"] {
+            tokio::time::sleep(growth_check + std::time::Duration::from_millis(50)).await;
+            create_group(&store, &tenant.id, name).await;
+            user_name_search_plan(&store, &tenant.id).await;
+        }
+        let later = [backends(&store.pool).await, backends(store.lookups()).await];
+        assert_eq!(first, later, "connections were replaced although no table grew");
     }
 
     /// A store with `settings` on a fresh PostgreSQL database, and its one tenant `acme`; none
@@ -514,15 +563,16 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_lookups_plan_again_once_a_new_tenants_tables_have_grown() {
-        let lifetime = std::time::Duration::from_millis(300);
-        let settings = PoolSettings { plan_lifetime: lifetime, ..PoolSettings::default() };
+        let growth_check = std::time::Duration::from_millis(300);
+        let settings = PoolSettings { growth_check, ..PoolSettings::default() };
         let Some((db, store, tenant)) = postgres_with_acme(&settings).await else { return };
         // A new tenant's first search: its plan is made on empty tables (any index looks as
         // good as the next there).
         let (first, _) = user_name_search_plan(&store, &tenant.id).await;
         // Its first sync: 5,000 users, tables never analyzed.
         insert_users(&db, &tenant.id, 5000).await;
-        tokio::time::sleep(lifetime + std::time::Duration::from_millis(100)).await;
+        // The search after the next reading of the sizes (by the connection it is handed).
+        tokio::time::sleep(growth_check + std::time::Duration::from_millis(100)).await;
         let (second, plan) = user_name_search_plan(&store, &tenant.id).await;
         assert_ne!(first, second, "the lookup connection was not replaced");
         // Planned again on the table as it is now: by the key, not by the tenant's rows.
