@@ -52,12 +52,9 @@ impl TableGrowth {
         }
     }
 
-    fn millis(&self, since_start: Duration) -> u64 {
-        u64::try_from(since_start.as_millis()).unwrap_or(u64::MAX)
-    }
-
+    /// Milliseconds since `started`.
     fn now(&self) -> u64 {
-        self.millis(self.started.elapsed())
+        millis(self.started.elapsed())
     }
 
     /// Whether the sizes are due to be read, claiming that for the caller (one caller per
@@ -65,7 +62,7 @@ impl TableGrowth {
     pub(super) fn claim_check(&self) -> bool {
         let now = self.now();
         let last = self.checked_at.load(Ordering::Relaxed);
-        now >= last.saturating_add(self.millis(self.every))
+        now >= last.saturating_add(millis(self.every))
             && self.checked_at.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
     }
 
@@ -93,8 +90,12 @@ impl TableGrowth {
     /// Whether a connection `age` old was opened before the last doubling.
     pub(super) fn outgrew(&self, age: Duration) -> bool {
         let grown_at = self.grown_at.load(Ordering::Relaxed);
-        grown_at > 0 && self.now().saturating_sub(self.millis(age)) < grown_at - 1
+        grown_at > 0 && self.now().saturating_sub(millis(age)) < grown_at - 1
     }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
