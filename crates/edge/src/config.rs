@@ -155,6 +155,10 @@ pub struct Settings {
     pub token_cache_seconds: u64,
     /// How often tokens' last-used times are written to the database.
     pub token_use_flush_seconds: u64,
+    /// PostgreSQL: keep token records in memory while following their changes (LISTEN), instead
+    /// of reading the token on every request. Off behind a pooler that does not carry LISTEN
+    /// (PgBouncer in transaction mode).
+    pub follow_token_changes: bool,
     /// Webhook delivery attempts at an event before it is dead-lettered.
     pub webhook_max_attempts: u32,
     /// The delay before the first retry; each further one doubles up to `webhook_backoff_max_ms`,
@@ -240,6 +244,7 @@ impl Default for Settings {
             trusted_proxy_hops: 0,
             token_cache_seconds: 300,
             token_use_flush_seconds: 30,
+            follow_token_changes: true,
             // 18 attempts, 1 s doubling to 1 h: about 6 hours of retries (4.5 on average with
             // jitter) before an event is dead-lettered, so a receiver's bad night is survived.
             webhook_max_attempts: 18,

@@ -36,7 +36,7 @@ pub enum CacheLookup {
 /// lifetime. The cache key is SHA-256 of the whole token, so a hit proves possession of the
 /// secret; failures are cached too, so replaying a wrong secret costs no Argon2 time.
 /// Revocation and expiry are not decided here: the caller checks the stored record on every
-/// request, which is a cheap indexed read.
+/// request.
 pub struct Verifier {
     verdicts: moka::sync::Cache<[u8; 32], bool>,
     permits: Arc<Semaphore>,

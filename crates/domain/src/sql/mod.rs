@@ -19,6 +19,7 @@ mod reconcile;
 mod resources;
 mod statement;
 mod tenants;
+mod token_records;
 mod tokens;
 mod upkeep;
 mod url;
@@ -222,6 +223,8 @@ pub struct SqlStore {
     statement_timeout: Option<Duration>,
     /// PostgreSQL: what this process churned of the tables it vacuums itself ([`upkeep`]).
     churn: Arc<upkeep::Churn>,
+    /// PostgreSQL: token records kept while their changes are followed ([`token_records`]).
+    token_records: Option<Arc<token_records::TokenRecords>>,
 }
 
 impl SqlStore {
@@ -233,6 +236,8 @@ impl SqlStore {
         let options: AnyConnectOptions = url.connect_url().parse().map_err(|e: sqlx::Error| {
             DomainError::Internal(format!("cannot parse database URL {url}"), Some(Box::new(e)))
         })?;
+        let token_records =
+            (dialect == Dialect::Postgres).then(|| Arc::new(token_records::TokenRecords::new(url.connect_url())));
         let lookups = lookup_connections(dialect, settings.max_connections);
         // One reading of the tables' growth for both pools.
         let growth = (dialect == Dialect::Postgres).then(|| Arc::new(growth::TableGrowth::new(settings.growth_check)));
@@ -250,7 +255,34 @@ impl SqlStore {
                     .map_err(DomainError::from)?,
             )
         };
-        Ok(Self { pool, lookups, dialect, statement_timeout, churn: Arc::new(upkeep::Churn::due_at_start()) })
+        Ok(Self {
+            pool,
+            lookups,
+            dialect,
+            statement_timeout,
+            churn: Arc::new(upkeep::Churn::due_at_start()),
+            token_records,
+        })
+    }
+
+    /// Follow changes to tokens and tenants (PostgreSQL), keeping token records in memory
+    /// meanwhile ([`token_records`]), until the connection that listens is lost: the error says
+    /// why, and the caller may call again. Without it, every authentication reads its token. On
+    /// SQLite there is nothing to follow (`Ok` at once): a lookup there is no round trip, and the
+    /// CLI writes the file from another process without telling anyone.
+    pub async fn follow_token_changes(&self) -> Result<(), DomainError> {
+        match &self.token_records {
+            Some(records) => Err(records.follow_changes().await),
+            None => Ok(()),
+        }
+    }
+
+    /// Forget the token records kept, after this store changed a token or tenant: this process
+    /// never authenticates with the record from before its own change.
+    fn forget_token_records(&self) {
+        if let Some(records) = &self.token_records {
+            records.forget_all();
+        }
     }
 
     /// Where reads by a unique key run: on PostgreSQL, connections that keep one generic plan
@@ -485,6 +517,55 @@ mod tests {
         }
         let later = [backends(&store.pool).await, backends(store.lookups()).await];
         assert_eq!(first, later, "connections were replaced although no table grew");
+    }
+
+    #[tokio::test]
+    async fn postgres_token_records_count_only_while_their_changes_are_followed() {
+        use token::{Scopes, SecretHash, TokenId};
+
+        use crate::store::{NewToken, TokenOwner, TokenStore};
+        let Some((db, store, tenant)) = postgres_with_acme(&PoolSettings::default()).await else { return };
+        let id = TokenId::parse("0123456789abcdef").unwrap();
+        let new = NewToken {
+            id: id.clone(),
+            hash: SecretHash::from_stored("unused".into()),
+            scopes: Scopes::all(),
+            name: None,
+            expires_at: None,
+        };
+        store.add_token(TokenOwner::Tenant(&tenant.name), new).await.unwrap();
+        let scopes = || async { store.token_for_auth(&id).await.unwrap().unwrap().scopes };
+        // With the triggers off (`session_replication_role`), a change notifies nobody.
+        let unnoticed = |scopes: &str| {
+            format!("SET session_replication_role = replica; UPDATE tokens SET scopes = '{scopes}' WHERE id = '{id}'")
+        };
+
+        db.execute(&unnoticed("users:read")).await.unwrap();
+        assert_eq!(scopes().await, Scopes::parse("users:read").unwrap(), "nothing is kept while nothing follows");
+        let follower = tokio::spawn({
+            let store = store.clone();
+            async move { store.follow_token_changes().await }
+        });
+        let records = store.token_records.clone().unwrap();
+        for _ in 0..500 {
+            if records.generation().is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(records.generation().is_some(), "the store follows token changes");
+
+        assert_eq!(scopes().await, Scopes::parse("users:read").unwrap());
+        db.execute(&unnoticed("groups:read")).await.unwrap();
+        assert_eq!(scopes().await, Scopes::parse("users:read").unwrap(), "the record is kept, not read again");
+        db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                    WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+        )
+        .await
+        .unwrap();
+        assert!(follower.await.unwrap().is_err(), "the follower ends with its connection");
+        assert_eq!(scopes().await, Scopes::parse("groups:read").unwrap(), "read again once nothing follows");
     }
 
     /// A store with `settings` on a fresh PostgreSQL database, and its one tenant `acme`; none

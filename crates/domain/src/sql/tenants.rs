@@ -217,6 +217,7 @@ impl TenantStore for SqlStore {
             self.relink_and_reconcile_all(&mut write).await?;
         }
         write.commit().await?;
+        self.forget_token_records();
         self.tenant_by_name(name).await
     }
 
@@ -255,6 +256,7 @@ impl TenantStore for SqlStore {
             Statement::new(self.dialect).sql(statement).bind(id.as_str()).query().execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        self.forget_token_records();
         Ok(())
     }
 }

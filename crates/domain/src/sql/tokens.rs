@@ -158,6 +158,7 @@ impl TokenStore for SqlStore {
             .await?;
         self.insert_token(&mut tx, TokenKind::Tenant, Some(&tenant_id), &token).await?;
         tx.commit().await?;
+        self.forget_token_records();
         Ok(())
     }
 
@@ -188,6 +189,7 @@ impl TokenStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.forget_token_records();
         Ok(())
     }
 
@@ -207,6 +209,12 @@ impl TokenStore for SqlStore {
 
     #[tracing::instrument(name = "store.token_for_auth", skip_all, fields(token = %id))]
     async fn token_for_auth(&self, id: &TokenId) -> Result<Option<StoredToken>, DomainError> {
+        let records = self.token_records.as_deref();
+        // Taken before the read: a change notified while it runs makes the record not count.
+        let generation = records.and_then(|r| r.generation());
+        if let Some(kept) = records.and_then(|r| r.get(id.as_str())) {
+            return Ok(Some(kept));
+        }
         let statement = Statement::new(self.dialect)
             .sql(&format!(
                 "SELECT t.id, t.kind, t.secret_hash, t.scopes, t.expires_at, t.revoked_at, {TENANT_COLUMNS} \
@@ -224,14 +232,18 @@ impl TokenStore for SqlStore {
             TokenKind::Tenant => Some(tenant_from_row(&row)?),
             TokenKind::Operator => None,
         };
-        Ok(Some(StoredToken {
+        let stored = StoredToken {
             id: token_id(&token.id)?,
             kind,
             tenant,
             hash: SecretHash::from_stored(token.secret_hash),
             scopes: scopes(&token.scopes)?,
             validity: Validity { expires_at: token.expires_at, revoked_at: token.revoked_at },
-        }))
+        };
+        if let (Some(records), Some(generation)) = (records, generation) {
+            records.keep(id.as_str(), generation, stored.clone());
+        }
+        Ok(Some(stored))
     }
 
     #[tracing::instrument(name = "store.record_token_use", level = "debug", skip_all)]

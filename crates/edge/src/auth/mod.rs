@@ -2,10 +2,12 @@
 //! Tenants' SCIM endpoints also accept the OAuth access tokens of [`crate::oauth`] ([`access`]).
 //!
 //! Order of work, cheapest first: a client address that failed too often is refused outright; a
-//! token that does not parse (prefix, shape, checksum) costs no I/O; then one indexed read of the
-//! token record, whose revocation and expiry are checked on every request, so a revocation takes
-//! effect at once on every replica; Argon2 runs at most once per token per cache lifetime. Only
-//! then is the tenant's rate limit charged, so another client's bad tokens can never spend it.
+//! token that does not parse (prefix, shape, checksum) costs no I/O; then the token record, whose
+//! revocation and expiry are checked on every request: on PostgreSQL kept in memory while the
+//! store follows its changes (a revocation takes effect at once on the replica that made it and
+//! on the others as its notice arrives), else one indexed read; Argon2 runs at most once per
+//! token per cache lifetime. Only then is the tenant's rate limit charged, so another client's
+//! bad tokens can never spend it.
 
 mod access;
 

@@ -94,6 +94,7 @@ impl Application {
         let (max_payload, max_group_payload) = (settings.max_payload_bytes, settings.max_group_payload_bytes);
         let (metrics_listen, drain) = (settings.metrics_listen, Duration::from_secs(settings.drain_seconds));
         let event_retention_days = settings.event_retention_days;
+        let follow_token_changes = settings.follow_token_changes;
         let (portal, console) = (settings.portal, settings.console);
         let draining = web::Data::new(Draining::default());
         let background = Background::default();
@@ -186,6 +187,19 @@ impl Application {
             cancelled.cancelled().await;
             deliveries.stop().await;
         });
+        // Token records are kept in memory while their changes are followed (PostgreSQL).
+        if follow_token_changes {
+            let followed = store.clone();
+            background.spawn(move |cancelled| async move {
+                let follow = async {
+                    while let Err(e) = followed.follow_token_changes().await {
+                        tracing::warn!(error = %e, "not following token changes: tokens are read on every request until it can again");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                };
+                cancelled.run_until_cancelled(follow).await;
+            });
+        }
         // Connections a burst opened close once idle a while, and with them the memory each holds.
         let pooled = store.clone();
         background.spawn(move |cancelled| {

@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use domain::testing::Backend;
 use domain::{TenantName, TokenOwner, TokenStore};
 use reqwest::Method;
 use serde_json::json;
@@ -7,12 +8,14 @@ use token::{Scope, Scopes, TokenId};
 
 use crate::both_backends;
 use crate::helpers::{
-    admin_json, assert_scim_error, eventually, forged, issue, issue_token, spawn_app_with, status_json, TestApp,
+    admin_json, assert_scim_error, eventually, forged, issue, issue_token, spawn_app, spawn_app_with, status_json,
+    TestApp,
 };
 
 both_backends!(
     requests_without_a_valid_token_are_401,
     revoked_and_regenerated_tokens_stop_working_at_once,
+    a_token_revoked_by_another_process_stops_working,
     regeneration_can_leave_earlier_tokens_a_grace_period,
     expired_tokens_are_refused,
     scopes_limit_what_a_token_may_do,
@@ -63,9 +66,71 @@ async fn revoked_and_regenerated_tokens_stop_working_at_once(app: TestApp) {
     assert_eq!(app.status_with(&app.token).await, 401, "the old token stops at once despite the cache");
     assert_eq!(app.status_with(&new).await, 200);
 
-    let tenant = TenantName::parse(&app.org).unwrap();
-    app.store.revoke_token(TokenOwner::Tenant(&tenant), &token_id(&new)).await.unwrap();
+    let revoke = format!("/tenants/{}/tokens/{}", app.org, token_id(&new));
+    assert_eq!(app.admin(Method::DELETE, &revoke, None).await.status(), 204);
     assert_scim_error(app.client.get(app.url("/Users")).bearer_auth(&new).send().await.unwrap(), 401, None).await;
+}
+
+async fn a_token_revoked_by_another_process_stops_working(app: TestApp) {
+    assert_eq!(app.status_with(&app.token).await, 200);
+    // `app.store` is not the gateway's own: it stands for another replica, or the CLI.
+    let tenant = TenantName::parse(&app.org).unwrap();
+    app.store.revoke_token(TokenOwner::Tenant(&tenant), &token_id(&app.token)).await.unwrap();
+    // SQLite is read on every request; PostgreSQL notifies the gateway as the revocation commits.
+    let refused = eventually(Duration::from_secs(5), || async { app.status_with(&app.token).await == 401 }).await;
+    assert!(refused, "the gateway still accepts a token another process revoked");
+}
+
+/// On PostgreSQL the gateway keeps token records in memory while it follows their changes: a
+/// change nobody is told of goes unseen, a notified one is seen, and once the connection that
+/// follows them is lost nothing kept counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_token_records_are_kept_until_a_change_is_notified() {
+    let Some(app) = spawn_app(Backend::Postgres).await else { return };
+    const LISTENER: &str = "FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'";
+    let following = || async { app.db().scalar(&format!("SELECT count(*) {LISTENER}")).await.unwrap() == 1 };
+    assert!(eventually(Duration::from_secs(10), following).await, "the gateway follows token changes");
+    // A change made with the triggers off (`session_replication_role`) notifies nobody.
+    let unnoticed = |change: &str, token: &str| {
+        format!("SET session_replication_role = replica; UPDATE tokens SET {change} WHERE id = '{}'", token_id(token))
+    };
+    let refused = |token: String| {
+        let app = &app;
+        async move { eventually(Duration::from_secs(5), || async { app.status_with(&token).await == 401 }).await }
+    };
+
+    assert_eq!(app.status_with(&app.token).await, 200);
+    app.db().execute(&unnoticed("scopes = 'groups:read'", &app.token)).await.unwrap();
+    assert_eq!(app.status_with(&app.token).await, 200, "the record is kept, not read again");
+    let tenant = TenantName::parse(&app.org).unwrap();
+    app.store.revoke_token(TokenOwner::Tenant(&tenant), &token_id(&app.token)).await.unwrap();
+    assert!(
+        refused(app.token.clone()).await,
+        "a notified revocation is seen within moments, not at the records' expiry"
+    );
+
+    let second = issue_token(&app.store, &app.org, Scopes::all()).await;
+    assert_eq!(app.status_with(&second).await, 200);
+    app.db().execute(&format!("SELECT pg_terminate_backend(pid) {LISTENER}")).await.unwrap();
+    app.db().execute(&unnoticed("revoked_at = 1", &second)).await.unwrap();
+    assert!(refused(second).await, "after a lost connection no record from before counts");
+    assert!(eventually(Duration::from_secs(10), following).await, "and the gateway listens again");
+}
+
+/// `SCIMGATE_FOLLOW_TOKEN_CHANGES=false` (behind a pooler without LISTEN): every request reads its
+/// token, so even a change nobody is told of is seen at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_without_following_changes_every_request_reads_its_token() {
+    let Some(app) = spawn_app_with(Backend::Postgres, |s| s.follow_token_changes = false).await else { return };
+    assert_eq!(app.status_with(&app.token).await, 200);
+    app.db()
+        .execute(&format!(
+            "SET session_replication_role = replica; UPDATE tokens SET scopes = 'groups:read' WHERE id = '{}'",
+            token_id(&app.token)
+        ))
+        .await
+        .unwrap();
+    assert_scim_error(app.client.get(app.url("/Users")).bearer_auth(&app.token).send().await.unwrap(), 403, None).await;
 }
 
 async fn regeneration_can_leave_earlier_tokens_a_grace_period(app: TestApp) {
