@@ -77,8 +77,7 @@ async fn a_token_revoked_by_another_process_stops_working(app: TestApp) {
     let tenant = TenantName::parse(&app.org).unwrap();
     app.store.revoke_token(TokenOwner::Tenant(&tenant), &token_id(&app.token)).await.unwrap();
     // SQLite is read on every request; PostgreSQL notifies the gateway as the revocation commits.
-    let refused = eventually(Duration::from_secs(5), || async { app.status_with(&app.token).await == 401 }).await;
-    assert!(refused, "the gateway still accepts a token another process revoked");
+    assert!(app.refused_soon(&app.token).await, "the gateway still accepts a token another process revoked");
 }
 
 /// On PostgreSQL the gateway keeps token records in memory while it follows their changes: a
@@ -90,14 +89,6 @@ async fn postgres_token_records_are_kept_until_a_change_is_notified() {
     const LISTENER: &str = "FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'";
     let following = || async { app.db().scalar(&format!("SELECT count(*) {LISTENER}")).await.unwrap() == 1 };
     assert!(eventually(Duration::from_secs(10), following).await, "the gateway follows token changes");
-    // A change made with the triggers off (`session_replication_role`) notifies nobody.
-    let unnoticed = |change: &str, token: &str| {
-        format!("SET session_replication_role = replica; UPDATE tokens SET {change} WHERE id = '{}'", token_id(token))
-    };
-    let refused = |token: String| {
-        let app = &app;
-        async move { eventually(Duration::from_secs(5), || async { app.status_with(&token).await == 401 }).await }
-    };
 
     assert_eq!(app.status_with(&app.token).await, 200);
     app.db().execute(&unnoticed("scopes = 'groups:read'", &app.token)).await.unwrap();
@@ -105,7 +96,7 @@ async fn postgres_token_records_are_kept_until_a_change_is_notified() {
     let tenant = TenantName::parse(&app.org).unwrap();
     app.store.revoke_token(TokenOwner::Tenant(&tenant), &token_id(&app.token)).await.unwrap();
     assert!(
-        refused(app.token.clone()).await,
+        app.refused_soon(&app.token).await,
         "a notified revocation is seen within moments, not at the records' expiry"
     );
 
@@ -113,8 +104,14 @@ async fn postgres_token_records_are_kept_until_a_change_is_notified() {
     assert_eq!(app.status_with(&second).await, 200);
     app.db().execute(&format!("SELECT pg_terminate_backend(pid) {LISTENER}")).await.unwrap();
     app.db().execute(&unnoticed("revoked_at = 1", &second)).await.unwrap();
-    assert!(refused(second).await, "after a lost connection no record from before counts");
+    assert!(app.refused_soon(&second).await, "after a lost connection no record from before counts");
     assert!(eventually(Duration::from_secs(10), following).await, "and the gateway listens again");
+}
+
+/// SQL that sets `change` on `token`'s row with the triggers off (`session_replication_role`), so
+/// that it notifies nobody.
+fn unnoticed(change: &str, token: &str) -> String {
+    format!("SET session_replication_role = replica; UPDATE tokens SET {change} WHERE id = '{}'", token_id(token))
 }
 
 /// `SCIMGATE_FOLLOW_TOKEN_CHANGES=false` (behind a pooler without LISTEN): every request reads its
@@ -123,13 +120,7 @@ async fn postgres_token_records_are_kept_until_a_change_is_notified() {
 async fn postgres_without_following_changes_every_request_reads_its_token() {
     let Some(app) = spawn_app_with(Backend::Postgres, |s| s.follow_token_changes = false).await else { return };
     assert_eq!(app.status_with(&app.token).await, 200);
-    app.db()
-        .execute(&format!(
-            "SET session_replication_role = replica; UPDATE tokens SET scopes = 'groups:read' WHERE id = '{}'",
-            token_id(&app.token)
-        ))
-        .await
-        .unwrap();
+    app.db().execute(&unnoticed("scopes = 'groups:read'", &app.token)).await.unwrap();
     assert_scim_error(app.client.get(app.url("/Users")).bearer_auth(&app.token).send().await.unwrap(), 403, None).await;
 }
 

@@ -159,6 +159,12 @@ impl TestApp {
         self.client.get(self.url("/Users")).bearer_auth(token).send().await.unwrap().status().as_u16()
     }
 
+    /// Whether `token` is refused (401) within moments: for a change another process made, which
+    /// a gateway on PostgreSQL learns of by a notice as it commits (docs/tokens-and-limits.md).
+    pub async fn refused_soon(&self, token: &str) -> bool {
+        eventually(Duration::from_secs(5), || async { self.status_with(token).await == 401 }).await
+    }
+
     /// The tenant's SCIM base URL.
     pub fn base(&self) -> String {
         format!("{}/scim/v2/{}", self.address, self.org)
