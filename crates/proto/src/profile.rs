@@ -35,8 +35,9 @@ pub enum GroupPatchAnswer {
     NoContent,
     /// `200` with the group as if `excludedAttributes=members` had been asked.
     WithoutMembers,
-    /// `200` with the whole group.
-    Whole,
+    /// `200` with the resource as the request's `attributes` and `excludedAttributes` project
+    /// it: how a user's PATCH is answered, and a group's whose client names either.
+    AsAsked,
 }
 
 impl IdpProfile {
@@ -76,22 +77,24 @@ impl IdpProfile {
         }
     }
 
-    /// How a successful PATCH of a Group is answered when the client names no `attributes`
-    /// (RFC 7644 §3.5.2: a 200 with the resource, or "MAY return HTTP status code 204"). IdPs
-    /// send one PATCH per membership change, possibly thousands per group, and keep their own
-    /// record of what they sent, so none of them gets the member list, whose rendering would
-    /// make a one-member change cost as much as the group is large:
+    /// How a successful PATCH of a Group is answered when the client names neither `attributes`
+    /// nor `excludedAttributes` (RFC 7644 §3.5.2: a 200 with the resource, or "MAY return HTTP
+    /// status code 204"). IdPs send one PATCH per membership change, possibly thousands per
+    /// group, and keep their own record of what they sent, so none of them gets the member list,
+    /// whose rendering would make a one-member change cost as much as the group is large:
     /// - Entra: 204, which Microsoft recommends for groups ("returning a body with a list of all
     ///   the members isn't advisable").
     /// - Okta, OneLogin, JumpCloud, Ping: 200 with the group without `members`. Okta documents
     ///   a 200 (a 204 is also taken for membership changes, and "members may be omitted" from
     ///   the answer); the others document no answer, so they keep the 200 they always had.
-    /// - generic: 200 with the whole group, the RFC's first answer, which checkers expect.
+    /// - generic: 204, the RFC's own answer without a body. A 200 without `members` would not be
+    ///   the "entire resource" the RFC asks of a 200, and checkers such as scim2-tester compare a
+    ///   200's body with what was patched; a client that wants the group asks for it with
+    ///   `attributes` or `excludedAttributes`.
     pub fn group_patch_answer(self) -> GroupPatchAnswer {
         match self {
-            Self::Entra => GroupPatchAnswer::NoContent,
+            Self::Entra | Self::Generic => GroupPatchAnswer::NoContent,
             Self::Okta | Self::OneLogin | Self::JumpCloud | Self::Ping => GroupPatchAnswer::WithoutMembers,
-            Self::Generic => GroupPatchAnswer::Whole,
         }
     }
 
@@ -160,8 +163,7 @@ mod tests {
         let answers: Vec<_> = IdpProfile::ALL.into_iter().map(|p| (p, p.group_patch_answer())).collect();
         for (profile, answer) in answers {
             let expected = match profile {
-                IdpProfile::Entra => GroupPatchAnswer::NoContent,
-                IdpProfile::Generic => GroupPatchAnswer::Whole,
+                IdpProfile::Entra | IdpProfile::Generic => GroupPatchAnswer::NoContent,
                 _ => GroupPatchAnswer::WithoutMembers,
             };
             assert_eq!(answer, expected, "{profile}");

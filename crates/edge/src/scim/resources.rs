@@ -167,15 +167,15 @@ pub async fn patch(
 }
 
 /// How a successful PATCH is answered (RFC 7644 §3.5.2): a group's by the tenant's IdP profile
-/// ([`IdpProfile::group_patch_answer`]) unless the client named `attributes`, which requires the
-/// 200 with them; a user's always with the user. When the answer leaves `members` out, the
-/// group's members are neither read nor rendered, so a one-member change costs the same in any
-/// group.
+/// ([`IdpProfile::group_patch_answer`]) unless the client named `attributes` (which requires the
+/// 200 with them) or `excludedAttributes` (a client that shapes the body wants one); a user's
+/// always with the user. When the answer leaves `members` out, the group's members are neither
+/// read nor rendered, so a one-member change costs the same in any group.
 fn patch_answer(profile: IdpProfile, kind: ResourceKind, projection: &Projection) -> GroupPatchAnswer {
-    if kind == ResourceKind::Group && projection.attributes.is_empty() {
+    if kind == ResourceKind::Group && projection.attributes.is_empty() && projection.excluded.is_empty() {
         profile.group_patch_answer()
     } else {
-        GroupPatchAnswer::Whole
+        GroupPatchAnswer::AsAsked
     }
 }
 
@@ -306,9 +306,11 @@ mod tests {
     fn group_patches_are_answered_by_profile_unless_attributes_are_asked() {
         let plain = Projection::default();
         let asked = Projection::parse(ResourceKind::Group, Some("displayName"), None).unwrap();
+        let excluding = Projection::parse(ResourceKind::Group, None, Some("members")).unwrap();
         for profile in IdpProfile::ALL {
-            assert_eq!(patch_answer(profile, ResourceKind::User, &plain), GroupPatchAnswer::Whole, "{profile}");
-            assert_eq!(patch_answer(profile, ResourceKind::Group, &asked), GroupPatchAnswer::Whole, "{profile}");
+            assert_eq!(patch_answer(profile, ResourceKind::User, &plain), GroupPatchAnswer::AsAsked, "{profile}");
+            assert_eq!(patch_answer(profile, ResourceKind::Group, &asked), GroupPatchAnswer::AsAsked, "{profile}");
+            assert_eq!(patch_answer(profile, ResourceKind::Group, &excluding), GroupPatchAnswer::AsAsked, "{profile}");
             assert_eq!(patch_answer(profile, ResourceKind::Group, &plain), profile.group_patch_answer(), "{profile}");
         }
         let without = plain.excluding("members");

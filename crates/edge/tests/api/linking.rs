@@ -131,7 +131,7 @@ async fn organizations_follow_their_groups_over_http(app: TestApp) {
     let original = organizations().await[0].clone();
 
     let rename = json!([{"op": "replace", "path": "displayName", "value": "Platform Engineering"}]);
-    assert_eq!(app.patch_ops(&path, rename).await.status(), 200);
+    assert_eq!(app.patch_ops(&path, rename).await.status(), 204);
     let renamed = organizations().await[0].clone();
     assert_eq!(
         (renamed["id"].as_str(), renamed["name"].as_str(), renamed["display_name"].as_str()),

@@ -77,7 +77,7 @@ async fn autoprovisioning_creates_organizations_from_pushed_groups(app: TestApp)
     let group = app.create_group("Designers", &[]).await;
     let group_id = group["id"].as_str().unwrap();
     let ops = json!([{"op": "Add", "path": "members", "value": [{"$ref": null, "value": ann}, {"value": bob}]}]);
-    assert_eq!(app.patch_ops(&format!("/Groups/{group_id}"), ops).await.status(), 200);
+    assert_eq!(app.patch_ops(&format!("/Groups/{group_id}"), ops).await.status(), 204);
 
     let orgs = admin_get(&app, "/organizations").await;
     assert_eq!(orgs["organizations"][0]["name"], "designers");
@@ -103,7 +103,7 @@ async fn mappings_give_roles_and_the_highest_wins(app: TestApp) {
     assert_eq!(memberships(&app, &ann).await, [m("acme", "member", "active"), m("acme-eng", "member", "active")]);
 
     let ops = json!([{"op": "add", "path": "members", "value": [{"value": ann}]}]);
-    assert_eq!(app.patch_ops(&format!("/Groups/{admins_id}"), ops).await.status(), 200);
+    assert_eq!(app.patch_ops(&format!("/Groups/{admins_id}"), ops).await.status(), 204);
     assert_eq!(memberships(&app, &ann).await[0], m("acme", "admin", "active"), "the highest role wins");
 
     let listed = admin_get(&app, "/mappings").await;
@@ -135,7 +135,7 @@ async fn fifty_concurrent_patches_adding_members_lose_none(app: TestApp) {
         async move { app.patch_ops(&path, ops).await.status().as_u16() }
     });
     let statuses = join_all(patches).await;
-    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 204), "{statuses:?}");
     let (status, group) = status_json(app.get(&path).await).await;
     assert_eq!(status, 200);
     assert_eq!(group["members"].as_array().unwrap().len(), 50, "no member lost");
@@ -166,19 +166,20 @@ async fn replaying_the_same_idp_traffic_changes_nothing_and_emits_nothing(app: T
     let ann = user(&app, "ann").await;
     let group = app.create_group("Designers", &[]).await;
     let group_path = format!("/Groups/{}", group["id"].as_str().unwrap());
+    // A group's PATCH is answered 204, a user's 200.
     let cycle = [
-        (group_path.clone(), json!([{"op": "Add", "path": "members", "value": [{"value": ann}]}])),
-        (format!("/Users/{ann}"), json!([{"op": "Replace", "path": "displayName", "value": "Ann"}])),
-        (format!("/Users/{ann}"), json!([{"op": "Replace", "path": "active", "value": "True"}])),
-        (group_path.clone(), json!([{"op": "Replace", "path": "displayName", "value": "Designers"}])),
+        (group_path.clone(), json!([{"op": "Add", "path": "members", "value": [{"value": ann}]}]), 204),
+        (format!("/Users/{ann}"), json!([{"op": "Replace", "path": "displayName", "value": "Ann"}]), 200),
+        (format!("/Users/{ann}"), json!([{"op": "Replace", "path": "active", "value": "True"}]), 200),
+        (group_path.clone(), json!([{"op": "Replace", "path": "displayName", "value": "Designers"}]), 204),
     ];
-    for (path, ops) in &cycle {
-        assert_eq!(app.patch_ops(path, ops.clone()).await.status(), 200);
+    for (path, ops, status) in &cycle {
+        assert_eq!(app.patch_ops(path, ops.clone()).await.status(), *status);
     }
     let (_, seen) = event_types(&app, 0).await;
     let (_, before) = status_json(app.get(&group_path).await).await;
-    for (path, ops) in &cycle {
-        assert_eq!(app.patch_ops(path, ops.clone()).await.status(), 200);
+    for (path, ops, status) in &cycle {
+        assert_eq!(app.patch_ops(path, ops.clone()).await.status(), *status);
     }
     assert_eq!(event_types(&app, seen).await.0, Vec::<String>::new(), "a replayed cycle emits nothing");
     let (_, after) = status_json(app.get(&group_path).await).await;
@@ -222,21 +223,21 @@ async fn idp_profiles_change_only_the_answers(app: TestApp) {
     let group = app.create_group("Designers", &[ada["id"].as_str().unwrap()]).await;
     let path = format!("/Groups/{}", group["id"].as_str().unwrap());
     let rename = json!([{"op": "Replace", "path": "displayName", "value": "Design"}]);
-    let response = app.patch_ops(&path, rename.clone()).await;
-    assert_eq!(response.status(), 200, "generic: the RFC's 200 with the group");
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["members"][0]["value"], ada["id"], "{body}");
 
-    // Entra: 204 with the new ETag, the members neither read nor sent.
-    settings(&app, json!({"idp_profile": "entra"})).await;
-    let before = app.get(&path).await.headers()["etag"].clone();
-    let response =
-        app.patch_ops(&path, json!([{"op": "Replace", "path": "displayName", "value": "Design (entra)"}])).await;
-    assert_eq!(response.status(), 204, "entra: no member list in the answer");
-    let etag = response.headers()["etag"].clone();
-    assert_ne!(etag, before, "entra: the answer carries the new version");
-    assert_eq!(app.get(&path).await.headers()["etag"], etag);
-    assert!(response.text().await.unwrap().is_empty());
+    // Generic and Entra: 204 with the new ETag, the members neither read nor sent.
+    for profile in ["generic", "entra"] {
+        settings(&app, json!({"idp_profile": profile})).await;
+        let before = app.get(&path).await.headers()["etag"].clone();
+        let name = format!("Design ({profile})");
+        let response = app.patch_ops(&path, json!([{"op": "Replace", "path": "displayName", "value": name}])).await;
+        assert_eq!(response.status(), 204, "{profile}: no member list in the answer");
+        let etag = response.headers()["etag"].clone();
+        assert_ne!(etag, before, "{profile}: the answer carries the new version");
+        assert!(response.text().await.unwrap().is_empty());
+        let read = app.get(&path).await;
+        assert_eq!(read.headers()["etag"], etag, "{profile}");
+        assert_eq!(read.json::<Value>().await.unwrap()["displayName"], name, "{profile}: patched");
+    }
 
     // The other IdPs: their 200 with the group, without its members.
     for profile in ["okta", "onelogin", "jumpcloud", "ping"] {
@@ -252,16 +253,25 @@ async fn idp_profiles_change_only_the_answers(app: TestApp) {
     }
     settings(&app, json!({"idp_profile": "generic"})).await;
 
-    // Asking for attributes gets the 200 with exactly those, members only when named.
+    // Asking for attributes gets the 200 with exactly those, members only when named; excluding
+    // some gets the 200 with the rest.
     let response = app.patch_ops(&format!("{path}?attributes=displayName"), rename.clone()).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body.get("members"), None, "{body}");
     assert_eq!(body["displayName"], "Design", "{body}");
-    let response = app.patch_ops(&format!("{path}?attributes=members"), rename).await;
+    let response = app.patch_ops(&format!("{path}?attributes=members"), rename.clone()).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["members"][0]["value"], ada["id"], "{body}");
+    let response = app.patch_ops(&format!("{path}?excludedAttributes=members"), rename.clone()).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!((body.get("members"), &body["displayName"]), (None, &json!("Design")), "{body}");
+    let response = app.patch_ops(&format!("{path}?excludedAttributes=externalId"), rename).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["members"][0]["value"], ada["id"], "the whole group but what is excluded: {body}");
 
     settings(&app, json!({"idp_profile": "onelogin"})).await;
     let response = app.get(&path).await;
