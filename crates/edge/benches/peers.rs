@@ -17,9 +17,10 @@
 //! clients); W1 `GET /Users?filter=userName eq` over them; W2 `POST /Users` with 8 and 32
 //! clients; W3 `PATCH /Groups/{id}` adding one member per request (8 clients, the group growing;
 //! the `generic` profile answers 204; scimgate again with the `entra` profile, which answers the
-//! same 204, and the `okta` one, which answers 200 without `members` as Polis does); then every user is put into one group and W1 runs
-//! again. Last, for scimgate only, one-member PATCH latency in a group of 100 and of 100,000
-//! members (seeded in SQL), measured alternately. Resident memory idle and after the run.
+//! same 204, and the `okta` one, which answers 200 without `members` as Polis does); then every
+//! user is put into one group and W1 runs again. Last, for scimgate only, one-member PATCH
+//! latency in a group of 100 and of 100,000 members (seeded in SQL), measured alternately.
+//! Resident memory idle and after the run.
 //!
 //! `cargo bench -p scimgate-edge --bench peers -- statements`: scimgate on a private cluster with
 //! `pg_stat_statements` and `auto_explain` and autovacuum off. Per request type and group size
