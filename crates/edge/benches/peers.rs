@@ -879,16 +879,19 @@ async fn run_statements() {
         println!("\n### {stats}\n");
         println!("| Request | statements | rows | PostgreSQL time | costliest statements (ms per call) |");
         println!("|---|---|---|---|---|");
-        let mut cases: Vec<(String, MakeRequest)> = Vec::new();
+        // Each request kind with the IdP profile its tenant has while it runs.
+        let mut cases: Vec<(String, &str, MakeRequest)> = Vec::new();
         {
             let c = counter.clone();
             cases.push((
                 "POST /Users".into(),
+                "generic",
                 Box::new(move |_| Request::CreateUser(format!("s-{}@example.com", c.fetch_add(1, Ordering::Relaxed)))),
             ));
         }
         cases.push((
             "GET /Users?filter=userName eq".into(),
+            "generic",
             Box::new(|i| Request::FindUser(format!("fresh-{:05}@example.com", i % 8))),
         ));
         // The two answers a group PATCH gets: 200 without members (okta), 204 (entra, generic).
@@ -898,6 +901,7 @@ async fn run_statements() {
                 let profile_owned = profile.to_owned();
                 cases.push((
                     format!("PATCH add one member, {size} members, {profile}"),
+                    profile,
                     Box::new(move |_| {
                         let i = next.fetch_add(1, Ordering::Relaxed) % fresh.len();
                         Request::AddMember {
@@ -909,12 +913,11 @@ async fn run_statements() {
                 ));
             }
         }
-        let mut profile_now = "generic".to_owned();
-        for (name, make) in &cases {
-            let wanted = ["okta", "entra"].into_iter().find(|p| name.ends_with(p)).unwrap_or("generic");
-            if wanted != profile_now {
+        let mut profile_now = "generic";
+        for (name, wanted, make) in &cases {
+            if *wanted != profile_now {
                 server.cli(&["tenant", "set", "bench", "--idp-profile", wanted]);
-                profile_now = wanted.to_owned();
+                profile_now = wanted;
             }
             // Warm the statement caches, then count.
             for i in 0..3 {
