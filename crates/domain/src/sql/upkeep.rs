@@ -39,14 +39,11 @@ impl Churned {
         }
     }
 
-    /// `pending_events` is emptied as fast as it fills, so its vacuum nearly always found empty
-    /// pages at its end to give back, which takes an exclusive lock on the table: it waited up
-    /// to 5 s for a moment without writes (holding a connection), and the writes arriving while
-    /// it held the lock waited for it. The queue refills those pages within seconds anyway
-    /// (migration 0013 tells autovacuum the same).
+    /// Neither truncates `pending_events`: the table says `vacuum_truncate = false` (migration
+    /// 0013), which a `VACUUM` follows unless told otherwise, as autovacuum does.
     pub(super) const fn vacuum(self) -> &'static str {
         match self {
-            Churned::PendingEvents => "VACUUM (SKIP_LOCKED, TRUNCATE false) pending_events",
+            Churned::PendingEvents => "VACUUM (SKIP_LOCKED) pending_events",
             Churned::Groups => "VACUUM (SKIP_LOCKED) groups",
         }
     }
