@@ -39,6 +39,24 @@ fn bind_id_rows(statement: Statement, ids: &[&str]) -> Statement {
     statement.sql(")")
 }
 
+/// A relation `(id, display)`, one row per member as sent, as placeholders (a few members).
+pub(super) fn bind_member_rows(statement: Statement, members: &[NewMember]) -> Statement {
+    let mut statement = statement.sql("(");
+    for (i, member) in members.iter().enumerate() {
+        statement = if i == 0 {
+            statement
+                .sql("SELECT ")
+                .bind(member.value.as_str())
+                .sql(" AS id, ")
+                .bind(member.display.as_deref())
+                .sql(" AS display")
+        } else {
+            statement.sql(" UNION ALL SELECT ").bind(member.value.as_str()).sql(", ").bind(member.display.as_deref())
+        };
+    }
+    statement.sql(")")
+}
+
 /// A relation with one column `id`, one row per id: [`bind_id_rows`] for a small set, the rows
 /// of a JSON array parameter for a large one.
 fn bind_id_relation(statement: Statement, ids: &[&str]) -> Result<Statement, DomainError> {
@@ -224,6 +242,44 @@ fn unknown_members(ids: &[String]) -> DomainError {
     invalid_value(format!("members refer to unknown resources: {}", ids.join(", ")))
 }
 
+/// Refuse a group among its own members.
+pub(super) fn refuse_self(group_id: &str, ids: &[&str]) -> Result<(), DomainError> {
+    if ids.contains(&group_id) {
+        return Err(invalid_value("a group cannot be a member of itself".into()));
+    }
+    Ok(())
+}
+
+/// What a write learned about the ids it was sent, by id: whether each is a `User` or a
+/// `Group`, whether it is a member already and with which `display`. Ids that are neither a
+/// user nor a group are not in it.
+#[derive(Debug, Default)]
+pub(super) struct Known(BTreeMap<String, (String, bool, Option<String>)>);
+
+impl Known {
+    /// From `(id, kind, present, display)` rows; a row without a kind names no resource.
+    pub(super) fn from_rows(rows: impl IntoIterator<Item = (String, Option<String>, bool, Option<String>)>) -> Self {
+        let mut known = BTreeMap::new();
+        for (id, kind, present, display) in rows {
+            if let Some(kind) = kind {
+                known.insert(id, (kind, present, display));
+            }
+        }
+        Self(known)
+    }
+
+    /// Refuse the write if any of `ids` names no user or group (the first five are named).
+    pub(super) fn refuse_unknown(&self, ids: &[&str]) -> Result<(), DomainError> {
+        let unknown: Vec<String> =
+            ids.iter().filter(|id| !self.0.contains_key(**id)).take(5).map(|id| (*id).to_owned()).collect();
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(unknown_members(&unknown))
+        }
+    }
+}
+
 /// Who joined and who left a group in one write, net of one another (a member added and
 /// removed again in the same PATCH did neither).
 #[derive(Debug, Default)]
@@ -243,7 +299,7 @@ fn member_kind(kind: &str) -> ResourceKind {
 }
 
 impl MemberDiff {
-    fn added(&mut self, id: String, kind: &str) {
+    pub(super) fn added(&mut self, id: String, kind: &str) {
         if self.removed.remove(&id).is_none() {
             self.added.insert(id, member_kind(kind));
         }
@@ -274,9 +330,7 @@ impl SqlStore {
         group_id: &str,
         ids: &[&str],
     ) -> Result<(), DomainError> {
-        if ids.contains(&group_id) {
-            return Err(invalid_value("a group cannot be a member of itself".into()));
-        }
+        refuse_self(group_id, ids)?;
         if ids.is_empty() {
             return Ok(());
         }
@@ -356,29 +410,19 @@ impl SqlStore {
         diff: &mut MemberDiff,
     ) -> Result<(), DomainError> {
         let ids = ids_of(members);
-        if ids.contains(&group_id) {
-            return Err(invalid_value("a group cannot be a member of itself".into()));
-        }
+        refuse_self(group_id, &ids)?;
         if ids.is_empty() {
             return Ok(());
         }
         let classify = classify_members(Statement::new(self.dialect), tenant, group_id, &ids, lock_users);
-        let mut known: BTreeMap<String, (String, bool, Option<String>)> = BTreeMap::new();
         let rows: Vec<ClassifiedRow> = classify.query_as().fetch_all(&mut *conn).await?;
-        for row in rows {
-            let Some(kind) = row.kind else { continue };
-            known.insert(row.id, (kind, row.member_id.is_some(), row.display));
-        }
-        let unknown: Vec<String> =
-            ids.iter().filter(|id| !known.contains_key(**id)).take(5).map(|id| (*id).to_owned()).collect();
-        if !unknown.is_empty() {
-            return Err(unknown_members(&unknown));
-        }
+        let known = Known::from_rows(rows.into_iter().map(|r| (r.id, r.kind, r.member_id.is_some(), r.display)));
+        known.refuse_unknown(&ids)?;
         let mut insert = Statement::new(self.dialect)
             .sql("INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) VALUES ");
         let mut inserts = 0;
         for member in members {
-            let Some((kind, present, display)) = known.get(&member.value) else { continue };
+            let Some((kind, present, _)) = known.0.get(&member.value) else { continue };
             if !present {
                 insert = insert
                     .sql(if inserts == 0 { "(" } else { ", (" })
@@ -393,21 +437,6 @@ impl SqlStore {
                     .bind(member.display.as_deref())
                     .sql(")");
                 inserts += 1;
-            } else if member.display.is_some() && member.display != *display {
-                // A `display` is kept as the IdP last sent it.
-                Statement::new(self.dialect)
-                    .sql("UPDATE group_members SET display = ")
-                    .bind(member.display.as_deref())
-                    .sql(" WHERE tenant_id = ")
-                    .bind(tenant.as_str())
-                    .sql(" AND group_id = ")
-                    .bind(group_id)
-                    .sql(" AND member_id = ")
-                    .bind(member.value.as_str())
-                    .query()
-                    .execute(&mut *conn)
-                    .await?;
-                diff.redisplayed += 1;
             }
         }
         if inserts > 0 {
@@ -420,6 +449,39 @@ impl SqlStore {
             for row in added {
                 diff.added(row.member_id, &row.member_type);
             }
+        }
+        self.redisplay_members(conn, tenant, group_id, members, &known, diff).await
+    }
+
+    /// Write the `display` of members already present whose IdP sent another one: a `display`
+    /// is kept as the IdP last sent it.
+    pub(super) async fn redisplay_members(
+        &self,
+        conn: &mut AnyConnection,
+        tenant: &TenantId,
+        group_id: &str,
+        members: &[NewMember],
+        known: &Known,
+        diff: &mut MemberDiff,
+    ) -> Result<(), DomainError> {
+        for member in members {
+            let Some((_, true, display)) = known.0.get(&member.value) else { continue };
+            if member.display.is_none() || member.display == *display {
+                continue;
+            }
+            Statement::new(self.dialect)
+                .sql("UPDATE group_members SET display = ")
+                .bind(member.display.as_deref())
+                .sql(" WHERE tenant_id = ")
+                .bind(tenant.as_str())
+                .sql(" AND group_id = ")
+                .bind(group_id)
+                .sql(" AND member_id = ")
+                .bind(member.value.as_str())
+                .query()
+                .execute(&mut *conn)
+                .await?;
+            diff.redisplayed += 1;
         }
         Ok(())
     }

@@ -30,6 +30,7 @@ domain::both_backends!(
     stale_if_match_is_refused,
     filters_run_in_sql,
     member_sets_change_by_statement,
+    member_adds_alone_are_checked_whole,
     deleting_a_member_updates_its_groups,
     readiness_reports_migrations,
 );
@@ -328,6 +329,53 @@ async fn member_sets_change_by_statement(store: &impl Store) {
     let by_type = ops(json!([{"op": "remove", "path": "members[type eq \"User\"]"}]));
     let after = store.patch(&t.id, ResourceKind::Group, &g.id, &by_type, &Precondition::None, true).await.unwrap();
     assert_eq!(after.members.unwrap().len(), 0);
+}
+
+/// A PATCH that only adds members: an unknown id or the group itself refuses the whole PATCH,
+/// a missing group is not found, a `display` sent again is kept, and a PATCH that looked like
+/// adds alone but changes the group's JSON too (removing an attribute it has) does both.
+async fn member_adds_alone_are_checked_whole(store: &impl Store) {
+    let t = store.create_tenant(&TenantName::parse("t").unwrap()).await.unwrap();
+    let (u, v) = (
+        store.create(&t.id, ResourceKind::User, user("u")).await.unwrap(),
+        store.create(&t.id, ResourceKind::User, user("v")).await.unwrap(),
+    );
+    let mut body = group("g", &[&u.id]);
+    body["externalId"] = json!("ext-g");
+    let g = store.create(&t.id, ResourceKind::Group, body).await.unwrap();
+    let add = |values: Value| ops(json!([{"op": "add", "path": "members", "value": values}]));
+    let patch = |id: &str, change: Vec<PatchOperation>| {
+        let (tenant, id) = (t.id.clone(), id.to_owned());
+        async move { store.patch(&tenant, ResourceKind::Group, &id, &change, &Precondition::None, true).await }
+    };
+    let members = |resource: &domain::Resource| {
+        let mut members: Vec<(String, Option<String>)> =
+            resource.members.iter().flatten().map(|m| (m.id.clone(), m.display.clone())).collect();
+        members.sort();
+        members
+    };
+
+    for refused in [json!([{"value": v.id}, {"value": "missing"}]), json!([{"value": v.id}, {"value": g.id}])] {
+        let outcome = patch(&g.id, add(refused.clone())).await;
+        assert!(matches!(outcome, Err(DomainError::Invalid(_))), "{refused}: {outcome:?}");
+    }
+    let unchanged = store.get(&t.id, ResourceKind::Group, &g.id, true, &Precondition::None).await.unwrap();
+    assert_eq!((members(&unchanged), unchanged.version), (vec![(u.id.clone(), None)], g.version));
+    assert!(matches!(patch("missing", add(json!([{"value": v.id}]))).await, Err(DomainError::NotFound(Entity::Group))));
+
+    let added =
+        patch(&g.id, add(json!([{"value": u.id, "display": "U"}, {"value": v.id, "display": "V"}]))).await.unwrap();
+    assert_eq!(members(&added), vec![(u.id.clone(), Some("U".into())), (v.id.clone(), Some("V".into()))]);
+    assert_eq!(added.version, g.version + 1);
+
+    let both = ops(json!([
+        {"op": "remove", "path": "externalId"},
+        {"op": "add", "path": "members", "value": [{"value": v.id, "display": "V2"}]}
+    ]));
+    let after = patch(&g.id, both).await.unwrap();
+    assert_eq!(after.data.get("externalId"), None);
+    assert_eq!(after.data["displayName"], "g");
+    assert_eq!(members(&after), vec![(u.id.clone(), Some("U".into())), (v.id.clone(), Some("V2".into()))]);
 }
 
 async fn deleting_a_member_updates_its_groups(store: &impl Store) {
