@@ -1,6 +1,7 @@
 //! Users and Groups: create, read, replace, patch, delete, search; group members as rows.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use proto::{PatchOperation, ResourceKind};
@@ -162,8 +163,13 @@ impl ListedRow {
 /// The `SELECT` of a [`ListedRow`] but its total, from `r`: the columns and the JSON, and a
 /// user's groups `with_groups`.
 fn select_listed(dialect: Dialect, with_groups: bool) -> Statement {
-    let select =
-        Statement::new(dialect).sql(&format!("SELECT {RESOURCE_COLUMNS}, {} AS data", dialect.data_column("r")));
+    select_listed_after(Statement::new(dialect), with_groups)
+}
+
+/// [`select_listed`] appended to `statement`.
+fn select_listed_after(statement: Statement, with_groups: bool) -> Statement {
+    let dialect = statement.dialect();
+    let select = statement.sql(&format!("SELECT {RESOURCE_COLUMNS}, {} AS data", dialect.data_column("r")));
     if with_groups {
         select.sql(&format!(", {} AS groups", dialect.user_groups("r")))
     } else {
@@ -229,6 +235,22 @@ fn row_by_id(statement: Statement, tenant: &TenantId, kind: ResourceKind, id: &s
         .bind(tenant.as_str())
         .sql(" AND r.id = ")
         .bind(id)
+}
+
+/// Append the `SELECT` of a [`ChangingRow`]: the row of `id` and what [`Before`] says of it
+/// (a user's account, whether a group is linked).
+fn select_changing(statement: Statement, tenant: &TenantId, kind: ResourceKind, id: &str) -> Statement {
+    let select = select_listed_after(statement, false);
+    let select = match kind {
+        ResourceKind::User => select.sql(", r.account_id AS account_id"),
+        ResourceKind::Group => select
+            .sql(", CASE WHEN EXISTS (SELECT 1 FROM group_links l WHERE l.tenant_id = ")
+            .bind(tenant.as_str())
+            .sql(" AND l.group_id = ")
+            .bind(id)
+            .sql(") THEN 1 ELSE 0 END AS linked"),
+    };
+    row_by_id(select, tenant, kind, id)
 }
 
 /// `INSERT` a new user or group: its indexed columns and its JSON, version 1.
@@ -322,17 +344,7 @@ impl SqlStore {
         id: &str,
         lock: bool,
     ) -> Result<(Resource, Before), DomainError> {
-        let select = select_listed(self.dialect, false);
-        let select = match kind {
-            ResourceKind::User => select.sql(", r.account_id AS account_id"),
-            ResourceKind::Group => select
-                .sql(", CASE WHEN EXISTS (SELECT 1 FROM group_links l WHERE l.tenant_id = ")
-                .bind(w.tenant.as_str())
-                .sql(" AND l.group_id = ")
-                .bind(id)
-                .sql(") THEN 1 ELSE 0 END AS linked"),
-        };
-        let row: ChangingRow = row_by_id(select, &w.tenant, kind, id)
+        let row: ChangingRow = select_changing(Statement::new(self.dialect), &w.tenant, kind, id)
             .sql(if lock { self.dialect.for_update() } else { "" })
             .query_as()
             .fetch_optional(&mut *w.tx)
@@ -854,16 +866,8 @@ struct AddingRow {
 /// inserted for those that are a user or a group and not yet a member. A data-modifying `WITH`,
 /// so PostgreSQL only. No rows when there is no such group; then nothing is inserted.
 fn adding_members(dialect: Dialect, tenant: &TenantId, group_id: &str, members: &[NewMember]) -> Statement {
-    let group = Statement::new(dialect)
-        .sql(&format!(
-            "WITH g AS (SELECT {RESOURCE_COLUMNS}, {} AS data, CASE WHEN EXISTS (SELECT 1 FROM group_links l WHERE l.tenant_id = ",
-            dialect.data_column("r")
-        ))
-        .bind(tenant.as_str())
-        .sql(" AND l.group_id = ")
-        .bind(group_id)
-        .sql(") THEN 1 ELSE 0 END AS linked");
-    let classify = row_by_id(group, tenant, ResourceKind::Group, group_id).sql("), c AS (");
+    let group = Statement::new(dialect).sql("WITH g AS (");
+    let classify = select_changing(group, tenant, ResourceKind::Group, group_id).sql("), c AS (");
     let sent = classify_members(classify, tenant, group_id, &ids_of(members), true).sql("), s AS ");
     bind_member_rows(sent, members)
         .sql(", ins AS (INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) SELECT ")
@@ -884,11 +888,14 @@ fn adding_members(dialect: Dialect, tenant: &TenantId, group_id: &str, members: 
 /// ([`SMALL_SET`] at most): judged on a group with nothing but a name, so the PATCH is checked
 /// again against the group as read.
 fn adds_few_members_only(ops: &[PatchOperation]) -> Option<(proto::patch::PatchOutcome, Vec<NewMember>)> {
-    let named = json!({"schemas": [proto::schema::GROUP], "displayName": "group"});
-    let named = proto::resource::normalize(ResourceKind::Group, named).ok()?;
+    static NAMED: LazyLock<Option<Value>> = LazyLock::new(|| {
+        let named = json!({"schemas": [proto::schema::GROUP], "displayName": "group"});
+        proto::resource::normalize(ResourceKind::Group, named).ok()
+    });
+    let named = NAMED.as_ref()?;
     let mut patched = named.clone();
     let outcome = proto::patch::apply(ResourceKind::Group, &mut patched, ops).ok()?;
-    if patched != named {
+    if patched != *named {
         return None;
     }
     let mut values = Vec::new();
